@@ -1,0 +1,57 @@
+# genrelib — every entry point a person or CI needs. `make demo` and `make test` do everything.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.genrelib-installed
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.py))
+# Data: an explicit GENRELIB_DATA wins; otherwise the shared mini set beside the checkout, if present.
+# (genrelib itself then tries ./data/gtzan, a download of the mini set, and finally a synthetic set.)
+GENRELIB_DATA ?= $(if $(wildcard ../shared/data/gtzan_mini/genres),$(abspath ../shared/data/gtzan_mini),)
+export GENRELIB_DATA
+export GENRELIB_CACHE ?= $(abspath .cache/genrelib)
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONPATH := $(abspath .):$(PYTHONPATH)
+
+.PHONY: help venv demo test unit notebooks-test figures bench clean lock
+
+help:
+	@echo "make demo   - create the venv, run the notebook series on the default data, write figures/ and results/"
+	@echo "make test   - unit tests + every notebook under nbval (quick mode)"
+	@echo "make venv | figures | bench | clean | lock"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml requirements/lock.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -c requirements/lock.txt -e '.[dev]'
+	# musicnn ships the only pretrained music checkpoints installable offline; its declared
+	# requirements (numpy<1.17, TF1) are obsolete, so only its files are installed.
+	$(BIN)/python -m pip install --quiet --no-deps musicnn==0.1.0
+	touch $(STAMP)
+
+# Full run: executes every notebook in order (writing the executed .ipynb beside its .py source),
+# regenerates figures/ and results/.
+demo: venv
+	GENRELIB_QUICK=0 GENRELIB_OUTPUT=$(abspath .) $(BIN)/python tools/run_notebooks.py --execute $(NOTEBOOKS)
+
+test: venv
+	$(BIN)/python tools/run_tests.py
+
+unit: venv
+	$(BIN)/python -m pytest tests
+
+notebooks-test: venv
+	$(BIN)/python tools/run_tests.py --notebooks-only
+
+figures: venv
+	GENRELIB_OUTPUT=$(abspath .) $(BIN)/python -m genrelib run --figures-only
+
+bench: venv
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+lock: venv
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^musicnn==' > requirements/lock.txt
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,64 @@
+"""The ``genrelib`` command: one verb per pipeline stage, each a thin layer over the public API.
+
+Every verb lives in its own module of this package, which defines ``VERB`` (its name), ``ORDER`` (its
+place in ``--help``), ``add_parser(subparsers)`` and ``run(args) -> int``. Verb modules import nothing
+heavy at top level, so ``genrelib --help`` is instant; the stage's module is imported inside ``run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+import warnings
+
+from ..errors import GenrelibError, GenrelibWarning
+
+__all__ = ["parse_args", "main", "build_parser"]
+
+
+def _verb_modules():
+    modules = []
+    for info in pkgutil.iter_modules(__path__):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        if hasattr(module, "VERB"):
+            modules.append(module)
+    return sorted(modules, key=lambda m: (m.ORDER, m.VERB))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="genrelib",
+        description="Music genre classification, stage by stage (data, augment, embed, train, evaluate, ...).",
+    )
+    parser.add_argument("--version", action="version", version=f"genrelib {__version__}")
+    subparsers = parser.add_subparsers(dest="verb", metavar="VERB")
+    subparsers.required = True
+    for module in _verb_modules():
+        sub = module.add_parser(subparsers)
+        sub.set_defaults(_run=module.run)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse a command line (``argv`` without the program name); tests call this directly."""
+    return build_parser().parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script and of ``python -m genrelib``."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    warnings.simplefilter("default", GenrelibWarning)
+    try:
+        return int(args._run(args) or 0)
+    except GenrelibError as exc:
+        print(f"genrelib {args.verb}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"genrelib {args.verb}: interrupted; finished items are cached and a re-run resumes", file=sys.stderr)
+        return 130

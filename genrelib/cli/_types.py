@@ -1,0 +1,38 @@
+"""argparse types and shared flags, so every verb spells options the same way."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive integer")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return value
+
+
+def add_data_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data", default=None,
+        help="GTZAN root (folder holding genres/ or Data/genres_original/); default: $GENRELIB_DATA, then ./data/gtzan",
+    )
+
+
+def add_output_arguments(parser: argparse.ArgumentParser, *, default_help: str) -> None:
+    parser.add_argument("--output-dir", default=None, help=f"where to write (default: {default_help})")
+    parser.add_argument("--overwrite", action="store_true", help="recompute items already on disk")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")

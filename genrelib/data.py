@@ -1,0 +1,623 @@
+"""GTZAN as an index with checksums: find, load, validate, download, split, synthesise.
+
+Notebook: 01_data_exploration.
+
+GTZAN (Tzanetakis & Cook, 2002) holds 1000 clips of 30 s, 100 per genre. The package ships the per-file
+MD5 of all 1000 original WAV files (from mirdata's index), the SHA-256 of the 100-clip mini subset, and the
+fault-filtered, artist-disjoint split of Kereliuk, Sturm & Larsen (2015). Every split here is by *track*:
+augmented copies and patches of a track always stay on that track's side.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import warnings
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .audio import AUDIO_EXTENSIONS
+from .checks import one_of, positive_int, positive_number
+from .config import GENRES
+from .errors import AudioError, DataError, GenrelibWarning, ParameterError
+
+__all__ = [
+    "GENRES",
+    "REMOTES",
+    "BIBTEX",
+    "LICENSE_INFO",
+    "Remote",
+    "Split",
+    "gtzan_index",
+    "resolve_root",
+    "load_gtzan",
+    "validate",
+    "download",
+    "split_random",
+    "split_fault_filtered",
+    "kfold",
+    "synthetic_gtzan",
+]
+
+BIBTEX = """@article{tzanetakis2002gtzan,
+  title={Musical genre classification of audio signals},
+  author={Tzanetakis, George and Cook, Perry},
+  journal={IEEE Transactions on Speech and Audio Processing},
+  volume={10}, number={5}, pages={293--302}, year={2002}
+}
+@article{kereliuk2015deep,
+  title={Deep learning and music adversaries},
+  author={Kereliuk, Corey and Sturm, Bob L. and Larsen, Jan},
+  journal={IEEE Transactions on Multimedia},
+  volume={17}, number={11}, pages={2059--2071}, year={2015}
+}"""
+
+LICENSE_INFO = ("GTZAN carries no explicit licence; it is distributed for research. The checksum index comes "
+                "from mirdata (BSD-3-Clause); the fault-filtered split from Kereliuk et al. (2015).")
+
+_MINI_COMMIT = "a61439e86c13037011fde8e0f0743ec55c50bce3"
+
+
+@dataclass(frozen=True)
+class Remote:
+    """A downloadable archive: mirrors tried in order, a checksum (``None``: verified per file instead)."""
+
+    filename: str
+    urls: tuple[str, ...]
+    md5: str | None
+    description: str
+
+
+REMOTES = {
+    "full": Remote(
+        filename="genres.tar.gz",
+        urls=(
+            "http://opihi.cs.uvic.ca/sound/genres.tar.gz",
+            "https://huggingface.co/datasets/marsyas/gtzan/resolve/main/data/genres.tar.gz",
+        ),
+        md5="5b3d6dddb579ab49814ab86dba69e7c7",
+        description="the original GTZAN archive, 1000 WAV clips (1.2 GB)",
+    ),
+    "mini": Remote(
+        filename=f"gtzan_mini-{_MINI_COMMIT[:8]}.zip",
+        urls=(f"https://github.com/TempoBeatDownbeat/gtzan_mini/archive/{_MINI_COMMIT}.zip",),
+        md5=None,  # a code-host archive is re-made on demand; each WAV's SHA-256 is checked instead
+        description="100 GTZAN clips (ids 00000-00009 of each genre), TempoBeatDownbeat/gtzan_mini",
+    ),
+}
+
+_TRACK_RE = re.compile(r"^(?P<genre>[a-z-]+)\.(?P<number>\d{5})$")
+_GENRE_ALIASES = {"hip-hop": "hiphop", "hip_hop": "hiphop"}
+_IGNORED_NAMES = {"readme.md", "readme.txt", "license", "license.txt", "bextract_single.mf"}
+
+
+def _resource(name: str):
+    return resources.files("genrelib") / "resources" / name
+
+
+def gtzan_index() -> pd.DataFrame:
+    """The shipped index of the full GTZAN: ``track_id``, ``genre``, ``path`` (relative), ``md5`` (WAV)."""
+    with _resource("gtzan_genre_md5.csv").open() as handle:
+        return pd.read_csv(handle, dtype=str)
+
+
+def _sha256_table(name: str) -> dict[str, str]:
+    """track_id -> sha256 from a ``sha256sum``-style file shipped as package data."""
+    table = {}
+    for line in _resource(name).read_text().splitlines():
+        if line.strip():
+            digest, relpath = line.split(maxsplit=1)
+            table[Path(relpath.strip()).stem] = digest
+    return table
+
+
+# ----------------------------------------------------------------------------------------------- layout
+
+def _genre_folder_root(root: Path) -> Path:
+    """The folder that directly holds the genre folders, for each layout people actually have."""
+    for candidate in (root / "genres", root / "Data" / "genres_original", root / "genres_original", root):
+        if candidate.is_dir() and any(_canonical_genre(p.name) in GENRES for p in candidate.iterdir() if p.is_dir()):
+            return candidate
+    raise DataError(f"{root}: no GTZAN layout found (expected genres/<genre>/, Data/genres_original/<genre>/ "
+                    f"or <genre>/ folders inside it)")
+
+
+def _canonical_genre(name: str) -> str:
+    return _GENRE_ALIASES.get(name.lower(), name.lower())
+
+
+def _scan(root: Path) -> list[dict]:
+    base = _genre_folder_root(root)
+    rows, present = [], set()
+    for folder in sorted(p for p in base.iterdir() if not p.name.startswith(".")):
+        if folder.is_file():
+            if folder.name.lower() in _IGNORED_NAMES or folder.suffix.lower() in {".md", ".txt", ".mf", ".csv"}:
+                continue
+            raise DataError(f"{folder}: unexpected file beside the genre folders")
+        genre = _canonical_genre(folder.name)
+        if genre not in GENRES:
+            raise DataError(f"{folder}: unexpected folder, not a GTZAN genre ({', '.join(GENRES)})")
+        present.add(genre)
+        files = [p for p in sorted(folder.iterdir()) if not p.name.startswith(".")]
+        if not files:
+            raise DataError(f"{folder}: genre folder is empty")
+        for path in files:
+            rows.append(_track_row(path, genre))
+    missing = [g for g in GENRES if g not in present]
+    if missing:
+        raise DataError(f"{base}: genre folder(s) missing: {', '.join(missing)}")
+    ids = pd.Series([r["track_id"] for r in rows])
+    duplicated = sorted(set(ids[ids.duplicated()]))
+    if duplicated:
+        raise DataError(f"{base}: track(s) present in several files: {', '.join(duplicated[:5])}")
+    return rows
+
+
+def _track_row(path: Path, genre: str) -> dict:
+    match = _TRACK_RE.match(path.stem)
+    if path.is_dir() or not match or _canonical_genre(match["genre"]) != genre:
+        raise DataError(f"{path}: stray entry in genre folder {genre!r} (expected {genre}.000NN.<ext>)")
+    if path.suffix.lower() not in AUDIO_EXTENSIONS:
+        raise DataError(f"{path}: unknown audio extension {path.suffix!r}")
+    return {"track_id": f"{genre}.{match['number']}", "genre": genre, "path": str(path)}
+
+
+# ------------------------------------------------------------------------------------------- loading
+
+def resolve_root(root: str | os.PathLike | None = None, *, allow_download: bool = False,
+                 allow_synthetic: bool = False) -> tuple[Path, str]:
+    """Find the data, in order: ``root`` -> ``$GENRELIB_DATA`` -> ``./data/gtzan`` -> (if allowed) a download
+    of the mini set into ``./data/gtzan_mini`` -> (if allowed) a synthetic set, with a loud warning.
+
+    Returns
+    -------
+    (path, source) : (Path, str)
+        ``source`` is one of ``"argument"``, ``"GENRELIB_DATA"``, ``"./data/gtzan"``, ``"download"``,
+        ``"synthetic"``: notebooks print it so every result says what it was computed on.
+    """
+    if root is not None:
+        return Path(root), "argument"
+    if os.environ.get("GENRELIB_DATA"):
+        return Path(os.environ["GENRELIB_DATA"]), "GENRELIB_DATA"
+    local = Path("data/gtzan")
+    if local.is_dir():
+        return local.resolve(), "./data/gtzan"
+    if allow_download:
+        try:
+            return download("mini", Path("data/gtzan_mini")), "download"
+        except Exception as exc:  # noqa: BLE001 - any network failure leads to the next fallback
+            warnings.warn(f"could not download the GTZAN mini set ({exc})", GenrelibWarning, stacklevel=2)
+    if allow_synthetic:
+        from .storage import cache_dir
+
+        warnings.warn("NO GTZAN DATA FOUND: using a SYNTHETIC stand-in. Results below are NOT music and mean "
+                      "nothing about genre classification. Set GENRELIB_DATA to a GTZAN folder.",
+                      GenrelibWarning, stacklevel=2)
+        return synthetic_gtzan(cache_dir("synthetic_gtzan"), per_genre=10, seconds=30.0, seed=0), "synthetic"
+    raise DataError("no GTZAN data found: pass a folder, set GENRELIB_DATA, put it at ./data/gtzan, or run "
+                    "`genrelib data download mini`")
+
+
+def load_gtzan(root: str | os.PathLike | None = None, *, on_error: str = "raise") -> pd.DataFrame:
+    """Index the GTZAN clips under ``root``.
+
+    Notebook: 01_data_exploration.
+
+    Parameters
+    ----------
+    root : path, optional
+        A folder holding ``genres/<genre>/<genre>.000NN.<ext>`` (original archive, mini set),
+        ``Data/genres_original/...`` (a widespread re-upload) or the genre folders themselves; ``hip-hop``
+        is read as ``hiphop``. Default: :func:`resolve_root`.
+    on_error : {"raise", "skip"}
+        What to do with a file whose header cannot be read (``jazz.00054`` of a widespread copy):
+        raise :class:`DataError` naming it, or drop it with a :class:`GenrelibWarning`.
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per track, sorted by ``track_id``: ``track_id``, ``genre``, ``path``, ``samplerate`` [Hz],
+        ``channels``, ``duration`` [s] (from the file header; cheap).
+    """
+    from . import audio
+
+    one_of(on_error, ("raise", "skip"), "on_error")
+    root, _ = resolve_root(root)
+    if not Path(root).is_dir():
+        raise DataError(f"{root}: no such folder")
+    rows = []
+    for row in _scan(Path(root)):
+        try:
+            meta = audio.info(row["path"])
+        except AudioError as exc:
+            if on_error == "raise":
+                raise DataError(f"{exc} - pass on_error='skip' to leave this track out") from exc
+            warnings.warn(f"skipping unreadable track: {exc}", GenrelibWarning, stacklevel=2)
+            continue
+        rows.append({**row, "samplerate": meta["samplerate"], "channels": meta["channels"],
+                     "duration": meta["duration"]})
+    return pd.DataFrame(rows).sort_values("track_id", ignore_index=True)
+
+
+# ------------------------------------------------------------------------------------------ validate
+
+def validate(root: str | os.PathLike | None = None, *, expected: str = "auto", decode: bool = True,
+             progress: bool = False) -> pd.DataFrame:
+    """Check every track: present, checksum, decodable, duration.
+
+    Notebook: 01_data_exploration.
+
+    Parameters
+    ----------
+    root : path, optional
+        As for :func:`load_gtzan`.
+    expected : {"auto", "full", "mini", "found"}
+        Which tracks should exist: all 1000, the mini set's 100 (ids 00000-00009 of each genre, except
+        jazz: 00000-00002, 00004-00008, 00011, 00012), only those found; ``"auto"`` picks ``"mini"`` when
+        every found id belongs to the mini set, else ``"full"``.
+    decode : bool
+        Decode each file completely (finds corruption a header read misses).
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per expected track: ``track_id``, ``genre``, ``path``, ``exists``, ``checksum``
+        (``"ok"``, ``"mismatch"`` or ``"unknown"`` - no published sum for this encoding, not an error),
+        ``decodable``, ``duration`` [s], ``ok`` and ``problem`` (text, empty when ok).
+    """
+    one_of(expected, ("auto", "full", "mini", "found"), "expected")
+    root, _ = resolve_root(root)
+    found = {row["track_id"]: row for row in _scan(Path(root))}
+    index = gtzan_index()
+    known = {
+        "md5": dict(zip(index["track_id"], index["md5"])),
+        "ogg_sha256": _sha256_table("gtzan_mini_ogg_SHA256SUMS"),
+    }
+    mini_ids = set(_sha256_table("gtzan_mini_SHA256SUMS"))
+    if expected == "auto":
+        expected = "mini" if set(found) <= mini_ids else "full"
+    expected_ids = {"full": set(index["track_id"]), "mini": mini_ids, "found": set()}[expected]
+    wanted = sorted(expected_ids | set(found))
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm.auto import tqdm
+
+    def check(track_id: str) -> dict:
+        return _check_track(track_id, found.get(track_id), known, decode=decode)
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        rows = list(tqdm(pool.map(check, wanted), total=len(wanted), disable=not progress, desc="validate"))
+    return pd.DataFrame(rows)
+
+
+def _check_track(track_id: str, row: dict | None, known: dict, *, decode: bool) -> dict:
+    from . import audio
+    from .storage import file_digest
+
+    genre = track_id.split(".")[0]
+    report = {"track_id": track_id, "genre": genre, "path": row["path"] if row else None, "exists": row is not None,
+              "checksum": "unknown", "decodable": False, "duration": float("nan"), "ok": False, "problem": ""}
+    if row is None:
+        report["problem"] = "missing"
+        return report
+    path = Path(row["path"])
+    suffix = path.suffix.lower()
+    if suffix == ".wav" and track_id in known["md5"]:
+        report["checksum"] = "ok" if file_digest(path, algorithm="md5") == known["md5"][track_id] else "mismatch"
+    elif suffix == ".ogg" and track_id in known["ogg_sha256"]:
+        # Our Ogg re-encodings have sums; an Ogg made elsewhere is not corrupt just because it differs.
+        if file_digest(path) == known["ogg_sha256"][track_id]:
+            report["checksum"] = "ok"
+    try:
+        if decode:
+            y = audio.load(path, sr=None, allow_silence=True)
+            report["duration"] = len(y) / audio.info(path)["samplerate"]
+        else:
+            report["duration"] = audio.info(path)["duration"]
+        report["decodable"] = True
+    except AudioError as exc:
+        report["problem"] = str(exc)
+    if report["checksum"] == "mismatch":
+        report["problem"] = report["problem"] or "checksum mismatch (file differs from the published GTZAN)"
+    elif report["decodable"] and not 29.0 <= report["duration"] <= 31.0:
+        report["problem"] = f"duration {report['duration']:.2f} s, expected about 30 s"
+    report["ok"] = not report["problem"]
+    return report
+
+
+# ------------------------------------------------------------------------------------------ download
+
+def download(kind: str = "mini", dest: str | os.PathLike | None = None, *, force_overwrite: bool = False,
+             urls: tuple[str, ...] | None = None, progress: bool = True, timeout: float = 60.0) -> Path:
+    """Download and unpack GTZAN, verified.
+
+    Notebook: 01_data_exploration.
+
+    Parameters
+    ----------
+    kind : {"mini", "full"}
+        ``"full"``: the original ``genres.tar.gz`` (md5 5b3d6ddd...; mirrors: the original host, then the
+        copy in the Hugging Face dataset ``marsyas/gtzan``). ``"mini"``: the 100-clip subset of
+        TempoBeatDownbeat/gtzan_mini at commit a61439e8, each WAV checked against the shipped SHA-256.
+    dest : path, optional
+        Folder to unpack into (``<dest>/genres/<genre>/...``); default ``./data/gtzan`` (full) or
+        ``./data/gtzan_mini``.
+    force_overwrite : bool
+        Download and unpack again even if the folder already validates.
+    urls : tuple of str, optional
+        Mirrors to use instead of :data:`REMOTES` (tests point this at a local server).
+
+    Returns
+    -------
+    Path
+        ``dest``, ready for :func:`load_gtzan`.
+
+    Notes
+    -----
+    The archive is fetched into ``<dest>/<filename>.part``; an interrupted download resumes from there
+    (HTTP range request) on the next call. Only after the archive's checksum (full) or every member's
+    checksum (mini) is verified is anything unpacked into ``dest``; a corrupt archive leaves ``dest``
+    without audio and raises :class:`ChecksumError`.
+    """
+    one_of(kind, tuple(REMOTES), "kind")
+    remote = REMOTES[kind]
+    dest = Path(dest or ("data/gtzan" if kind == "full" else "data/gtzan_mini"))
+    if (dest / "genres").is_dir() and not force_overwrite:
+        return dest
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = dest / remote.filename
+    if force_overwrite or not archive.exists():
+        _download_from_mirrors(urls or remote.urls, archive, md5=remote.md5, progress=progress, timeout=timeout)
+    (_unpack_full if kind == "full" else _unpack_mini)(archive, dest)
+    return dest
+
+
+def _download_from_mirrors(urls, archive: Path, *, md5: str | None, progress: bool, timeout: float) -> None:
+    from .errors import ChecksumError, DownloadError
+    from .storage import file_digest
+
+    failures = []
+    for url in urls:
+        try:
+            part = _fetch_resumable(url, archive.with_name(archive.name + ".part"), progress=progress,
+                                    timeout=timeout)
+        except DownloadError as exc:
+            failures.append(str(exc))
+            continue
+        if md5 is not None and (got := file_digest(part, algorithm="md5")) != md5:
+            part.unlink()
+            raise ChecksumError(f"{archive}: downloaded from {url}, md5 {got} != expected {md5}; "
+                                f"the file was deleted and nothing was unpacked")
+        os.replace(part, archive)
+        return
+    raise DownloadError("every mirror failed:\n  " + "\n  ".join(failures))
+
+
+def _fetch_resumable(url: str, part: Path, *, progress: bool, timeout: float) -> Path:
+    import requests
+    from tqdm.auto import tqdm
+
+    from .errors import DownloadError
+
+    offset = part.stat().st_size if part.exists() else 0
+    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    try:
+        with requests.get(url, headers=headers, stream=True, timeout=timeout) as response:
+            if response.status_code == 416:  # range past the end: the part file is already complete
+                return part
+            if response.status_code not in (200, 206):
+                raise DownloadError(f"{url}: HTTP {response.status_code}")
+            mode = "ab" if response.status_code == 206 else "wb"
+            done = offset if mode == "ab" else 0
+            total = done + int(response.headers.get("Content-Length", 0)) or None
+            with open(part, mode) as handle, tqdm(total=total, initial=done, unit="B", unit_scale=True,
+                                                  disable=not progress, desc=part.name) as bar:
+                for chunk in response.iter_content(chunk_size=1 << 16):
+                    handle.write(chunk)
+                    bar.update(len(chunk))
+    except requests.RequestException as exc:
+        raise DownloadError(f"{url}: {exc} (partial data kept in {part}; a re-run resumes)") from exc
+    return part
+
+
+def _unpack_full(archive: Path, dest: Path) -> None:
+    import tarfile
+
+    from .errors import ChecksumError
+
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            tar.extractall(dest, filter="data")
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise ChecksumError(f"{archive}: cannot unpack ({exc})") from exc
+
+
+def _unpack_mini(archive: Path, dest: Path) -> None:
+    import hashlib
+    import shutil
+    import tempfile
+    import zipfile
+
+    from .errors import ChecksumError
+
+    expected = _sha256_table("gtzan_mini_SHA256SUMS")
+    try:
+        with zipfile.ZipFile(archive) as zf, tempfile.TemporaryDirectory(dir=dest) as tmp:
+            members = {Path(n).stem: n for n in zf.namelist() if n.endswith(".wav") and "/genres/" in n}
+            missing = sorted(set(expected) - set(members))
+            if missing:
+                raise ChecksumError(f"{archive}: {len(missing)} clip(s) missing, e.g. {missing[0]}; nothing unpacked")
+            staged = Path(tmp) / "genres"
+            for track_id, name in sorted(members.items()):
+                if track_id not in expected:
+                    continue
+                data = zf.read(name)
+                if hashlib.sha256(data).hexdigest() != expected[track_id]:
+                    raise ChecksumError(f"{archive}: {name} fails its SHA-256 check; nothing unpacked")
+                target = staged / track_id.split(".")[0] / f"{track_id}.wav"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            if (dest / "genres").exists():
+                shutil.rmtree(dest / "genres")
+            os.replace(staged, dest / "genres")
+    except zipfile.BadZipFile as exc:
+        raise ChecksumError(f"{archive}: not a valid zip archive ({exc}); nothing unpacked") from exc
+
+
+# -------------------------------------------------------------------------------------------- splits
+
+@dataclass(frozen=True)
+class Split:
+    """Track ids per side, with the protocol and seed that made them (saved beside every result)."""
+
+    train: tuple[str, ...]
+    valid: tuple[str, ...]
+    test: tuple[str, ...]
+    protocol: str
+    seed: int | None = None
+    fold: int | None = None
+    notes: str = ""
+
+    def __post_init__(self):
+        sides = [set(self.train), set(self.valid), set(self.test)]
+        overlap = (sides[0] & sides[1]) | (sides[0] & sides[2]) | (sides[1] & sides[2])
+        if overlap:
+            raise DataError(f"split {self.protocol!r}: track(s) on two sides: {', '.join(sorted(overlap)[:5])}")
+
+    def side_of(self, track_id: str) -> str | None:
+        for side in ("train", "valid", "test"):
+            if track_id in getattr(self, side):
+                return side
+        return None
+
+    def to_json(self, path: str | os.PathLike) -> None:
+        from .storage import atomic_write_bytes
+
+        atomic_write_bytes(path, (json.dumps(asdict(self), indent=1) + "\n").encode())
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> "Split":
+        values = json.loads(Path(path).read_text())
+        return cls(**{k: tuple(v) if k in ("train", "valid", "test") else v for k, v in values.items()})
+
+    def summary(self) -> pd.DataFrame:
+        """Tracks per genre and side."""
+        rows = [{"side": side, "genre": t.split(".")[0]} for side in ("train", "valid", "test")
+                for t in getattr(self, side)]
+        return pd.crosstab(pd.DataFrame(rows)["genre"], pd.DataFrame(rows)["side"])[["train", "valid", "test"]]
+
+
+def _ids_and_genres(index: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    if not {"track_id", "genre"} <= set(index.columns):
+        raise ParameterError("index needs 'track_id' and 'genre' columns (from load_gtzan)")
+    if index["track_id"].duplicated().any():
+        raise ParameterError("index has duplicate track ids: split tracks, not segments")
+    return index["track_id"].to_numpy(str), index["genre"].to_numpy(str)
+
+
+def split_random(index: pd.DataFrame, *, test_size: float = 0.25, valid_size: float = 0.1,
+                 seed: int = 0) -> Split:
+    """Stratified random split by track: test, then validation carved from the rest.
+
+    Notebook: 01_data_exploration.
+
+    The paper's per-genre recalls fit about 25 test tracks per genre (.52 = 13/25, .96 = 24/25,
+    .71 ~ 17/24), so a stratified 75/25 track split is its most likely protocol; it is our ``"paper"``
+    protocol. ``valid_size`` is a fraction of the whole set (0.1 = 10 tracks per genre of full GTZAN).
+    """
+    from sklearn.model_selection import train_test_split
+
+    test_size = positive_number(test_size, "test_size")
+    ids, genres = _ids_and_genres(index)
+    rest, test, rest_genres, _ = train_test_split(ids, genres, test_size=test_size, stratify=genres,
+                                                  random_state=seed)
+    valid: np.ndarray = np.array([], dtype=str)
+    if valid_size:
+        fraction = positive_number(valid_size, "valid_size") / (1 - test_size)
+        rest, valid = train_test_split(rest, test_size=fraction, stratify=rest_genres, random_state=seed)
+    return Split(tuple(sorted(rest)), tuple(sorted(valid)), tuple(sorted(test)), protocol="paper", seed=seed,
+                 notes=f"stratified by genre, test_size={test_size}, valid_size={valid_size}")
+
+
+def split_fault_filtered(index: pd.DataFrame | None = None) -> Split:
+    """The fault-filtered, artist-disjoint split of Kereliuk, Sturm & Larsen (2015): 443/197/290 tracks.
+
+    With ``index``, keep only tracks present in it (on the mini set: 40 train, 49 valid, 4 test; 7
+    tracks are excluded by the filter).
+    """
+    sides = {}
+    for side in ("train", "valid", "test"):
+        text = _resource(f"splits/{side}_filtered.txt").read_text()
+        sides[side] = [Path(line.strip()).stem for line in text.splitlines() if line.strip()]
+    if index is not None:
+        present = set(_ids_and_genres(index)[0])
+        sides = {side: [t for t in ids if t in present] for side, ids in sides.items()}
+    return Split(*(tuple(sorted(sides[s])) for s in ("train", "valid", "test")), protocol="fault_filtered",
+                 notes="Kereliuk et al. 2015 fault-filtered artist-disjoint split")
+
+
+def kfold(index: pd.DataFrame, *, k: int = 10, seed: int = 0, valid_size: float = 0.1) -> list[Split]:
+    """Stratified k-fold by track; in each fold a stratified validation part is carved from training.
+
+    ``valid_size`` is a fraction of the training tracks of each fold (0 for none).
+    """
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
+    k = positive_int(k, "k")
+    if k < 2:
+        raise ParameterError(f"k={k} must be at least 2")
+    ids, genres = _ids_and_genres(index)
+    folds = []
+    for fold, (train_at, test_at) in enumerate(StratifiedKFold(k, shuffle=True, random_state=seed).split(ids, genres)):
+        train, valid = ids[train_at], np.array([], dtype=str)
+        if valid_size:
+            n_valid = max(round(valid_size * len(train)), len(set(genres)))  # at least one per genre
+            train, valid = train_test_split(train, test_size=n_valid, stratify=genres[train_at],
+                                            random_state=seed)
+        folds.append(Split(tuple(sorted(train)), tuple(sorted(valid)), tuple(sorted(ids[test_at])),
+                           protocol="kfold", seed=seed, fold=fold, notes=f"{k}-fold stratified by genre"))
+    return folds
+
+
+# ------------------------------------------------------------------------------------------ synthetic
+
+def synthetic_gtzan(dest: str | os.PathLike, *, per_genre: int = 4, seconds: float = 5.0, seed: int = 0,
+                    sr: int = 22050) -> Path:
+    """Write a GTZAN-shaped synthetic set: ``<dest>/genres/<genre>/<genre>.000NN.wav``.
+
+    Each genre gets its own learnable signature: a harmonic tone around a genre-specific pitch, pulsed
+    at a genre-specific tempo, with a genre-specific noise level; tracks differ by random pitch offset,
+    phase and noise. For tests and for the offline fallback - it is not music.
+
+    Returns ``dest``. Existing files with the same parameters are kept.
+    """
+    import soundfile as sf
+
+    per_genre = positive_int(per_genre, "per_genre")
+    seconds = positive_number(seconds, "seconds")
+    dest = Path(dest)
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    for g, genre in enumerate(GENRES):
+        folder = dest / "genres" / genre
+        folder.mkdir(parents=True, exist_ok=True)
+        for number in range(per_genre):
+            pitch = 110.0 * 2 ** (g / 3) * 2 ** (rng.uniform(-0.5, 0.5) / 12)
+            tempo_hz = (70 + 12 * g) / 60
+            harmonics = sum(np.sin(2 * np.pi * pitch * h * t + rng.uniform(0, 2 * np.pi)) / h
+                            for h in range(1, 2 + g % 4))
+            pulse = 0.5 + 0.5 * np.cos(2 * np.pi * tempo_hz * t) ** (2 + 2 * (g % 3))
+            noise = rng.standard_normal(t.size) * (0.02 + 0.03 * (g % 5))
+            y = 0.3 * harmonics * pulse / (1 + g % 4) + noise
+            path = folder / f"{genre}.{number:05d}.wav"
+            if not path.exists():
+                from .storage import atomic_path
+
+                with atomic_path(path) as tmp:
+                    sf.write(tmp, (y / np.max(np.abs(y)) * 0.8).astype(np.float32), sr, subtype="PCM_16")
+    return dest

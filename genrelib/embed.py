@@ -1,0 +1,299 @@
+"""Embeddings: audio -> one vector per patch, through a named backend; cached per clip on disk.
+
+Notebook: 03_vggish_features.
+
+Backends register by name in :data:`BACKENDS` (``"module:attribute"`` of a factory, imported on first
+use, so a backend's heavy dependencies load only when asked for). A backend object has::
+
+    name : str                         # registry name
+    sample_rate : int                  # Hz its front end expects (16 000 for all shipped backends)
+    embedding_dim : int                # d
+    patch_seconds : float              # duration one embedding row covers
+    patch_hop_seconds : float          # time between consecutive rows
+    front_end_version : str            # changes whenever the front end's numbers would change
+    weights_checksum() -> str          # identifies the weights (sha256 or "none")
+    embed(y) -> np.ndarray             # y [shape=(n,)] float32 at sample_rate -> [shape=(n_patches, d)]
+
+``backend="auto"`` picks VGGish when its converted weights are cached, else the best offline backend
+(musicnn-msd).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import importlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from . import audio
+from .checks import one_of, positive_int, valid_audio
+from .errors import GenrelibError, ParameterError
+from .storage import atomic_save_npz, cache_dir, file_digest, params_key
+
+__all__ = [
+    "BACKENDS",
+    "register_backend",
+    "available_backends",
+    "resolve_backend",
+    "get_backend",
+    "embed_audio",
+    "embed_file",
+    "embed_dataset",
+    "load_embeddings",
+    "MfccBackend",
+]
+
+#: Registry: backend name -> "module:factory". The factory takes keyword options and returns a backend.
+BACKENDS: dict[str, str] = {
+    "vggish": "genrelib.vggish:VGGishBackend",
+    "musicnn-msd": "genrelib.musicnn:backend_msd_musicnn",
+    "musicnn-mtt": "genrelib.musicnn:backend_mtt_musicnn",
+    "vgg-msd": "genrelib.musicnn:backend_msd_vgg",
+    "vgg-mtt": "genrelib.musicnn:backend_mtt_vgg",
+    "mfcc": "genrelib.embed:MfccBackend",
+}
+
+#: Order in which ``backend="auto"`` tries offline backends when VGGish weights are absent.
+OFFLINE_PREFERENCE = ("musicnn-msd", "musicnn-mtt", "vgg-msd", "vgg-mtt")
+
+_INSTANCES: dict[tuple, Any] = {}
+
+
+def register_backend(name: str, target: str) -> None:
+    """Add or replace a backend: ``target`` is ``"package.module:factory"``."""
+    if ":" not in target:
+        raise ParameterError(f"backend target {target!r} must look like 'module:factory'")
+    BACKENDS[name] = target
+
+
+def available_backends() -> list[str]:
+    return sorted(BACKENDS)
+
+
+def resolve_backend(name: str = "auto") -> str:
+    """Turn ``"auto"`` into a concrete backend name; check other names exist."""
+    if name != "auto":
+        return one_of(name, [*BACKENDS, "auto"], "backend")
+    from . import vggish
+
+    if vggish.converted_weights_available():
+        return "vggish"
+    return OFFLINE_PREFERENCE[0]
+
+
+def get_backend(name: str = "auto", **options: Any):
+    """The backend object for ``name`` (created once per process and option set, then reused)."""
+    name = resolve_backend(name)
+    key = (name, tuple(sorted(options.items())))
+    if key not in _INSTANCES:
+        module_name, attribute = BACKENDS[name].split(":")
+        factory: Callable = getattr(importlib.import_module(module_name), attribute)
+        _INSTANCES[key] = factory(**options)
+    return _INSTANCES[key]
+
+
+def embed_audio(y: np.ndarray, *, sr: int, backend: str | Any = "auto") -> np.ndarray:
+    """Embed a waveform.
+
+    Notebook: 03_vggish_features.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)], float
+        Mono audio.
+    sr : int > 0 [Hz]
+        Its sample rate; resampled to the backend's rate (soxr) when different.
+    backend : str or backend object
+        A name from :data:`BACKENDS`, ``"auto"``, or an object from :func:`get_backend` (pass the object
+        in loops so the model loads once).
+
+    Returns
+    -------
+    embedding : np.ndarray [shape=(n_patches, d)], float32
+    """
+    sr = positive_int(sr, "sr")
+    model = get_backend(backend) if isinstance(backend, str) else backend
+    y = valid_audio(y)
+    if sr != model.sample_rate:
+        import librosa
+
+        y = librosa.resample(y, orig_sr=sr, target_sr=model.sample_rate, res_type="soxr_hq")
+    return np.asarray(model.embed(y), dtype=np.float32)
+
+
+def _timestamps(model, n_patches: int) -> np.ndarray:
+    return np.arange(n_patches, dtype=np.float32) * np.float32(model.patch_hop_seconds)
+
+
+def _cache_key(model, audio_checksum: str) -> str:
+    return params_key({
+        "audio": audio_checksum,
+        "backend": model.name,
+        "weights": model.weights_checksum(),
+        "front_end": model.front_end_version,
+    })
+
+
+def embed_file(
+    path: str | os.PathLike,
+    *,
+    backend: str | Any = "auto",
+    output_dir: str | os.PathLike | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Embed one file and store ``embedding`` [shape=(n_patches, d)] and ``timestamps`` [s] in an ``.npz``.
+
+    The output is ``<output_dir>/<stem>.npz`` (default: beside the audio file); skipped when present
+    unless ``overwrite``. Returns its path.
+    """
+    path = Path(path)
+    model = get_backend(backend) if isinstance(backend, str) else backend
+    target = Path(output_dir or path.parent) / f"{path.stem}.npz"
+    if target.exists() and not overwrite:
+        return target
+    y = audio.load(path, sr=model.sample_rate, min_duration=model.patch_seconds)
+    embedding = embed_audio(y, sr=model.sample_rate, backend=model)
+    return atomic_save_npz(target, embedding=embedding, timestamps=_timestamps(model, len(embedding)))
+
+
+@dataclass
+class _Item:
+    item_id: str
+    path: Path
+    target: Path | None = None
+    error: str | None = None
+
+
+def embed_dataset(
+    index: pd.DataFrame,
+    *,
+    backend: str | Any = "auto",
+    cache_dir_: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    on_error: str = "raise",
+) -> pd.DataFrame:
+    """Embed every clip of an index or augmentation manifest, cached on disk.
+
+    Notebook: 03_vggish_features.
+
+    Parameters
+    ----------
+    index : pd.DataFrame
+        Rows with ``path`` and ``item_id`` (augmentation manifests) or ``track_id`` (track indexes).
+    backend : str or backend object
+    cache_dir_ : path, optional
+        Cache root; default ``cache_dir("embeddings")``. One ``.npz`` per clip under
+        ``<root>/<backend>/<key>.npz``, ``key`` hashing the audio file's sha256, the backend, its weights'
+        checksum and front-end version, so changed audio or weights never reuse stale vectors.
+    overwrite : bool
+        Recompute cached clips.
+    progress : bool
+        Show a tqdm bar.
+    on_error : {"raise", "report"}
+        ``"raise"``: after the whole pass (finished clips stay cached), raise one error listing every
+        failed file. ``"report"``: return failures in the ``error`` column instead.
+
+    Returns
+    -------
+    pd.DataFrame
+        The input rows plus ``embedding_path``, ``n_patches`` and ``error``.
+
+    Notes
+    -----
+    Decoding runs in a background thread while the model embeds the previous clip. Writes are atomic, so
+    an interrupted run resumes where it stopped.
+    """
+    one_of(on_error, ("raise", "report"), "on_error")
+    if "path" not in index.columns:
+        raise ParameterError("index needs a 'path' column (from genrelib.data.load_gtzan or augment_split)")
+    id_column = "item_id" if "item_id" in index.columns else "track_id"
+    model = get_backend(backend) if isinstance(backend, str) else backend
+    root = Path(cache_dir_) if cache_dir_ else cache_dir("embeddings")
+    folder = root / model.name
+    items = [_Item(str(row[id_column]), Path(row["path"])) for _, row in index.iterrows()]
+
+    def prepare(item: _Item):
+        try:
+            item.target = folder / f"{_cache_key(model, file_digest(item.path))}.npz"
+            if item.target.exists() and not overwrite:
+                return item, None
+            return item, audio.load(item.path, sr=model.sample_rate, min_duration=model.patch_seconds)
+        except (GenrelibError, OSError) as exc:
+            item.error = str(exc)
+            return item, None
+
+    from tqdm.auto import tqdm
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        for item, y in tqdm(pool.map(prepare, items), total=len(items), disable=not progress,
+                            desc=f"embed [{model.name}]", unit="clip"):
+            if y is None:
+                continue
+            try:
+                embedding = embed_audio(y, sr=model.sample_rate, backend=model)
+                atomic_save_npz(item.target, embedding=embedding, timestamps=_timestamps(model, len(embedding)))
+            except GenrelibError as exc:
+                item.error = f"{item.path}: {exc}"
+
+    result = index.copy()
+    result["embedding_path"] = [str(i.target) if i.error is None else None for i in items]
+    result["n_patches"] = [_n_patches(i.target) if i.error is None else 0 for i in items]
+    result["error"] = [i.error for i in items]
+    failed = [i.error for i in items if i.error]
+    if failed and on_error == "raise":
+        raise GenrelibError(f"{len(failed)} of {len(items)} clips could not be embedded "
+                            f"(the others are cached):\n  " + "\n  ".join(failed))
+    return result
+
+
+def _n_patches(path: Path) -> int:
+    with np.load(path) as data:
+        return int(data["embedding"].shape[0])
+
+
+def load_embeddings(frame: pd.DataFrame) -> list[np.ndarray]:
+    """Read the ``embedding_path`` column of :func:`embed_dataset`'s result into arrays."""
+    arrays = []
+    for path in frame["embedding_path"]:
+        with np.load(path) as data:
+            arrays.append(data["embedding"])
+    return arrays
+
+
+class MfccBackend:
+    """A weight-free classical backend: per 0.96 s patch, mean and std of 20 MFCCs (40-d).
+
+    Same patch grid as VGGish (non-overlapping 0.96 s), so it slots in wherever VGGish does. It needs no
+    download and serves as a fast, honest baseline and in tests; it is not the paper's feature.
+    """
+
+    name = "mfcc"
+    sample_rate = 16000
+    n_mfcc = 20
+    embedding_dim = 2 * n_mfcc
+    patch_seconds = 0.96
+    patch_hop_seconds = 0.96
+    front_end_version = "mfcc-1"
+
+    def weights_checksum(self) -> str:
+        return "none"
+
+    def embed(self, y: np.ndarray) -> np.ndarray:
+        import librosa
+
+        hop = 160  # 10 ms, as VGGish
+        frames_per_patch = 96
+        mfcc = librosa.feature.mfcc(y=y, sr=self.sample_rate, n_mfcc=self.n_mfcc, n_fft=400, hop_length=hop,
+                                    center=False)
+        n_patches = mfcc.shape[1] // frames_per_patch
+        if n_patches == 0:
+            raise ParameterError(f"audio of {len(y) / self.sample_rate:.3f} s is shorter than one "
+                                 f"{self.patch_seconds} s patch")
+        patches = mfcc[:, : n_patches * frames_per_patch].reshape(self.n_mfcc, n_patches, frames_per_patch)
+        return np.concatenate([patches.mean(axis=2).T, patches.std(axis=2).T], axis=1).astype(np.float32)

@@ -1,0 +1,109 @@
+"""Where things live on disk, and how they get there safely.
+
+Caches (converted weights, augmented audio, embeddings) are keyed by content and parameters and written
+atomically (temporary file in the same folder, then :func:`os.replace`), so an interrupted run never
+leaves a half-written file that a later run would trust.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import platformdirs
+
+__all__ = [
+    "cache_dir",
+    "output_dir",
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_save_npz",
+    "file_digest",
+    "params_key",
+]
+
+
+def cache_dir(*parts: str, create: bool = True) -> Path:
+    """Root of genrelib's caches: ``$GENRELIB_CACHE``, else the platform's user cache folder.
+
+    Parameters
+    ----------
+    *parts : str
+        Sub-folders below the root, e.g. ``cache_dir("weights")``.
+    create : bool
+        Create the folder if it does not exist.
+    """
+    root = os.environ.get("GENRELIB_CACHE") or platformdirs.user_cache_dir("genrelib")
+    path = Path(root).expanduser().joinpath(*parts)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def output_dir(kind: str, *, create: bool = True) -> Path:
+    """Folder for generated artefacts of ``kind`` (``"figures"``, ``"results"``, ``"runs"``).
+
+    ``$GENRELIB_OUTPUT/<kind>`` when set (``make demo`` points it at the project, ``make test`` at
+    ``build/test-output`` so quick runs never overwrite the committed figures), else ``./<kind>``.
+    """
+    root = Path(os.environ.get("GENRELIB_OUTPUT") or Path.cwd())
+    path = root / kind
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it onto ``path``, else delete it.
+
+    The temporary name keeps the final suffix so that writers which dispatch on it (``soundfile``,
+    ``np.savez``, Keras' ``save_weights``) behave as for the final file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{''.join(path.suffixes)}")
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically and return the path."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def atomic_save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
+    """``np.savez`` of named arrays, atomically (the cache format of one clip's output)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+    return Path(path)
+
+
+def file_digest(path: str | os.PathLike, *, algorithm: str = "sha256", chunk_size: int = 1 << 20) -> str:
+    """Hex digest of a file's bytes (``algorithm`` is any name :mod:`hashlib` knows, e.g. ``"md5"``)."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(chunk_size), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def params_key(params: dict[str, Any], *, length: int = 16) -> str:
+    """Short, stable hash of a parameter dictionary (key order does not matter)."""
+    text = json.dumps(params, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
