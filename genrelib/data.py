@@ -36,6 +36,7 @@ __all__ = [
     "gtzan_index",
     "resolve_root",
     "load_gtzan",
+    "example_tracks",
     "validate",
     "download",
     "split_random",
@@ -242,6 +243,13 @@ def load_gtzan(root: str | os.PathLike | None = None, *, on_error: str = "raise"
         rows.append({**row, "samplerate": meta["samplerate"], "channels": meta["channels"],
                      "duration": meta["duration"]})
     return pd.DataFrame(rows).sort_values("track_id", ignore_index=True)
+
+
+def example_tracks(index: pd.DataFrame, *, per_genre: int = 1) -> pd.DataFrame:
+    """The first ``per_genre`` tracks of each genre, in :data:`GENRES` order (for listening and Fig 1)."""
+    per_genre = positive_int(per_genre, "per_genre")
+    ordered = index.assign(_order=index["genre"].map(GENRES.index)).sort_values(["_order", "track_id"])
+    return ordered.groupby("genre", sort=False).head(per_genre).drop(columns="_order").reset_index(drop=True)
 
 
 # ------------------------------------------------------------------------------------------ validate
