@@ -1,0 +1,844 @@
+"""Scale out: embed (and augment) catalogue-size collections on Ray Data.
+
+Notebook: 07_scaling_out.
+
+GTZAN is 1000 clips; a label's back catalogue or FMA-large (106 574 clips of 30 s, about 3.3 M VGGish
+patches) outgrows one machine at the embedding step. This module runs the *same* per-clip work as
+:func:`genrelib.embed.embed_dataset` on `Ray Data <https://docs.ray.io/en/latest/data/data.html>`_, so
+the same code runs on a laptop (``ray.init(num_cpus=2)``) and unchanged on a multi-node cluster
+(``address=`` / ``$RAY_ADDRESS``), with GPUs where the cluster has them::
+
+    items (driver)  ->  read + sha256 + decode + resample   ->  embed (actor pool:      ->  Parquet
+    path, track id      (CPU tasks; skip clips already         model loaded once per      (one row per clip,
+                        in the output)                          actor, num_gpus per actor)  any pyarrow filesystem)
+
+Output: one Parquet row per clip (:data:`OUTPUT_SCHEMA`): ids, the source file's sha256, the backend, its
+weights checksum and front-end version, the embedding sequence ``[n_patches][d]`` and an error message
+(null when the clip was embedded). Nothing is written for a clip twice: a re-run first reads the keys
+already in the output and skips those clips (by item id and checksum), so an interrupted job loses at
+most the batches in flight. A bad file becomes an error row with its reason; it never stops the job.
+
+Ray is an optional dependency (``pip install 'genrelib[scale]'``); ``engine="local"`` runs the same
+stages in this process without it and writes the same Parquet.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from . import audio, embed
+from .checks import one_of, positive_int, positive_number, warn
+from .errors import GenrelibError, ParameterError
+from .storage import file_digest
+
+__all__ = [
+    "ENGINES",
+    "OUTPUT_SCHEMA",
+    "FMA_LARGE",
+    "require_ray",
+    "init_ray",
+    "catalogue_items",
+    "embed_catalogue",
+    "load_catalogue",
+    "stage_costs",
+    "measure_throughput",
+    "project_catalogue",
+    "add_engine_arguments",
+    "run_embed_cli",
+]
+
+#: Where the work runs: ``"local"`` (this process, no Ray) or ``"ray"`` (a local or remote Ray cluster).
+ENGINES = ("local", "ray")
+
+#: FMA-large (Defferrard et al., 2017): 106 574 untrimmed clips of 30 s.
+FMA_LARGE = {"name": "FMA-large", "n_clips": 106_574, "clip_seconds": 30.0}
+
+_INSTALL_HINT = "pip install 'genrelib[scale]'  (ray[data]==2.60.0, pyarrow)"
+_KEY_COLUMNS = ["item_id", "source_checksum", "backend", "weights_checksum", "front_end_version", "error",
+                "run_id"]
+
+
+def _output_schema():
+    import pyarrow as pa
+
+    return pa.schema([
+        ("item_id", pa.string()),
+        ("track_id", pa.string()),
+        ("genre", pa.string()),
+        ("path", pa.string()),
+        ("source_checksum", pa.string()),
+        ("backend", pa.string()),
+        ("weights_checksum", pa.string()),
+        ("front_end_version", pa.string()),
+        ("patch_hop_seconds", pa.float32()),
+        ("n_patches", pa.int32()),
+        ("embedding_dim", pa.int32()),
+        ("embedding", pa.list_(pa.list_(pa.float32()))),
+        ("error", pa.string()),
+        ("run_id", pa.string()),
+    ])
+
+
+def __getattr__(name: str):
+    # OUTPUT_SCHEMA needs pyarrow; built on first access so that importing this module stays light.
+    if name == "OUTPUT_SCHEMA":
+        return _output_schema()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Ray: optional import and start-up
+# --------------------------------------------------------------------------------------------------
+
+def require_ray():
+    """Import and return :mod:`ray` (with Ray Data), or raise a :class:`GenrelibError` saying how to install it.
+
+    Notebook: 07_scaling_out.
+    """
+    # Ray reports usage statistics unless told not to; genrelib must not reach the network by itself.
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError as exc:
+        raise GenrelibError(f"engine='ray' needs Ray Data, which is not installed ({exc}): {_INSTALL_HINT}; "
+                            "or use engine='local'") from None
+    return ray
+
+
+def init_ray(address: str | None = None, *, num_cpus: int = 2):
+    """Connect to a Ray cluster, or start a private local one; a session already started is reused.
+
+    Notebook: 07_scaling_out.
+
+    Parameters
+    ----------
+    address : str, optional
+        ``"ray://head:10001"``, ``"head:6379"`` or ``"auto"``; default ``$RAY_ADDRESS``, else a new
+        local cluster.
+    num_cpus : int > 0
+        CPUs of the *local* cluster (2 = this project's CI machine); ignored when connecting.
+
+    Returns
+    -------
+    ray : module
+        The initialised :mod:`ray`.
+
+    Notes
+    -----
+    A local cluster starts without the dashboard and with usage statistics off, so nothing leaves the
+    machine. Its workers import genrelib from the same folder as this process. On a real cluster,
+    genrelib must be installed in the nodes' image (see ``docs/scaling.md``).
+    """
+    ray = require_ray()
+    num_cpus = positive_int(num_cpus, "num_cpus")
+    if ray.is_initialized():
+        return ray
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    options: dict[str, Any] = {"logging_level": logging.WARNING, "include_dashboard": False}
+    if address:
+        options["address"] = address
+    else:
+        package_parent = str(Path(__file__).resolve().parents[1])
+        python_path = os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))
+        options.update(num_cpus=num_cpus, runtime_env={"env_vars": {"PYTHONPATH": python_path}})
+    try:
+        ray.init(**options)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"the Ray cluster at {address!r}" if address else "a local Ray cluster"
+        raise GenrelibError(f"cannot start or reach {where}: {exc}") from exc
+    _quiet_ray_data_console()
+    return ray
+
+
+def _quiet_ray_data_console() -> None:
+    # Ray Data prints an execution plan per job at INFO; the returned table carries the same facts and
+    # Ray's session folder keeps the full log, so the console shows warnings only.
+    for handler in logging.getLogger("ray.data").handlers:
+        if type(handler).__name__ == "PlainRayHandler":
+            handler.setLevel(logging.WARNING)
+
+
+# --------------------------------------------------------------------------------------------------
+# Inputs and outputs
+# --------------------------------------------------------------------------------------------------
+
+def catalogue_items(index_or_paths: pd.DataFrame | str | os.PathLike | Iterable) -> pd.DataFrame:
+    """The clips to process: ``item_id``, ``track_id``, ``genre`` (or null), absolute ``path``.
+
+    Notebook: 07_scaling_out.
+
+    Parameters
+    ----------
+    index_or_paths : pd.DataFrame, folder or iterable of paths
+        A track index (:func:`genrelib.data.load_gtzan`: ``track_id``, ``path``, ``genre``), an
+        augmentation manifest (``item_id``, ``track_id``, ``path``), a folder (searched recursively for
+        :data:`genrelib.audio.AUDIO_EXTENSIONS`; ids are relative paths without extension) or paths
+        (ids are file stems).
+
+    Raises
+    ------
+    ParameterError
+        No ``path`` column, an empty selection, or two clips with the same id.
+    """
+    if isinstance(index_or_paths, pd.DataFrame):
+        items = _items_from_frame(index_or_paths)
+    elif isinstance(index_or_paths, (str, os.PathLike)) and Path(index_or_paths).is_dir():
+        root = Path(index_or_paths).resolve()
+        paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in audio.AUDIO_EXTENSIONS and p.is_file())
+        items = pd.DataFrame({"item_id": [p.relative_to(root).with_suffix("").as_posix() for p in paths],
+                              "path": [str(p) for p in paths]})
+    elif isinstance(index_or_paths, (str, os.PathLike)):
+        raise ParameterError(f"{index_or_paths}: not a folder (pass a folder, a list of paths or an index)")
+    else:
+        paths = [Path(p).resolve() for p in index_or_paths]
+        items = pd.DataFrame({"item_id": [p.stem for p in paths], "path": [str(p) for p in paths]})
+    if items.empty:
+        raise ParameterError(f"no audio clips to process in {index_or_paths!r}")
+    for column in ("track_id", "genre"):
+        if column not in items.columns:
+            items[column] = items["item_id"] if column == "track_id" else None
+    duplicated = items["item_id"][items["item_id"].duplicated()].unique()
+    if len(duplicated):
+        raise ParameterError(f"{len(duplicated)} item ids occur more than once (e.g. {duplicated[0]!r}); "
+                             "ids must be unique so that a re-run can tell clips apart")
+    return items[["item_id", "track_id", "genre", "path"]].reset_index(drop=True)
+
+
+def _items_from_frame(index: pd.DataFrame) -> pd.DataFrame:
+    if "path" not in index.columns:
+        raise ParameterError("index needs a 'path' column (from genrelib.data.load_gtzan or augment_split)")
+    id_column = "item_id" if "item_id" in index.columns else "track_id"
+    if id_column not in index.columns:
+        raise ParameterError("index needs an 'item_id' or 'track_id' column")
+    items = pd.DataFrame({"item_id": index[id_column].astype(str),
+                          "path": [str(Path(p).resolve()) for p in index["path"]]})
+    if "track_id" in index.columns:
+        items["track_id"] = index["track_id"].astype(str).to_numpy()
+    if "genre" in index.columns:
+        items["genre"] = index["genre"].astype(object).where(index["genre"].notna(), None).to_numpy()
+    return items
+
+
+def _resolve_output(output: str | os.PathLike, filesystem=None) -> tuple[Any, str]:
+    """(pyarrow filesystem, path on it): a local folder, a URI (``s3://``, ``gs://``, ...) or ``filesystem``."""
+    import pyarrow.fs as pafs
+
+    if filesystem is not None:
+        return filesystem, str(output)
+    text = str(output)
+    if "://" in text:
+        try:
+            return pafs.FileSystem.from_uri(text)
+        except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... depending on the scheme
+            raise ParameterError(f"output={text!r}: pyarrow cannot open this location ({exc})") from exc
+    return pafs.LocalFileSystem(), str(Path(text).expanduser().resolve())
+
+
+def _parquet_files(filesystem, folder: str) -> list[str]:
+    import pyarrow.fs as pafs
+
+    info = filesystem.get_file_info(folder)
+    if info.type == pafs.FileType.NotFound:
+        return []
+    if info.type != pafs.FileType.Directory:
+        raise ParameterError(f"output={folder!r} exists and is not a folder")
+    selector = pafs.FileSelector(folder, recursive=True)
+    return sorted(f.path for f in filesystem.get_file_info(selector)
+                  if f.type == pafs.FileType.File and f.base_name.endswith(".parquet")
+                  and not f.base_name.startswith("."))
+
+
+def _read_tables(filesystem, folder: str, columns: list[str] | None) -> Iterator[Any]:
+    """Each readable Parquet file of the output; an unreadable one (a write cut short) is moved aside."""
+    import pyarrow.parquet as pq
+
+    for path in _parquet_files(filesystem, folder):
+        try:
+            yield pq.read_table(path, columns=columns, filesystem=filesystem)
+        except (OSError, ValueError) as exc:  # ArrowInvalid is a ValueError
+            aside = f"{path}.partial"
+            filesystem.move(path, aside)
+            warn(f"{path}: unreadable Parquet file (an interrupted write?) moved to {aside}; "
+                 f"its clips are redone ({exc})")
+
+
+def _done_keys(filesystem, folder: str, identity: dict, *, retry_errors: bool) -> frozenset:
+    """(item id, source checksum) of clips the output already holds for this backend identity."""
+    done = set()
+    for table in _read_tables(filesystem, folder, _KEY_COLUMNS):
+        frame = table.to_pandas()
+        same = np.ones(len(frame), dtype=bool)
+        for column, value in identity.items():
+            same &= (frame[column] == value).to_numpy()
+        if retry_errors:
+            same &= frame["error"].isna().to_numpy()
+        frame = frame[same & frame["source_checksum"].notna().to_numpy()]
+        done.update(zip(frame["item_id"], frame["source_checksum"]))
+    return frozenset(done)
+
+
+def _identity(model) -> dict:
+    return {"backend": model.name, "weights_checksum": model.weights_checksum(),
+            "front_end_version": model.front_end_version}
+
+
+# --------------------------------------------------------------------------------------------------
+# The two stages (module-level, so Ray can ship them to worker processes)
+# --------------------------------------------------------------------------------------------------
+
+def _input_schema():
+    import pyarrow as pa
+
+    return pa.schema([(name, pa.string()) for name in ("item_id", "track_id", "genre", "path")])
+
+
+def _reason(exc: Exception, path: str) -> str:
+    text = f"{type(exc).__name__}: {exc}" if not isinstance(exc, GenrelibError) else str(exc)
+    return text if path in text else f"{path}: {text}"
+
+
+def _decode_batch(batch, *, sample_rate: int, min_duration: float, done: frozenset):
+    """Stage 1 (CPU task): sha256 each file, drop clips already in the output, decode + resample the rest.
+
+    ``batch`` is a pyarrow table of :func:`_input_schema`; returns the same columns plus
+    ``source_checksum``, ``audio`` (float32 samples at ``sample_rate``; empty on error) and ``error``.
+    """
+    import pyarrow as pa
+
+    rows, waveforms = [], []
+    for row in batch.to_pylist():
+        checksum, error, samples = None, None, np.zeros(0, dtype=np.float32)
+        try:
+            checksum = file_digest(row["path"])
+            if (row["item_id"], checksum) in done:
+                continue
+            samples = audio.load(row["path"], sr=sample_rate, min_duration=min_duration)
+        except (GenrelibError, OSError) as exc:
+            error = _reason(exc, row["path"])
+        rows.append({**row, "source_checksum": checksum, "error": error})
+        waveforms.append(samples)
+    offsets = np.concatenate([[0], np.cumsum([len(w) for w in waveforms])]).astype(np.int64)
+    values = np.concatenate(waveforms) if waveforms else np.zeros(0, dtype=np.float32)
+    table = pa.Table.from_pylist(rows, schema=_input_schema().append(pa.field("source_checksum", pa.string())))
+    return (table.append_column("audio", pa.LargeListArray.from_arrays(offsets, pa.array(values, pa.float32())))
+            .append_column("error", pa.array([r["error"] for r in rows], pa.string())))
+
+
+def _nested_list(arrays: list[np.ndarray | None], dim: int):
+    """``[n_patches][d]`` float32 lists for Parquet, from one array (or None for an error) per clip."""
+    import pyarrow as pa
+
+    counts = [0 if a is None else len(a) for a in arrays]
+    flat = [a.reshape(-1) for a in arrays if a is not None and len(a)]
+    values = np.concatenate(flat).astype(np.float32) if flat else np.zeros(0, dtype=np.float32)
+    inner = pa.ListArray.from_arrays(np.arange(sum(counts) + 1, dtype=np.int32) * dim, pa.array(values))
+    return pa.ListArray.from_arrays(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32), inner)
+
+
+class _EmbedWorker:
+    """Stage 2 (Ray actor, or in-process for ``engine="local"``): the model, loaded once, embeds batches.
+
+    Each clip goes through :func:`genrelib.embed.embed_audio`, exactly as in
+    :func:`~genrelib.embed.embed_dataset`, so both engines give the same numbers.
+    """
+
+    def __init__(self, backend: str, target: str, options: dict, run_id: str):
+        # A backend registered at run time in the driver is unknown in a fresh worker process.
+        if embed.BACKENDS.get(backend) != target:
+            embed.register_backend(backend, target)
+        self.model = embed.get_backend(backend, **options)
+        self.identity = _identity(self.model)
+        self.run_id = run_id
+
+    def __call__(self, batch):
+        import pyarrow as pa
+
+        samples = batch.column("audio").combine_chunks()
+        offsets = samples.offsets.to_numpy() - samples.offsets[0].as_py()
+        values = samples.flatten().to_numpy()
+        embeddings, errors = [], []
+        for i, error in enumerate(batch.column("error").to_pylist()):
+            embedding = None
+            if error is None:
+                try:
+                    y = np.array(values[offsets[i]:offsets[i + 1]], dtype=np.float32)
+                    embedding = embed.embed_audio(y, sr=self.model.sample_rate, backend=self.model)
+                except Exception as exc:  # one clip the model rejects must not stop the other 100 000
+                    error = _reason(exc, batch.column("path")[i].as_py())
+            embeddings.append(embedding)
+            errors.append(error)
+        n = batch.num_rows
+        columns = {name: batch.column(name) for name in ("item_id", "track_id", "genre", "path", "source_checksum")}
+        columns.update({key: pa.array([value] * n, pa.string()) for key, value in self.identity.items()})
+        columns["patch_hop_seconds"] = pa.array([self.model.patch_hop_seconds] * n, pa.float32())
+        columns["n_patches"] = pa.array([0 if e is None else len(e) for e in embeddings], pa.int32())
+        columns["embedding_dim"] = pa.array([self.model.embedding_dim] * n, pa.int32())
+        columns["embedding"] = _nested_list(embeddings, self.model.embedding_dim)
+        columns["error"] = pa.array(errors, pa.string())
+        columns["run_id"] = pa.array([self.run_id] * n, pa.string())
+        return pa.Table.from_arrays([columns[f.name] for f in _output_schema()], schema=_output_schema())
+
+
+# --------------------------------------------------------------------------------------------------
+# Embedding a catalogue
+# --------------------------------------------------------------------------------------------------
+
+def embed_catalogue(
+    index_or_paths: pd.DataFrame | str | os.PathLike | Iterable,
+    *,
+    backend: str = "auto",
+    output: str | os.PathLike,
+    engine: str = "ray",
+    address: str | None = None,
+    batch_size: int = 16,
+    num_workers: int = 1,
+    num_gpus_per_worker: float | None = None,
+    num_cpus: int = 2,
+    filesystem=None,
+    backend_options: dict | None = None,
+    retry_errors: bool = False,
+    max_restarts: int = 3,
+    max_task_retries: int = 3,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Embed every clip of a collection into Parquet, on Ray Data (or in this process), resumably.
+
+    Notebook: 07_scaling_out.
+
+    Parameters
+    ----------
+    index_or_paths : pd.DataFrame, folder or iterable of paths
+        See :func:`catalogue_items`.
+    backend : str
+        A name from :data:`genrelib.embed.BACKENDS` or ``"auto"``; each actor builds it once.
+    output : str or PathLike
+        Folder of Parquet files: a local path, a URI pyarrow understands (``s3://bucket/prefix``,
+        ``gs://...``, ``hdfs://...``) or a path on ``filesystem``. Runs append; see :func:`load_catalogue`.
+    engine : {"ray", "local"}
+        ``"local"`` runs the same two stages in this process (no Ray needed).
+    address : str, optional
+        Ray cluster address; default ``$RAY_ADDRESS``, else a local cluster (:func:`init_ray`).
+    batch_size : int > 0
+        Clips per model call batch (16 clips of 30 s = 496 VGGish patches).
+    num_workers : int > 0
+        Model actors (one model copy each).
+    num_gpus_per_worker : float >= 0, optional
+        GPUs per actor; default 1 when the cluster has at least one GPU per actor, else the GPUs shared.
+    num_cpus : int > 0
+        CPUs of a *local* Ray cluster (2 = CI machine).
+    filesystem : pyarrow.fs.FileSystem, optional
+        Where ``output`` lives, when a URI is not enough (credentials, endpoint).
+    backend_options : dict, optional
+        Keyword options of the backend's factory (hashable values).
+    retry_errors : bool
+        Redo clips whose earlier row is an error (by default an error row counts as done: the same bytes
+        fail the same way).
+    max_restarts, max_task_retries : int >= 0
+        Ray restarts a dead actor up to ``max_restarts`` times and re-sends its batches up to
+        ``max_task_retries`` times, so a crashed worker (out of memory, lost node) costs a retry, not the job.
+    progress : bool
+        Progress bars (Ray Data's, or tqdm for ``engine="local"``).
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per input clip: ``item_id``, ``track_id``, ``genre``, ``path``, ``source_checksum``,
+        ``n_patches``, ``error``, ``run_id`` and ``new`` (embedded by this call rather than found in the
+        output). ``attrs`` holds ``n_new``, ``n_skipped``, ``n_errors``, ``seconds``, ``engine``,
+        ``num_workers`` and ``backend``.
+
+    Notes
+    -----
+    Results equal :func:`genrelib.embed.embed_dataset`'s (same decoding and model calls). A re-run
+    reads every file once more to hash it, but decodes and embeds only clips not yet in the output.
+    """
+    one_of(engine, ENGINES, "engine")
+    for value, name in ((batch_size, "batch_size"), (num_workers, "num_workers"), (num_cpus, "num_cpus")):
+        positive_int(value, name)
+    for value, name in ((max_restarts, "max_restarts"), (max_task_retries, "max_task_retries")):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ParameterError(f"{name}={value!r} must be an integer >= 0")
+    if num_gpus_per_worker is not None and not num_gpus_per_worker == 0:
+        positive_number(num_gpus_per_worker, "num_gpus_per_worker")
+    items = catalogue_items(index_or_paths)
+    options = dict(backend_options or {})
+    name = embed.resolve_backend(backend)
+    model = embed.get_backend(name, **options)
+    identity = _identity(model)
+    filesystem, folder = _resolve_output(output, filesystem)
+    done = _done_keys(filesystem, folder, identity, retry_errors=retry_errors)
+    run_id = _new_run_id()
+    plan = {"backend": name, "target": embed.BACKENDS[name], "options": options, "run_id": run_id,
+            "sample_rate": model.sample_rate, "min_duration": model.patch_seconds, "done": done,
+            "batch_size": batch_size, "progress": progress}
+    start = time.perf_counter()
+    if engine == "local":
+        _run_local(items, filesystem, folder, **plan)
+    else:
+        _run_ray(items, filesystem, folder, **plan, address=address, num_cpus=num_cpus, num_workers=num_workers,
+                 num_gpus_per_worker=num_gpus_per_worker, max_restarts=max_restarts,
+                 max_task_retries=max_task_retries)
+    seconds = time.perf_counter() - start
+    result = _summarise(items, filesystem, folder, identity, run_id)
+    result.attrs.update(seconds=seconds, engine=engine, num_workers=num_workers if engine == "ray" else 1,
+                        backend=name)
+    return result
+
+
+def _new_run_id() -> str:
+    """UTC time to the microsecond, then a random suffix: later runs sort after earlier ones."""
+    now = time.time()
+    return f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime(now))}.{int(now % 1 * 1e6):06d}Z-{uuid.uuid4().hex[:8]}"
+
+
+def _run_local(items: pd.DataFrame, filesystem, folder: str, *, backend, target, options, run_id, sample_rate,
+               min_duration, done, batch_size, progress) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from tqdm.auto import tqdm
+
+    worker = _EmbedWorker(backend, target, options, run_id)
+    table = pa.Table.from_pandas(items, schema=_input_schema(), preserve_index=False)
+    filesystem.create_dir(folder, recursive=True)
+    for number, start in enumerate(tqdm(range(0, len(items), batch_size), disable=not progress,
+                                        desc=f"embed [{backend}, local]", unit="batch")):
+        decoded = _decode_batch(table.slice(start, batch_size), sample_rate=sample_rate,
+                                min_duration=min_duration, done=done)
+        if decoded.num_rows == 0:
+            continue
+        # Written under a hidden name, then renamed: a batch cut short never looks finished.
+        final = f"{folder}/{run_id}_{number:06d}.parquet"
+        partial = f"{folder}/.{run_id}_{number:06d}.parquet.tmp"
+        pq.write_table(worker(decoded), partial, filesystem=filesystem)
+        filesystem.move(partial, final)
+
+
+def _run_ray(items: pd.DataFrame, filesystem, folder: str, *, backend, target, options, run_id, sample_rate,
+             min_duration, done, batch_size, progress, address, num_cpus, num_workers, num_gpus_per_worker,
+             max_restarts, max_task_retries) -> None:
+    import pyarrow as pa
+
+    ray = init_ray(address, num_cpus=num_cpus)
+    import ray.data
+
+    table = pa.Table.from_pandas(items, schema=_input_schema(), preserve_index=False)
+    # Small input blocks so that decoding spreads over every CPU of the cluster.
+    decode_rows = max(1, min(batch_size, -(-len(items) // (2 * int(ray.cluster_resources().get("CPU", 1))))))
+    blocks = [table.slice(start, decode_rows) for start in range(0, len(items), decode_rows)]
+    context = ray.data.DataContext.get_current()
+    saved = context.enable_progress_bars
+    context.enable_progress_bars = progress
+    try:
+        dataset = ray.data.from_arrow(blocks).map_batches(
+            _decode_batch, batch_format="pyarrow", batch_size=decode_rows, num_cpus=1,
+            fn_kwargs={"sample_rate": sample_rate, "min_duration": min_duration, "done": done})
+        with warnings.catch_warnings():
+            # Ray 2.60 deprecates passing actor options such as max_restarts as **ray_remote_args but
+            # offers no named parameter for them yet (genrelib pins ray 2.60).
+            warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
+            dataset = dataset.map_batches(
+                _EmbedWorker, batch_format="pyarrow", batch_size=batch_size,
+                fn_constructor_kwargs={"backend": backend, "target": target, "options": options, "run_id": run_id},
+                compute=ray.data.ActorPoolStrategy(size=num_workers),
+                num_cpus=_cpus_per_worker(ray, num_workers),
+                num_gpus=_gpus_per_worker(ray, num_gpus_per_worker, num_workers),
+                max_restarts=max_restarts, max_task_retries=max_task_retries)
+        dataset.write_parquet(folder, filesystem=filesystem)
+    except ray.exceptions.RayError as exc:
+        raise GenrelibError(f"the Ray job failed ({type(exc).__name__}: {exc}); batches already written stay "
+                            f"in {folder} and a re-run resumes from them") from exc
+    finally:
+        context.enable_progress_bars = saved
+
+
+def _cpus_per_worker(ray, num_workers: int) -> float:
+    """CPUs each model actor reserves: one, unless that would leave no CPU for the decoding tasks.
+
+    Actors that reserve every CPU starve the decoding stage and the job waits forever; on a small
+    machine the actors share what is left after one CPU for decoding (the OS still lets each use a core).
+    """
+    cpus = float(ray.cluster_resources().get("CPU", 0))
+    if cpus < 2:
+        raise ParameterError(f"the Ray cluster has {cpus:g} CPUs; decoding and embedding need at least 2 "
+                             "(use engine='local' on a single core)")
+    return min(1.0, (cpus - 1) / num_workers)
+
+
+def _gpus_per_worker(ray, requested: float | None, num_workers: int) -> float:
+    if requested is not None:
+        return float(requested)
+    gpus = float(ray.cluster_resources().get("GPU", 0))
+    return min(1.0, gpus / num_workers) if gpus else 0.0
+
+
+def _key_frame(filesystem, folder: str, columns: list[str]) -> pd.DataFrame:
+    frames = [table.to_pandas() for table in _read_tables(filesystem, folder, columns)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+def _latest(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per clip and backend identity: the latest run's (runs sort by their UTC-time id)."""
+    keys = ["item_id", "backend", "weights_checksum", "front_end_version"]
+    return frame.sort_values("run_id", kind="stable").drop_duplicates(keys, keep="last").reset_index(drop=True)
+
+
+def _summarise(items, filesystem, folder, identity, run_id) -> pd.DataFrame:
+    rows = _key_frame(filesystem, folder, [*_KEY_COLUMNS, "n_patches"])
+    for column, value in identity.items():
+        rows = rows[rows[column] == value]
+    rows = _latest(rows)[["item_id", "source_checksum", "n_patches", "error", "run_id"]]
+    result = items.merge(rows, on="item_id", how="left")
+    result["new"] = (result["run_id"] == run_id).to_numpy()
+    missing = result["run_id"].isna()
+    if missing.any():
+        warn(f"{int(missing.sum())} of {len(result)} clips have no row in {folder} "
+             f"(e.g. {result.loc[missing, 'path'].iloc[0]}); a re-run processes them")
+    errors = result["error"].notna()
+    if errors.any():
+        warn(f"{int(errors.sum())} of {len(result)} clips could not be embedded (error rows in {folder}); "
+             f"first: {result.loc[errors, 'error'].iloc[0]}")
+    result.attrs.update(n_items=len(result), n_new=int(result["new"].sum()),
+                        n_skipped=int((~result["new"] & ~missing).sum()), n_errors=int(errors.sum()),
+                        n_missing=int(missing.sum()), output=folder, run_id=run_id)
+    return result
+
+
+def load_catalogue(output: str | os.PathLike, *, filesystem=None, backend: str | None = None,
+                   include_errors: bool = False) -> pd.DataFrame:
+    """Read :func:`embed_catalogue`'s Parquet output: one row per clip, embeddings as arrays.
+
+    Notebook: 07_scaling_out.
+
+    Parameters
+    ----------
+    output : str or PathLike
+        The folder (or URI) given to :func:`embed_catalogue`.
+    filesystem : pyarrow.fs.FileSystem, optional
+    backend : str, optional
+        Keep this backend's rows only (an output folder may hold several).
+    include_errors : bool
+        Keep error rows (their ``embedding`` is an empty ``(0, d)`` array).
+
+    Returns
+    -------
+    pd.DataFrame
+        Columns of :data:`OUTPUT_SCHEMA`; ``embedding`` holds float32 arrays [shape=(n_patches, d)].
+        When a clip was embedded by several runs (changed file, ``retry_errors``), the latest row wins.
+    """
+    filesystem, folder = _resolve_output(output, filesystem)
+    tables = list(_read_tables(filesystem, folder, None))
+    if not tables:
+        raise GenrelibError(f"{folder}: no Parquet output here (run embed_catalogue first)")
+    import pyarrow as pa
+
+    table = pa.concat_tables(tables)
+    frame = table.drop_columns(["embedding"]).to_pandas()
+    frame["embedding"] = _unnest(table.column("embedding").combine_chunks(), frame)
+    if backend is not None:
+        frame = frame[frame["backend"] == embed.resolve_backend(backend)]
+    frame = _latest(frame)
+    if not include_errors:
+        frame = frame[frame["error"].isna()]
+    return frame.sort_values("item_id").reset_index(drop=True)
+
+
+def _unnest(column, frame: pd.DataFrame) -> list[np.ndarray]:
+    values = column.flatten().flatten().to_numpy()
+    sizes = frame["n_patches"].to_numpy(dtype=np.int64) * frame["embedding_dim"].to_numpy(dtype=np.int64)
+    # One flat buffer, cut per clip: no per-patch Python objects even for a million patches.
+    pieces = np.split(values, np.cumsum(sizes)[:-1])
+    return [piece.reshape(n, d) for piece, n, d in zip(pieces, frame["n_patches"], frame["embedding_dim"])]
+
+
+# --------------------------------------------------------------------------------------------------
+# Measuring and projecting throughput
+# --------------------------------------------------------------------------------------------------
+
+def stage_costs(index_or_paths, *, backend: str = "auto", n_clips: int = 4) -> pd.DataFrame:
+    """Seconds each stage costs per clip, measured one clip at a time in this process.
+
+    Notebook: 07_scaling_out.
+
+    Parameters
+    ----------
+    index_or_paths : as for :func:`catalogue_items`
+    backend : str
+    n_clips : int > 0
+        The first ``n_clips`` clips are timed.
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per stage (``model load``, ``sha256``, ``decode + resample``, ``embed``): ``seconds`` in
+        total, ``seconds_per_clip``, ``share`` of the per-clip work (model load excluded: once per worker).
+    """
+    items = catalogue_items(index_or_paths).head(positive_int(n_clips, "n_clips"))
+    start = time.perf_counter()
+    model = embed.get_backend(embed.resolve_backend(backend))
+    load_seconds = time.perf_counter() - start
+    totals = {"sha256": 0.0, "decode + resample": 0.0, "embed": 0.0}
+    patches = 0
+    for path in items["path"]:
+        t0 = time.perf_counter()
+        file_digest(path)
+        t1 = time.perf_counter()
+        y = audio.load(path, sr=model.sample_rate, min_duration=model.patch_seconds)
+        t2 = time.perf_counter()
+        patches += len(embed.embed_audio(y, sr=model.sample_rate, backend=model))
+        t3 = time.perf_counter()
+        for stage, seconds in zip(totals, (t1 - t0, t2 - t1, t3 - t2)):
+            totals[stage] += seconds
+    per_clip = sum(totals.values())
+    frame = pd.DataFrame({"stage": ["model load", *totals], "seconds": [load_seconds, *totals.values()]})
+    frame["seconds_per_clip"] = [np.nan, *(s / len(items) for s in totals.values())]
+    frame["share"] = [np.nan, *(s / per_clip for s in totals.values())]
+    frame.attrs.update(backend=model.name, n_clips=len(items), patches_per_clip=patches / len(items))
+    return frame
+
+
+def measure_throughput(index_or_paths, *, backend: str = "auto", workers: Iterable[int] = (1, 2),
+                       batch_size: int = 4, address: str | None = None, num_cpus: int = 2) -> pd.DataFrame:
+    """Clips/s and patches/s of :func:`~genrelib.embed.embed_dataset` and of Ray with each worker count.
+
+    Notebook: 07_scaling_out.
+
+    Every run starts from an empty cache or output folder (temporary), on the same clips, in one
+    process; Ray is started first and its start-up time reported apart.
+
+    Returns
+    -------
+    pd.DataFrame
+        ``engine``, ``workers``, ``clips``, ``patches``, ``seconds``, ``clips_per_s``, ``patches_per_s``;
+        ``attrs``: ``ray_start_seconds`` (None if Ray was already running), ``cluster_cpus``, ``backend``.
+    """
+    import tempfile
+
+    items = catalogue_items(index_or_paths)
+    name = embed.resolve_backend(backend)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="genrelib-throughput-") as scratch:
+        start = time.perf_counter()
+        frame = embed.embed_dataset(items, backend=name, cache_dir_=Path(scratch, "cache"), progress=False,
+                                    on_error="report")
+        rows.append(("embed_dataset (1 process)", 1, frame, time.perf_counter() - start))
+        ray = require_ray()
+        started = not ray.is_initialized()
+        start = time.perf_counter()
+        ray = init_ray(address, num_cpus=num_cpus)
+        ray_start = time.perf_counter() - start if started else None
+        for count in workers:
+            result = embed_catalogue(items, backend=name, output=Path(scratch, f"ray{count}"), engine="ray",
+                                     num_workers=count, batch_size=batch_size, progress=False)
+            rows.append(("Ray Data", count, result, result.attrs["seconds"]))
+    table = pd.DataFrame([{"engine": engine, "workers": count, "clips": int(frame["error"].isna().sum()),
+                           "patches": int(frame["n_patches"].fillna(0).sum()), "seconds": seconds}
+                          for engine, count, frame, seconds in rows])
+    table["clips_per_s"] = table["clips"] / table["seconds"]
+    table["patches_per_s"] = table["patches"] / table["seconds"]
+    table.attrs.update(ray_start_seconds=ray_start, cluster_cpus=ray.cluster_resources().get("CPU"), backend=name)
+    return table
+
+
+def project_catalogue(*, cpu_seconds_per_patch: float, decode_cpu_seconds_per_clip: float,
+                      patches_per_clip: float, n_clips: int = FMA_LARGE["n_clips"],
+                      nodes: Iterable[int] = (1, 4, 16, 64), cpus_per_node: int = 16) -> pd.DataFrame:
+    """A *projection* (not a measurement): hours to embed ``n_clips`` on N nodes, from measured unit costs.
+
+    Notebook: 07_scaling_out.
+
+    Parameters
+    ----------
+    cpu_seconds_per_patch : float > 0
+        All-in CPU time per patch (decode + embed + write), e.g. ``cluster CPUs / patches_per_s`` of a
+        saturated :func:`measure_throughput` run.
+    decode_cpu_seconds_per_clip : float > 0
+        CPU time to hash, decode and resample one clip (:func:`stage_costs`): what is left for the CPUs
+        of a GPU node once the model runs on the GPU.
+    patches_per_clip : float > 0
+        31 for a 30 s clip and 0.96 s patches.
+    n_clips : int > 0
+        Default FMA-large's 106 574.
+    nodes : iterable of int
+    cpus_per_node : int > 0
+
+    Returns
+    -------
+    pd.DataFrame
+        ``nodes``, ``cpus``, ``cpu_nodes_hours`` (model on CPUs) and ``gpu_nodes_hours_at_least`` (model
+        on one GPU per node; a lower bound set by decoding on the node's CPUs, since the GPU's own rate is
+        not measured here), ``node_hours`` of the CPU-only run.
+
+    Notes
+    -----
+    Assumes linear scaling: every node as fast per CPU as the measuring machine, storage and network keep
+    up, start-up (about a minute per job) neglected.
+    """
+    for value, name in ((cpu_seconds_per_patch, "cpu_seconds_per_patch"), (patches_per_clip, "patches_per_clip"),
+                        (decode_cpu_seconds_per_clip, "decode_cpu_seconds_per_clip")):
+        positive_number(value, name)
+    n_clips, cpus_per_node = positive_int(n_clips, "n_clips"), positive_int(cpus_per_node, "cpus_per_node")
+    nodes = [positive_int(n, "nodes") for n in nodes]
+    cpu_seconds = n_clips * patches_per_clip * cpu_seconds_per_patch
+    frame = pd.DataFrame({"nodes": nodes, "cpus": [n * cpus_per_node for n in nodes]})
+    frame["cpu_nodes_hours"] = cpu_seconds / frame["cpus"] / 3600
+    frame["gpu_nodes_hours_at_least"] = n_clips * decode_cpu_seconds_per_clip / frame["cpus"] / 3600
+    frame["node_hours"] = frame["cpu_nodes_hours"] * frame["nodes"]
+    frame.attrs.update(kind="projection", n_clips=n_clips, patches=n_clips * patches_per_clip)
+    return frame
+
+
+# --------------------------------------------------------------------------------------------------
+# CLI helpers (the ``embed`` verb delegates ``--engine ray`` here)
+# --------------------------------------------------------------------------------------------------
+
+def add_engine_arguments(parser) -> None:
+    """Add ``--engine``, ``--address`` and ``--num-workers`` to a verb's argparse parser."""
+    from .cli._types import positive_int as positive_int_type
+
+    parser.add_argument("--engine", choices=ENGINES, default="local",
+                        help="local: this process, .npz cache (default); ray: Ray Data, Parquet output")
+    parser.add_argument("--address", default=None,
+                        help="Ray cluster address (default $RAY_ADDRESS, else a local 2-CPU Ray)")
+    parser.add_argument("--num-workers", type=positive_int_type, default=1,
+                        help="model actors for --engine ray (one model copy each; one GPU each where present)")
+
+
+def run_embed_cli(args) -> int:
+    """``genrelib embed --engine ray DATA_DIR OUTPUT``: embed a folder into Parquet and print one summary line.
+
+    ``DATA_DIR`` is a GTZAN root (track ids and genres from :func:`genrelib.data.load_gtzan`) or any folder
+    of audio files. Exit status 0 when every clip is in the output, 1 when some failed or nothing was left
+    to do.
+    """
+    from . import data
+
+    root = Path(getattr(args, "data_dir", None) or getattr(args, "data", None) or data.resolve_root()[0])
+    output = getattr(args, "output", None) or getattr(args, "output_dir", None)
+    if not output:
+        raise ParameterError("an OUTPUT folder or URI for the Parquet files is required with --engine ray")
+    try:
+        source = data.load_gtzan(root)
+    except GenrelibError:
+        source = root  # not GTZAN-shaped: any folder of audio files
+    quiet = getattr(args, "quiet", False)
+    result = embed_catalogue(source, backend=getattr(args, "backend", "auto"), output=output,
+                             engine=args.engine, address=args.address, num_workers=args.num_workers,
+                             batch_size=getattr(args, "batch_size", None) or 16, progress=not quiet)
+    attrs = result.attrs
+    if attrs["n_new"] == 0 and attrs["n_errors"] == 0:
+        print(f"nothing to do: all {attrs['n_items']} clips are already in {attrs['output']}")
+        return 1
+    print(f"{attrs['n_items']} clips: {attrs['n_new']} embedded now, {attrs['n_skipped']} already in the "
+          f"output, {attrs['n_errors']} errors; backend {attrs['backend']}, engine {attrs['engine']} "
+          f"({attrs['num_workers']} workers), {attrs['seconds']:.1f} s -> {attrs['output']}")
+    return 1 if attrs["n_errors"] else 0

@@ -1,0 +1,282 @@
+"""genrelib.scale: the Ray Data pipeline against embed_dataset, on a local 2-CPU Ray cluster.
+
+One Ray session serves the whole module (start-up takes seconds). The embedding backend is the weight-free
+``mfcc`` one, plus an instrumented copy that logs every model load and model call to a file (Ray runs them in
+other processes) and can kill its own process once, to prove that Ray restarts the actor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import pytest
+
+from genrelib import GenrelibError, GenrelibWarning, ParameterError, embed, scale
+from genrelib.data import synthetic_gtzan
+
+ray = pytest.importorskip("ray", reason="genrelib[scale] extra (ray[data]) not installed")
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.*")  # Ray Data's own, at import
+
+N_CLIPS = 8
+
+
+class InstrumentedMfcc(embed.MfccBackend):
+    """The mfcc backend, logging ``init <pid>`` per model load and ``embed <pid>`` per clip to ``log``.
+
+    With ``kill_after=k`` the process that makes the (k+1)-th model call of the whole job dies at once
+    (``os._exit``, as an out-of-memory kill would), but only once: ``marker`` records that it happened.
+    """
+
+    name = "mfcc-instrumented"
+
+    def __init__(self, log: str, kill_after: int | None = None, marker: str | None = None):
+        self.log, self.kill_after, self.marker = Path(log), kill_after, Path(marker) if marker else None
+        self._write("init")
+
+    def _write(self, event: str) -> None:
+        with open(self.log, "a") as handle:
+            handle.write(f"{event} {os.getpid()}\n")
+
+    def embed(self, y):
+        if self.kill_after is not None and not self.marker.exists() and len(events(self.log, "embed")) >= self.kill_after:
+            self.marker.write_text(str(os.getpid()))
+            os._exit(1)
+        self._write("embed")
+        return super().embed(y)
+
+
+def events(log: Path, kind: str) -> list[str]:
+    """The pids logged for ``kind`` ("init" or "embed")."""
+    if not Path(log).exists():
+        return []
+    return [line.split()[1] for line in Path(log).read_text().splitlines() if line.startswith(kind)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_session():
+    embed.register_backend("mfcc-instrumented", "tests.test_scale:InstrumentedMfcc")
+    scale.init_ray(num_cpus=2)
+    yield
+    ray.shutdown()
+    embed.BACKENDS.pop("mfcc-instrumented", None)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> list[Path]:
+    """``N_CLIPS`` synthetic 3 s clips (22 050 Hz WAV) of different genres, plus their reference embeddings."""
+    root = synthetic_gtzan(tmp_path_factory.mktemp("scale_gtzan"), per_genre=1, seconds=3.0, seed=3)
+    return sorted(root.glob("genres/*/*.wav"))[:N_CLIPS]
+
+
+@pytest.fixture(scope="module")
+def reference(clips, tmp_path_factory) -> dict[str, np.ndarray]:
+    """embed_dataset's mfcc embeddings of ``clips``, by track id: the single-machine truth."""
+    index = pd.DataFrame({"track_id": [p.stem for p in clips], "path": [str(p) for p in clips]})
+    frame = embed.embed_dataset(index, backend="mfcc", cache_dir_=tmp_path_factory.mktemp("ref"), progress=False)
+    return dict(zip(frame["track_id"], embed.load_embeddings(frame)))
+
+
+@pytest.fixture(scope="module")
+def with_corrupt(clips, tmp_path_factory) -> list[Path]:
+    """The clips with a corrupt file (random bytes named .wav) in the middle."""
+    folder = tmp_path_factory.mktemp("corrupt")
+    bad = folder / "broken.00000.wav"
+    bad.write_bytes(np.random.default_rng(0).bytes(20_000))
+    middle = len(clips) // 2
+    return [*clips[:middle], bad, *clips[middle:]]
+
+
+@pytest.fixture(scope="module")
+def ray_run(with_corrupt, tmp_path_factory):
+    """One Ray job (2 model actors) over the clips with the corrupt one; its output folder and result."""
+    output = tmp_path_factory.mktemp("ray_out") / "embeddings"
+    log = tmp_path_factory.mktemp("log") / "events.log"
+    with pytest.warns(GenrelibWarning, match="1 of 9 clips could not be embedded"):
+        result = scale.embed_catalogue(with_corrupt, backend="mfcc-instrumented", backend_options={"log": str(log)},
+                                       output=output, num_workers=2, batch_size=2, progress=False)
+    return output, result, log
+
+
+def assert_equal_to_reference(frame: pd.DataFrame, reference: dict) -> None:
+    assert set(frame["item_id"]) == set(reference)
+    for item_id, embedding in zip(frame["item_id"], frame["embedding"]):
+        assert embedding.shape == reference[item_id].shape and embedding.dtype == np.float32
+        np.testing.assert_allclose(embedding, reference[item_id], rtol=0, atol=1e-5)
+
+
+def raw_rows(output: Path) -> pd.DataFrame:
+    """Every row of every Parquet file, without load_catalogue's de-duplication."""
+    return pq.read_table(output, columns=["item_id", "error", "run_id"]).to_pandas()
+
+
+# ------------------------------------------------------------------------------------ items and arguments
+
+@pytest.mark.parametrize("make, context", [
+    (lambda clips: clips, nullcontext()),
+    (lambda clips: pd.DataFrame({"track_id": [p.stem for p in clips], "path": clips}), nullcontext()),
+    (lambda clips: clips[0].parents[2], nullcontext()),
+    (lambda clips: pd.DataFrame({"track_id": ["a"]}), pytest.raises(ParameterError, match="'path' column")),
+    (lambda clips: [clips[0], clips[0]], pytest.raises(ParameterError, match="more than once")),
+    (lambda clips: clips[0], pytest.raises(ParameterError, match="not a folder")),
+    (lambda clips: [], pytest.raises(ParameterError, match="no audio clips")),
+])
+def test_catalogue_items(clips, make, context):
+    with context:
+        items = scale.catalogue_items(make(clips))
+        assert list(items.columns) == ["item_id", "track_id", "genre", "path"]
+        assert all(Path(p).is_absolute() and Path(p).exists() for p in items["path"])
+        assert items["item_id"].is_unique
+
+
+def test_folder_ids_are_relative_paths(clips):
+    items = scale.catalogue_items(clips[0].parents[2])
+    assert items["item_id"].iloc[0] == clips[0].relative_to(clips[0].parents[2]).with_suffix("").as_posix()
+
+
+@pytest.mark.parametrize("options, match", [
+    ({"engine": "spark"}, "engine='spark'"),
+    ({"batch_size": 0}, "batch_size=0"),
+    ({"num_workers": -1}, "num_workers=-1"),
+    ({"max_restarts": -1}, "max_restarts=-1"),
+    ({"num_gpus_per_worker": -0.5}, "num_gpus_per_worker=-0.5"),
+    ({"backend": "no-such-model"}, "backend='no-such-model'"),
+])
+def test_bad_arguments_are_refused_before_any_work(clips, tmp_path, options, match):
+    with pytest.raises(ParameterError, match=match):
+        scale.embed_catalogue(clips, **{"backend": "mfcc", "output": tmp_path / "out", **options})
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_ray_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(GenrelibError, match=r"pip install 'genrelib\[scale\]'"):
+        scale.require_ray()
+
+
+# ---------------------------------------------------------------------------------- local engine (no Ray)
+
+def test_local_engine_equals_embed_dataset_and_resumes(clips, reference, tmp_path):
+    output = tmp_path / "local"
+    first = scale.embed_catalogue(clips, backend="mfcc", output=output, engine="local", batch_size=3, progress=False)
+    assert (first.attrs["n_new"], first.attrs["n_skipped"], first.attrs["n_errors"]) == (N_CLIPS, 0, 0)
+    assert_equal_to_reference(scale.load_catalogue(output), reference)
+    files = sorted(output.iterdir())
+    second = scale.embed_catalogue(clips, backend="mfcc", output=output, engine="local", progress=False)
+    assert (second.attrs["n_new"], second.attrs["n_skipped"]) == (0, N_CLIPS)
+    assert sorted(output.iterdir()) == files
+
+
+def test_changed_file_is_redone_and_latest_row_wins(clips, tmp_path):
+    copies = [shutil.copy(p, tmp_path / p.name) for p in clips[:2]]
+    output = tmp_path / "out"
+    scale.embed_catalogue(copies, backend="mfcc", output=output, engine="local", progress=False)
+    shutil.copy(clips[2], copies[0])  # same name, other audio: a new checksum
+    again = scale.embed_catalogue(copies, backend="mfcc", output=output, engine="local", progress=False)
+    assert again.set_index("item_id")["new"].to_dict() == {Path(copies[0]).stem: True, Path(copies[1]).stem: False}
+    loaded = scale.load_catalogue(output).set_index("item_id")
+    expected = embed.embed_audio(embed.audio.load(clips[2]), sr=16000, backend="mfcc")
+    np.testing.assert_array_equal(loaded.loc[Path(copies[0]).stem, "embedding"], expected)
+    assert len(raw_rows(output)) == 3 and len(loaded) == 2
+
+
+def test_unreadable_parquet_file_is_moved_aside(clips, tmp_path):
+    output = tmp_path / "out"
+    scale.embed_catalogue(clips[:2], backend="mfcc", output=output, engine="local", progress=False)
+    (output / "cut-short.parquet").write_bytes(b"PAR1 not really")
+    with pytest.warns(GenrelibWarning, match="cut-short.parquet: unreadable Parquet file"):
+        again = scale.embed_catalogue(clips[:2], backend="mfcc", output=output, engine="local", progress=False)
+    assert again.attrs["n_new"] == 0 and (output / "cut-short.parquet.partial").exists()
+
+
+def test_any_pyarrow_filesystem(clips, reference, tmp_path):
+    remote = pafs.SubTreeFileSystem(str(tmp_path), pafs.LocalFileSystem())  # stands in for S3 / GCS
+    scale.embed_catalogue(clips, backend="mfcc", output="bucket/embeddings", filesystem=remote, engine="local",
+                          progress=False)
+    assert (tmp_path / "bucket" / "embeddings").is_dir()
+    assert_equal_to_reference(scale.load_catalogue("bucket/embeddings", filesystem=remote), reference)
+
+
+# --------------------------------------------------------------------------------------------- Ray engine
+
+def test_ray_output_equals_embed_dataset(ray_run, reference):
+    output, result, _ = ray_run
+    loaded = scale.load_catalogue(output)
+    assert_equal_to_reference(loaded, reference)
+    assert set(loaded["backend"]) == {"mfcc-instrumented"} and set(loaded["weights_checksum"]) == {"none"}
+    assert (loaded["n_patches"] == [len(e) for e in loaded["embedding"]]).all()
+    assert list(pq.read_schema(next(output.glob("*.parquet"))).names) == scale.OUTPUT_SCHEMA.names
+
+
+def test_corrupt_file_becomes_an_error_row_and_the_others_complete(ray_run, with_corrupt):
+    output, result, _ = ray_run
+    assert (result.attrs["n_new"], result.attrs["n_errors"], result.attrs["n_missing"]) == (9, 1, 0)
+    bad = result.set_index("item_id").loc["broken.00000"]
+    assert "broken.00000.wav" in bad["error"] and "not a readable audio file" in bad["error"]
+    assert bad["source_checksum"] is not None and bad["n_patches"] == 0
+    errors = scale.load_catalogue(output, include_errors=True).set_index("item_id")
+    assert errors.loc["broken.00000", "embedding"].shape == (0, 40)
+
+
+def test_second_run_does_no_work(ray_run, with_corrupt):
+    output, first, log = ray_run
+    files, calls = sorted(output.iterdir()), len(events(log, "embed"))
+    assert calls == N_CLIPS  # the corrupt file never reached the model
+    with pytest.warns(GenrelibWarning, match="1 of 9 clips could not be embedded"):  # still reported
+        again = scale.embed_catalogue(with_corrupt, backend="mfcc-instrumented", backend_options={"log": str(log)},
+                                      output=output, num_workers=2, progress=False)
+    assert (again.attrs["n_new"], again.attrs["n_skipped"]) == (0, N_CLIPS + 1)
+    assert len(events(log, "embed")) == calls and sorted(output.iterdir()) == files
+    assert (again["run_id"] == first["run_id"]).all()
+
+
+def test_killed_actor_is_restarted_and_every_clip_lands_once(clips, reference, tmp_path):
+    log, marker, output = tmp_path / "events.log", tmp_path / "killed", tmp_path / "out"
+    options = {"log": str(log), "kill_after": 3, "marker": str(marker)}
+    result = scale.embed_catalogue(clips, backend="mfcc-instrumented", backend_options=options, output=output,
+                                   num_workers=1, batch_size=2, max_restarts=2, max_task_retries=2, progress=False)
+    killed_pid = marker.read_text()
+    assert killed_pid in events(log, "init")  # the model's actor process was the one killed ...
+    restarted = [pid for pid in events(log, "init") if pid != killed_pid and pid != str(os.getpid())]
+    assert restarted and set(events(log, "embed")) >= {killed_pid, *restarted}  # ... after work, and replaced
+    rows = raw_rows(output)
+    assert rows["item_id"].is_unique and len(rows) == N_CLIPS and rows["error"].isna().all()
+    assert result.attrs["n_new"] == N_CLIPS
+    assert_equal_to_reference(scale.load_catalogue(output), reference)
+
+
+def test_without_restarts_the_same_kill_fails_the_job_and_keeps_finished_batches(clips, tmp_path):
+    log, marker, output = tmp_path / "events.log", tmp_path / "killed", tmp_path / "out"
+    options = {"log": str(log), "kill_after": 4, "marker": str(marker)}
+    with pytest.raises(GenrelibError, match="the Ray job failed"):
+        scale.embed_catalogue(clips, backend="mfcc-instrumented", backend_options=options, output=output,
+                              num_workers=1, batch_size=2, max_restarts=0, max_task_retries=0, progress=False)
+    assert marker.exists()
+    resumed = scale.embed_catalogue(clips, backend="mfcc-instrumented", backend_options=options, output=output,
+                                    num_workers=1, batch_size=2, progress=False)
+    assert resumed.attrs["n_skipped"] + resumed.attrs["n_new"] == N_CLIPS and raw_rows(output)["item_id"].is_unique
+
+
+# -------------------------------------------------------------------------------------------------- CLI
+
+def test_embed_cli_ray_engine(clips, reference, tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("data_dir")
+    parser.add_argument("output")
+    parser.add_argument("--backend", default="auto")
+    parser.add_argument("--quiet", action="store_true")
+    scale.add_engine_arguments(parser)
+    args = parser.parse_args([str(clips[0].parents[2]), str(tmp_path / "out"), "--backend", "mfcc",
+                              "--engine", "ray", "--num-workers", "1", "--quiet"])
+    assert scale.run_embed_cli(args) == 0
+    assert "10 clips" in capsys.readouterr().out
+    loaded = scale.load_catalogue(tmp_path / "out").assign(item_id=lambda f: f["item_id"].str.split("/").str[-1])
+    assert_equal_to_reference(loaded[loaded["item_id"].isin(reference)], reference)
