@@ -121,3 +121,49 @@ def genre_colors() -> dict[str, tuple]:
     """One fixed colour per genre, shared by every figure."""
     palette = plt.get_cmap("tab10")
     return {genre: palette(i) for i, genre in enumerate(GENRES)}
+
+
+# Appended by the scale-out stage (kept at the end so parallel branches merge cleanly).
+__all__ += ["pipeline_stages"]
+
+
+def pipeline_stages(stages, *, ax=None):
+    """The scale-out pipeline as boxes and arrows, each box labelled with where it runs and its cost.
+
+    Notebook: 07_scaling_out.
+
+    Parameters
+    ----------
+    stages : pd.DataFrame
+        One row per stage, in order, with ``stage``, ``runs_on`` and ``seconds_per_clip`` (NaN where not
+        measured), e.g. :func:`genrelib.scale.pipeline_stages`.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    ax : matplotlib Axes
+    """
+    from matplotlib.patches import FancyBboxPatch
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(11, 2.8))
+    n = len(stages)
+    width, gap = 1.0, 0.45
+    colors = plt.get_cmap("Pastel1")
+    for i, row in enumerate(stages.itertuples()):
+        x = i * (width + gap)
+        ax.add_patch(FancyBboxPatch((x, 0), width, 1, boxstyle="round,pad=0.03", facecolor=colors(i),
+                                    edgecolor="0.3"))
+        ax.text(x + width / 2, 0.68, row.stage, ha="center", va="center", fontsize=9, weight="bold", wrap=True)
+        ax.text(x + width / 2, 0.36, row.runs_on, ha="center", va="center", fontsize=7.5, color="0.25")
+        cost = row.seconds_per_clip
+        if np.isfinite(cost):
+            ax.text(x + width / 2, -0.18, f"{cost * 1000:.0f} ms / clip", ha="center", va="top", fontsize=8.5)
+        if i < n - 1:
+            ax.annotate("", xy=(x + width + gap - 0.04, 0.5), xytext=(x + width + 0.04, 0.5),
+                        arrowprops={"arrowstyle": "-|>", "color": "0.3"})
+    ax.set_xlim(-0.1, n * (width + gap) - gap + 0.1)
+    ax.set_ylim(-0.45, 1.1)
+    ax.set_axis_off()
+    ax.set_title("Scale-out pipeline on Ray Data (cost measured per clip in one process)", fontsize=10)
+    return ax

@@ -24,6 +24,7 @@ stages in this process without it and writes the same Parquet.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import time
@@ -50,6 +51,7 @@ __all__ = [
     "embed_catalogue",
     "load_catalogue",
     "stage_costs",
+    "pipeline_stages",
     "measure_throughput",
     "project_catalogue",
     "add_engine_arguments",
@@ -523,42 +525,47 @@ def _run_local(items: pd.DataFrame, filesystem, folder: str, *, backend, target,
         filesystem.move(partial, final)
 
 
-def _run_ray(items: pd.DataFrame, filesystem, folder: str, *, backend, target, options, run_id, sample_rate,
-             min_duration, done, batch_size, progress, address, num_cpus, num_workers, num_gpus_per_worker,
-             max_restarts, max_task_retries) -> None:
-    import pyarrow as pa
-
+def _run_ray(items: pd.DataFrame, filesystem, folder: str, *, address, num_cpus, progress, **plan) -> None:
     ray = init_ray(address, num_cpus=num_cpus)
     import ray.data
+
+    context = ray.data.DataContext.get_current()
+    saved = context.enable_progress_bars
+    context.enable_progress_bars = progress
+    try:
+        _ray_dataset(ray, items, **plan).write_parquet(folder, filesystem=filesystem)
+    except ray.exceptions.RayError as exc:
+        reason = str(exc).strip().splitlines()[0][:500]
+        raise GenrelibError(f"the Ray job failed ({type(exc).__name__}: {reason}); batches already written "
+                            f"stay in {folder} and a re-run resumes from them") from exc
+    finally:
+        context.enable_progress_bars = saved
+
+
+def _ray_dataset(ray, items: pd.DataFrame, *, backend, target, options, run_id, sample_rate, min_duration, done,
+                 batch_size, num_workers, num_gpus_per_worker, max_restarts, max_task_retries):
+    """The lazy Ray Data pipeline: input blocks -> decode tasks -> model actor pool (not yet executed)."""
+    import pyarrow as pa
 
     table = pa.Table.from_pandas(items, schema=_input_schema(), preserve_index=False)
     # Small input blocks so that decoding spreads over every CPU of the cluster.
     decode_rows = max(1, min(batch_size, -(-len(items) // (2 * int(ray.cluster_resources().get("CPU", 1))))))
     blocks = [table.slice(start, decode_rows) for start in range(0, len(items), decode_rows)]
-    context = ray.data.DataContext.get_current()
-    saved = context.enable_progress_bars
-    context.enable_progress_bars = progress
-    try:
-        dataset = ray.data.from_arrow(blocks).map_batches(
-            _decode_batch, batch_format="pyarrow", batch_size=decode_rows, num_cpus=1,
-            fn_kwargs={"sample_rate": sample_rate, "min_duration": min_duration, "done": done})
-        with warnings.catch_warnings():
-            # Ray 2.60 deprecates passing actor options such as max_restarts as **ray_remote_args but
-            # offers no named parameter for them yet (genrelib pins ray 2.60).
-            warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
-            dataset = dataset.map_batches(
-                _EmbedWorker, batch_format="pyarrow", batch_size=batch_size,
-                fn_constructor_kwargs={"backend": backend, "target": target, "options": options, "run_id": run_id},
-                compute=ray.data.ActorPoolStrategy(size=num_workers),
-                num_cpus=_cpus_per_worker(ray, num_workers),
-                num_gpus=_gpus_per_worker(ray, num_gpus_per_worker, num_workers),
-                max_restarts=max_restarts, max_task_retries=max_task_retries)
-        dataset.write_parquet(folder, filesystem=filesystem)
-    except ray.exceptions.RayError as exc:
-        raise GenrelibError(f"the Ray job failed ({type(exc).__name__}: {exc}); batches already written stay "
-                            f"in {folder} and a re-run resumes from them") from exc
-    finally:
-        context.enable_progress_bars = saved
+    dataset = ray.data.from_arrow(blocks).map_batches(
+        _decode_batch, batch_format="pyarrow", batch_size=decode_rows, num_cpus=1,
+        fn_kwargs={"sample_rate": sample_rate, "min_duration": min_duration, "done": done})
+    with warnings.catch_warnings():
+        # Ray 2.60 deprecates passing actor options such as max_restarts as **ray_remote_args but offers
+        # no named parameter for them yet (genrelib pins ray 2.60). These options also keep Ray from
+        # fusing decoding into the actors, which would serialise it behind the model.
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
+        return dataset.map_batches(
+            _EmbedWorker, batch_format="pyarrow", batch_size=batch_size,
+            fn_constructor_kwargs={"backend": backend, "target": target, "options": options, "run_id": run_id},
+            compute=ray.data.ActorPoolStrategy(size=num_workers),
+            num_cpus=_cpus_per_worker(ray, num_workers),
+            num_gpus=_gpus_per_worker(ray, num_gpus_per_worker, num_workers),
+            max_restarts=max_restarts, max_task_retries=max_task_retries)
 
 
 def _cpus_per_worker(ray, num_workers: int) -> float:
@@ -683,10 +690,15 @@ def stage_costs(index_or_paths, *, backend: str = "auto", n_clips: int = 4) -> p
         total, ``seconds_per_clip``, ``share`` of the per-clip work (model load excluded: once per worker).
     """
     items = catalogue_items(index_or_paths).head(positive_int(n_clips, "n_clips"))
+    module_name, attribute = embed.BACKENDS[embed.resolve_backend(backend)].split(":")
+    factory = getattr(importlib.import_module(module_name), attribute)
     start = time.perf_counter()
-    model = embed.get_backend(embed.resolve_backend(backend))
+    model = factory()  # not get_backend: a cached instance would hide what each Ray actor pays once
     load_seconds = time.perf_counter() - start
     totals = {"sha256": 0.0, "decode + resample": 0.0, "embed": 0.0}
+    # One untimed clip first: lazy imports (librosa, soxr) and JIT compilation happen once per process.
+    warm_up = audio.load(items["path"].iloc[0], sr=model.sample_rate, min_duration=model.patch_seconds)
+    embed.embed_audio(warm_up, sr=model.sample_rate, backend=model)
     patches = 0
     for path in items["path"]:
         t0 = time.perf_counter()
@@ -706,6 +718,27 @@ def stage_costs(index_or_paths, *, backend: str = "auto", n_clips: int = 4) -> p
     return frame
 
 
+def pipeline_stages(costs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The stages of :func:`embed_catalogue`, where each runs, and (given :func:`stage_costs`) its cost.
+
+    Notebook: 07_scaling_out.
+
+    Returns
+    -------
+    pd.DataFrame
+        ``stage``, ``runs_on``, ``seconds_per_clip`` (NaN where not measured): the table
+        :func:`genrelib.plots.pipeline_stages` draws.
+    """
+    per_clip = {} if costs is None else dict(zip(costs["stage"], costs["seconds_per_clip"]))
+    read = per_clip.get("sha256", np.nan) + per_clip.get("decode + resample", np.nan)
+    return pd.DataFrame([
+        ("list clips", "driver: ids, paths,\nkeys already in the output", np.nan),
+        ("read, sha256,\ndecode, resample", "Ray tasks, 1 CPU each,\nas many as the cluster has", read),
+        ("embed", "actor pool: model loaded\nonce per actor (+1 GPU)", per_clip.get("embed", np.nan)),
+        ("write Parquet", "Ray tasks: local folder,\nS3, GCS, HDFS ...", np.nan),
+    ], columns=["stage", "runs_on", "seconds_per_clip"])
+
+
 def measure_throughput(index_or_paths, *, backend: str = "auto", workers: Iterable[int] = (1, 2),
                        batch_size: int = 4, address: str | None = None, num_cpus: int = 2) -> pd.DataFrame:
     """Clips/s and patches/s of :func:`~genrelib.embed.embed_dataset` and of Ray with each worker count.
@@ -719,12 +752,15 @@ def measure_throughput(index_or_paths, *, backend: str = "auto", workers: Iterab
     -------
     pd.DataFrame
         ``engine``, ``workers``, ``clips``, ``patches``, ``seconds``, ``clips_per_s``, ``patches_per_s``;
-        ``attrs``: ``ray_start_seconds`` (None if Ray was already running), ``cluster_cpus``, ``backend``.
+        ``attrs``: ``ray_start_seconds`` (None if Ray was already running), ``job_overhead_seconds`` (a
+        one-clip job: actor start, model load, scheduling), ``cluster_cpus``, ``backend``.
     """
     import tempfile
 
     items = catalogue_items(index_or_paths)
     name = embed.resolve_backend(backend)
+    for path in items["path"]:
+        file_digest(path)  # every run then reads from the page cache, the first one included
     rows = []
     with tempfile.TemporaryDirectory(prefix="genrelib-throughput-") as scratch:
         start = time.perf_counter()
@@ -736,7 +772,12 @@ def measure_throughput(index_or_paths, *, backend: str = "auto", workers: Iterab
         start = time.perf_counter()
         ray = init_ray(address, num_cpus=num_cpus)
         ray_start = time.perf_counter() - start if started else None
+        # A one-clip job: the fixed cost of every job (actor start, model load, scheduling); it also
+        # starts Ray's worker processes, which later jobs reuse.
+        job_overhead = embed_catalogue(items.head(1), backend=name, output=Path(scratch, "overhead"),
+                                       engine="ray", progress=False).attrs["seconds"]
         for count in workers:
+            _wait_until_idle(ray)
             result = embed_catalogue(items, backend=name, output=Path(scratch, f"ray{count}"), engine="ray",
                                      num_workers=count, batch_size=batch_size, progress=False)
             rows.append(("Ray Data", count, result, result.attrs["seconds"]))
@@ -745,8 +786,17 @@ def measure_throughput(index_or_paths, *, backend: str = "auto", workers: Iterab
                           for engine, count, frame, seconds in rows])
     table["clips_per_s"] = table["clips"] / table["seconds"]
     table["patches_per_s"] = table["patches"] / table["seconds"]
-    table.attrs.update(ray_start_seconds=ray_start, cluster_cpus=ray.cluster_resources().get("CPU"), backend=name)
+    table.attrs.update(ray_start_seconds=ray_start, job_overhead_seconds=job_overhead,
+                       cluster_cpus=ray.cluster_resources().get("CPU"), backend=name)
     return table
+
+
+def _wait_until_idle(ray, timeout: float = 30.0) -> None:
+    """Wait until the previous job's actors have released their CPUs, so they do not slow the next one."""
+    deadline = time.monotonic() + timeout
+    total = ray.cluster_resources().get("CPU", 0)
+    while ray.available_resources().get("CPU", 0) < total and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def project_catalogue(*, cpu_seconds_per_patch: float, decode_cpu_seconds_per_clip: float,

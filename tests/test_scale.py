@@ -13,6 +13,7 @@ import shutil
 import sys
 from contextlib import nullcontext
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -207,6 +208,35 @@ def test_any_pyarrow_filesystem(clips, reference, tmp_path):
 
 # --------------------------------------------------------------------------------------------- Ray engine
 
+def test_pipeline_decodes_in_cpu_tasks_and_embeds_in_an_actor_pool(clips, capsys):
+    plan = {"backend": "mfcc", "target": embed.BACKENDS["mfcc"], "options": {}, "run_id": "r", "sample_rate": 16000,
+            "min_duration": 0.96, "done": frozenset(), "batch_size": 4, "num_workers": 2,
+            "num_gpus_per_worker": None, "max_restarts": 3, "max_task_retries": 3}
+    scale._ray_dataset(ray, scale.catalogue_items(clips), **plan).explain()
+    optimized = capsys.readouterr().out.split("Physical Plan (Optimized)")[1]
+    # two operators, not fused into one: decoding never waits behind the model
+    assert "ActorPoolMapOperator[MapBatches(_EmbedWorker)]" in optimized
+    assert "TaskPoolMapOperator[MapBatches(_decode_batch)]" in optimized
+
+
+@pytest.mark.parametrize("resources, workers, requested, cpus, gpus", [
+    ({"CPU": 2.0}, 1, None, 1.0, 0.0),
+    ({"CPU": 2.0}, 2, None, 0.5, 0.0),        # two actors must leave a CPU for decoding
+    ({"CPU": 64.0, "GPU": 4.0}, 4, None, 1.0, 1.0),
+    ({"CPU": 64.0, "GPU": 2.0}, 4, None, 1.0, 0.5),
+    ({"CPU": 64.0, "GPU": 4.0}, 4, 0.0, 1.0, 0.0),
+])
+def test_actor_resources(resources, workers, requested, cpus, gpus):
+    cluster = SimpleNamespace(cluster_resources=lambda: resources)
+    assert scale._cpus_per_worker(cluster, workers) == cpus
+    assert scale._gpus_per_worker(cluster, requested, workers) == gpus
+
+
+def test_a_one_cpu_cluster_is_refused():
+    with pytest.raises(ParameterError, match="at least 2"):
+        scale._cpus_per_worker(SimpleNamespace(cluster_resources=lambda: {"CPU": 1.0}), 1)
+
+
 def test_ray_output_equals_embed_dataset(ray_run, reference):
     output, result, _ = ray_run
     loaded = scale.load_catalogue(output)
@@ -253,7 +283,7 @@ def test_killed_actor_is_restarted_and_every_clip_lands_once(clips, reference, t
     assert_equal_to_reference(scale.load_catalogue(output), reference)
 
 
-def test_without_restarts_the_same_kill_fails_the_job_and_keeps_finished_batches(clips, tmp_path):
+def test_without_restarts_the_same_kill_fails_the_job_and_a_rerun_completes_it(clips, tmp_path):
     log, marker, output = tmp_path / "events.log", tmp_path / "killed", tmp_path / "out"
     options = {"log": str(log), "kill_after": 4, "marker": str(marker)}
     with pytest.raises(GenrelibError, match="the Ray job failed"):
@@ -280,3 +310,54 @@ def test_embed_cli_ray_engine(clips, reference, tmp_path, capsys):
     assert "10 clips" in capsys.readouterr().out
     loaded = scale.load_catalogue(tmp_path / "out").assign(item_id=lambda f: f["item_id"].str.split("/").str[-1])
     assert_equal_to_reference(loaded[loaded["item_id"].isin(reference)], reference)
+
+
+# ----------------------------------------------------------------------------------- measuring, projecting
+
+def test_stage_costs_time_each_stage(clips):
+    costs = scale.stage_costs(clips, backend="mfcc", n_clips=2).set_index("stage")
+    assert list(costs.index) == ["model load", "sha256", "decode + resample", "embed"]
+    per_clip = costs["seconds_per_clip"].drop("model load")
+    assert (per_clip > 0).all() and np.isclose(costs["share"].sum(), 1.0)
+    assert costs.attrs["patches_per_clip"] == 3  # 3 s clips, 0.96 s patches
+
+
+def test_pipeline_stages_table_and_figure(clips):
+    from genrelib import plots
+
+    costs = pd.DataFrame({"stage": ["model load", "sha256", "decode + resample", "embed"],
+                          "seconds_per_clip": [np.nan, 0.001, 0.2, 0.3]})
+    stages = scale.pipeline_stages(costs)
+    assert list(stages["stage"].str.split().str[0]) == ["list", "read,", "embed", "write"]
+    np.testing.assert_allclose(stages["seconds_per_clip"], [np.nan, 0.201, 0.3, np.nan])
+    ax = plots.pipeline_stages(stages)
+    texts = [t.get_text() for t in ax.texts]
+    assert len(ax.patches) == 4 and "201 ms / clip" in texts and "300 ms / clip" in texts
+    plots.plt.close(ax.figure)
+
+
+def test_project_catalogue_by_hand():
+    table = scale.project_catalogue(cpu_seconds_per_patch=0.02, decode_cpu_seconds_per_clip=0.5,
+                                    patches_per_clip=31, n_clips=1000, nodes=(1, 2), cpus_per_node=10)
+    # 1000 clips x 31 patches x 0.02 CPU-s = 620 CPU-s; decoding alone 500 CPU-s
+    np.testing.assert_allclose(table["cpu_nodes_hours"], [620 / 10 / 3600, 620 / 20 / 3600])
+    np.testing.assert_allclose(table["gpu_nodes_hours_at_least"], [500 / 10 / 3600, 500 / 20 / 3600])
+    np.testing.assert_allclose(table["node_hours"], [620 / 10 / 3600] * 2)
+    assert table.attrs["kind"] == "projection" and scale.FMA_LARGE["n_clips"] == 106_574
+
+
+@pytest.mark.parametrize("override", [{"cpu_seconds_per_patch": 0}, {"patches_per_clip": -1},
+                                      {"nodes": (0,)}, {"n_clips": 1.5}])
+def test_project_catalogue_refuses_bad_values(override):
+    values = {"cpu_seconds_per_patch": 0.02, "decode_cpu_seconds_per_clip": 0.5, "patches_per_clip": 31, **override}
+    with pytest.raises(ParameterError):
+        scale.project_catalogue(**values)
+
+
+def test_measure_throughput_counts_the_same_work_per_engine(clips):
+    table = scale.measure_throughput(clips[:3], backend="mfcc", workers=(1,))
+    assert list(table["engine"]) == ["embed_dataset (1 process)", "Ray Data"]
+    assert (table["clips"] == 3).all() and (table["patches"] == 9).all()
+    np.testing.assert_allclose(table["patches_per_s"], table["patches"] / table["seconds"])
+    assert table.attrs["ray_start_seconds"] is None and table.attrs["job_overhead_seconds"] > 0
+    assert table.attrs["cluster_cpus"] == 2
