@@ -56,15 +56,17 @@ def main(argv=None) -> int:
     print(table.to_string(index=False, float_format="%.2f"))
     print(f"Ray start-up: {attrs['ray_start_seconds']:.1f} s; fixed cost of one Ray job (1 clip): "
           f"{attrs['job_overhead_seconds']:.1f} s\n")
-    best = table[table["engine"] == "Ray Data"].sort_values("patches_per_s").iloc[-1]
+    best = table.sort_values("patches_per_s").iloc[-1]
     projection = scale.project_catalogue(
         cpu_seconds_per_patch=attrs["cluster_cpus"] / best["patches_per_s"],
         decode_cpu_seconds_per_clip=costs.set_index("stage").loc[["sha256", "decode + resample"],
                                                                  "seconds_per_clip"].sum(),
-        patches_per_clip=costs.attrs["patches_per_clip"], cpus_per_node=args.cpus_per_node)
+        patches_per_clip=costs.attrs["patches_per_clip"], cpus_per_node=args.cpus_per_node,
+        job_overhead_seconds=(attrs["ray_start_seconds"] or 0) + attrs["job_overhead_seconds"])
     print(f"PROJECTION (not measured) for {scale.FMA_LARGE['name']}: {projection.attrs['n_clips']} clips, "
-          f"{projection.attrs['patches']:.3g} patches, nodes of {args.cpus_per_node} CPUs, from the Ray run with "
-          f"{best['workers']} workers above:")
+          f"{projection.attrs['patches']:.3g} patches, nodes of {args.cpus_per_node} CPUs, linear scaling from "
+          f"the fastest run above ({best['engine']}, {best['workers']} worker(s), {best['patches_per_s']:.0f} "
+          f"patches/s on {attrs['cluster_cpus']:g} CPUs) plus Ray's start-up and job cost once:")
     print(projection.to_string(index=False, float_format="%.2f"))
     report = {
         "machine": {"platform": platform.platform(), "cpus_visible": os.cpu_count(), "ray_cpus": attrs["cluster_cpus"]},

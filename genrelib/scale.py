@@ -159,6 +159,8 @@ def init_ray(address: str | None = None, *, num_cpus: int = 2):
         where = f"the Ray cluster at {address!r}" if address else "a local Ray cluster"
         raise GenrelibError(f"cannot start or reach {where}: {exc}") from exc
     _quiet_ray_data_console()
+    if not address:
+        _wait_until_idle(ray, timeout=10.0)  # a new cluster reports its CPUs a moment after start
     return ray
 
 
@@ -168,6 +170,8 @@ def _quiet_ray_data_console() -> None:
     for handler in logging.getLogger("ray.data").handlers:
         if type(handler).__name__ == "PlainRayHandler":
             handler.setLevel(logging.WARNING)
+            # progress=False is a choice, not a problem worth a warning per job
+            handler.addFilter(lambda record: "Progress bars disabled" not in record.getMessage())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -801,7 +805,8 @@ def _wait_until_idle(ray, timeout: float = 30.0) -> None:
 
 def project_catalogue(*, cpu_seconds_per_patch: float, decode_cpu_seconds_per_clip: float,
                       patches_per_clip: float, n_clips: int = FMA_LARGE["n_clips"],
-                      nodes: Iterable[int] = (1, 4, 16, 64), cpus_per_node: int = 16) -> pd.DataFrame:
+                      nodes: Iterable[int] = (1, 4, 16, 64), cpus_per_node: int = 16,
+                      job_overhead_seconds: float = 0.0) -> pd.DataFrame:
     """A *projection* (not a measurement): hours to embed ``n_clips`` on N nodes, from measured unit costs.
 
     Notebook: 07_scaling_out.
@@ -809,8 +814,8 @@ def project_catalogue(*, cpu_seconds_per_patch: float, decode_cpu_seconds_per_cl
     Parameters
     ----------
     cpu_seconds_per_patch : float > 0
-        All-in CPU time per patch (decode + embed + write), e.g. ``cluster CPUs / patches_per_s`` of a
-        saturated :func:`measure_throughput` run.
+        All-in CPU time per patch (decode + embed + write): ``CPUs / patches_per_s`` of the best
+        :func:`measure_throughput` run, which keeps every CPU of the measuring machine busy.
     decode_cpu_seconds_per_clip : float > 0
         CPU time to hash, decode and resample one clip (:func:`stage_costs`): what is left for the CPUs
         of a GPU node once the model runs on the GPU.
@@ -820,6 +825,8 @@ def project_catalogue(*, cpu_seconds_per_patch: float, decode_cpu_seconds_per_cl
         Default FMA-large's 106 574.
     nodes : iterable of int
     cpus_per_node : int > 0
+    job_overhead_seconds : float >= 0
+        Fixed cost of one job (Ray start-up, actor start, model load), added once.
 
     Returns
     -------
@@ -830,8 +837,8 @@ def project_catalogue(*, cpu_seconds_per_patch: float, decode_cpu_seconds_per_cl
 
     Notes
     -----
-    Assumes linear scaling: every node as fast per CPU as the measuring machine, storage and network keep
-    up, start-up (about a minute per job) neglected.
+    Assumes linear scaling: every CPU of every node as fast as the measuring machine's, long jobs (Ray's
+    per-job costs amortised), storage and network keeping up.
     """
     for value, name in ((cpu_seconds_per_patch, "cpu_seconds_per_patch"), (patches_per_clip, "patches_per_clip"),
                         (decode_cpu_seconds_per_clip, "decode_cpu_seconds_per_clip")):
@@ -840,8 +847,11 @@ def project_catalogue(*, cpu_seconds_per_patch: float, decode_cpu_seconds_per_cl
     nodes = [positive_int(n, "nodes") for n in nodes]
     cpu_seconds = n_clips * patches_per_clip * cpu_seconds_per_patch
     frame = pd.DataFrame({"nodes": nodes, "cpus": [n * cpus_per_node for n in nodes]})
-    frame["cpu_nodes_hours"] = cpu_seconds / frame["cpus"] / 3600
-    frame["gpu_nodes_hours_at_least"] = n_clips * decode_cpu_seconds_per_clip / frame["cpus"] / 3600
+    if isinstance(job_overhead_seconds, bool) or not job_overhead_seconds >= 0:
+        raise ParameterError(f"job_overhead_seconds={job_overhead_seconds!r} must be a number >= 0")
+    frame["cpu_nodes_hours"] = (cpu_seconds / frame["cpus"] + job_overhead_seconds) / 3600
+    frame["gpu_nodes_hours_at_least"] = (n_clips * decode_cpu_seconds_per_clip / frame["cpus"]
+                                         + job_overhead_seconds) / 3600
     frame["node_hours"] = frame["cpu_nodes_hours"] * frame["nodes"]
     frame.attrs.update(kind="projection", n_clips=n_clips, patches=n_clips * patches_per_clip)
     return frame

@@ -343,11 +343,15 @@ def test_project_catalogue_by_hand():
     np.testing.assert_allclose(table["cpu_nodes_hours"], [620 / 10 / 3600, 620 / 20 / 3600])
     np.testing.assert_allclose(table["gpu_nodes_hours_at_least"], [500 / 10 / 3600, 500 / 20 / 3600])
     np.testing.assert_allclose(table["node_hours"], [620 / 10 / 3600] * 2)
+    with_start = scale.project_catalogue(cpu_seconds_per_patch=0.02, decode_cpu_seconds_per_clip=0.5,
+                                         patches_per_clip=31, n_clips=1000, nodes=(1,), cpus_per_node=10,
+                                         job_overhead_seconds=36)
+    np.testing.assert_allclose(with_start["cpu_nodes_hours"], [(62 + 36) / 3600])
     assert table.attrs["kind"] == "projection" and scale.FMA_LARGE["n_clips"] == 106_574
 
 
 @pytest.mark.parametrize("override", [{"cpu_seconds_per_patch": 0}, {"patches_per_clip": -1},
-                                      {"nodes": (0,)}, {"n_clips": 1.5}])
+                                      {"nodes": (0,)}, {"n_clips": 1.5}, {"job_overhead_seconds": -1}])
 def test_project_catalogue_refuses_bad_values(override):
     values = {"cpu_seconds_per_patch": 0.02, "decode_cpu_seconds_per_clip": 0.5, "patches_per_clip": 31, **override}
     with pytest.raises(ParameterError):
