@@ -215,6 +215,18 @@ def test_embed_dataset_caches_musicnn_rows(tmp_path, monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
+def test_embed_dataset_refuses_files_shorter_than_a_patch(tmp_path):
+    import pandas as pd
+    import soundfile as sf
+
+    short = tmp_path / "short.wav"
+    sf.write(short, reference_signal()[:32000], 16000)  # 2 s < 2.992 s
+    index = pd.DataFrame({"track_id": ["short"], "path": [str(short)]})
+    result = embed.embed_dataset(index, backend="musicnn-mtt", cache_dir_=tmp_path / "cache", progress=False,
+                                 on_error="report")
+    assert "short.wav" in result.loc[0, "error"] and "shorter than the required 2.992 s" in result.loc[0, "error"]
+
+
 # ------------------------------------------------------------------------------------------ errors
 
 def test_missing_package_names_the_install_command(monkeypatch):
@@ -264,32 +276,36 @@ def test_silent_or_empty_audio_is_refused_by_embed_audio():
 
 def test_weight_cache_round_trip_and_repair(tmp_path, monkeypatch, reference):
     monkeypatch.setenv("GENRELIB_CACHE", str(tmp_path))
-    monkeypatch.setattr(musicnn, "_LOADED", {})
     name = "MTT_vgg"
     expected = reference[f"{name}__pool5"]
     first = musicnn.load_model(name)
     path = musicnn.weights_path(name, musicnn.KNOWN_CHECKSUMS[name])
     assert path.is_file() and path.name.endswith(".weights.h5")
-    assert not [p for p in path.parent.iterdir() if p != path]  # no temporary left behind
-    assert musicnn.load_model(name) is first  # one load per process
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left behind
 
-    # Second load (new process, simulated) reads the .h5: the checkpoint is not converted again.
-    monkeypatch.setattr(musicnn, "_LOADED", {})
+    # The second load reads the .h5: the checkpoint is not converted again. Each load is its own model.
     converted = musicnn.model_from_checkpoint
     monkeypatch.setattr(musicnn, "model_from_checkpoint", lambda *a, **k: pytest.fail("cache not used"))
     cached = musicnn.load_model(name)
+    assert cached is not first
     assert relative_error(cached.predict_on_batch(reference["input"])["pool5"], expected) <= 1e-3
 
     # A damaged cache file is rebuilt from the checkpoint, with a warning, and works again.
     monkeypatch.setattr(musicnn, "model_from_checkpoint", converted)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    monkeypatch.setattr(musicnn, "_LOADED", {})
     with pytest.warns(GenrelibWarning, match="unreadable"):
         repaired = musicnn.load_model(name)
     assert relative_error(repaired.predict_on_batch(reference["input"])["pool5"], expected) <= 1e-3
-    monkeypatch.setattr(musicnn, "_LOADED", {})
     monkeypatch.setattr(musicnn, "model_from_checkpoint", lambda *a, **k: pytest.fail("repaired cache not used"))
     musicnn.load_model(name)
+
+
+def test_fine_tuning_a_loaded_model_leaves_the_shared_one_alone(reference):
+    y = reference_signal()
+    before = musicnn.predict(y, sr=16000, model="MSD_vgg")
+    own = musicnn.load_model("MSD_vgg")
+    own.get_layer("block1_conv").kernel.assign(np.zeros(own.get_layer("block1_conv").kernel.shape))
+    np.testing.assert_array_equal(musicnn.predict(y, sr=16000, model="MSD_vgg"), before)
 
 
 # ------------------------------------------------------------------------------------------ CLI
