@@ -7,7 +7,8 @@ Usage::
 Each backend runs in its own process (so peak RSS is its own) through ``embed.embed_dataset`` with an
 empty temporary embedding cache: decoding, resampling to 16 kHz, log-mel and network included. The
 converted weights may come from the weight cache; model loading is timed separately. Prints one line
-per backend: clips/s, audio seconds per wall second, peak RSS.
+per backend: clips/s, audio seconds per wall second, CPU seconds per clip (all threads; less sensitive
+to other load on the machine than wall time), peak RSS.
 """
 
 from __future__ import annotations
@@ -36,11 +37,11 @@ def measure(backend_name: str, data: str | None) -> dict:
     backend.embed(gtzan_first_second(index))  # loads the network and traces its predict function
     load_seconds = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as cache:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         embed.embed_dataset(index, backend=backend, cache_dir_=cache, progress=False)
-        seconds = time.perf_counter() - started
+        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     return {"backend": backend_name, "clips": len(index), "audio_seconds": float(index["duration"].sum()),
-            "load_seconds": load_seconds, "seconds": seconds,
+            "load_seconds": load_seconds, "seconds": seconds, "cpu_seconds": cpu_seconds,
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         result = json.loads(output.strip().splitlines()[-1])
         print(f"{name:12s} {result['clips']} clips in {result['seconds']:.1f} s: "
               f"{result['clips'] / result['seconds']:.2f} clips/s, "
-              f"{result['audio_seconds'] / result['seconds']:.0f}x real time; model load {result['load_seconds']:.1f} s; "
+              f"{result['audio_seconds'] / result['seconds']:.0f}x real time, {result['cpu_seconds'] / result['clips']:.2f} "
+              f"CPU-s/clip; model load {result['load_seconds']:.1f} s; "
               f"peak RSS {result['peak_rss_mib']:.0f} MiB", flush=True)
     return 0
 
