@@ -62,9 +62,11 @@ def main(argv: list[str] | None = None) -> int:
                      "issue_reference": reference})
         print(f"{backend_name:12s} {rows[-1]['layer']:12s} {result.summary()}", flush=True)
     report = {
-        "command": " ".join(filter(None, [f"GENRELIB_DATA={shlex.quote(str(root))}" if source == "GENRELIB_DATA" else "",
-                                           "python tools/backend_cv.py",
-                                           shlex.join(argv if argv is not None else sys.argv[1:])])),
+        "command": " ".join(filter(None, [
+            f"GENRELIB_DATA={shlex.quote(str(root))}" if source == "GENRELIB_DATA" else "",
+            "python tools/backend_cv.py",
+            shlex.join(argv if argv is not None else sys.argv[1:]),
+        ])),
         "data": {"root": str(root), "source": source, "n_clips": len(index),
                  "clips_per_genre": index["genre"].value_counts().sort_index().to_dict()},
         "protocol": {"n_splits": args.n_splits, "seeds": args.seeds,

@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         result = json.loads(output.strip().splitlines()[-1])
         print(f"{name:12s} {result['clips']} clips in {result['seconds']:.1f} s: "
               f"{result['clips'] / result['seconds']:.2f} clips/s, "
-              f"{result['audio_seconds'] / result['seconds']:.0f}x real time, {result['cpu_seconds'] / result['clips']:.2f} "
-              f"CPU-s/clip; model load {result['load_seconds']:.1f} s; "
+              f"{result['audio_seconds'] / result['seconds']:.0f}x real time, "
+              f"{result['cpu_seconds'] / result['clips']:.2f} CPU-s/clip; model load {result['load_seconds']:.1f} s; "
               f"peak RSS {result['peak_rss_mib']:.0f} MiB", flush=True)
     return 0
 

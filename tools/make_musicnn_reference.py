@@ -93,7 +93,8 @@ def run_original(name: str, batches: dict[str, np.ndarray]) -> dict[str, dict[st
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=os.environ.get("GENRELIB_DATA") or str(ROOT.parent / "shared/data/gtzan_mini"),
+    default_data = os.environ.get("GENRELIB_DATA") or str(ROOT.parent / "shared" / "data" / "gtzan_mini")
+    parser.add_argument("--data", default=default_data,
                         help="GTZAN root holding genres/<genre>/<track>.<ext> (default: $GENRELIB_DATA, "
                              "then ../shared/data/gtzan_mini)")
     parser.add_argument("--output", default=str(ROOT / "tests/data/musicnn_reference.npz"))
