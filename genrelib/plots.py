@@ -146,7 +146,7 @@ def pipeline_stages(stages, *, ax=None):
     from matplotlib.patches import FancyBboxPatch
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(11, 2.8))
+        _, ax = plt.subplots(figsize=(2.3 * len(stages), 2.8))
     n = len(stages)
     width, gap = 1.0, 0.45
     colors = plt.get_cmap("Pastel1")

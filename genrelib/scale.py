@@ -8,15 +8,16 @@ patches) outgrows one machine at the embedding step. This module runs the *same*
 the same code runs on a laptop (``ray.init(num_cpus=2)``) and unchanged on a multi-node cluster
 (``address=`` / ``$RAY_ADDRESS``), with GPUs where the cluster has them::
 
-    items (driver)  ->  read + sha256 + decode + resample   ->  embed (actor pool:      ->  Parquet
-    path, track id      (CPU tasks; skip clips already         model loaded once per      (one row per clip,
-                        in the output)                          actor, num_gpus per actor)  any pyarrow filesystem)
+    list clips  ->  sha256  ->  drop clips      ->  decode +   ->  embed: actor pool,   ->  Parquet: one row
+    (driver)        (CPU       already in the       resample      model loaded once        per clip, local
+                    tasks)     output (driver)      (CPU tasks)   per actor (+1 GPU)       or any pyarrow fs
 
 Output: one Parquet row per clip (:data:`OUTPUT_SCHEMA`): ids, the source file's sha256, the backend, its
 weights checksum and front-end version, the embedding sequence ``[n_patches][d]`` and an error message
-(null when the clip was embedded). Nothing is written for a clip twice: a re-run first reads the keys
-already in the output and skips those clips (by item id and checksum), so an interrupted job loses at
-most the batches in flight. A bad file becomes an error row with its reason; it never stops the job.
+(null when the clip was embedded). Nothing is written for a clip twice: a run first reads the keys
+already in the output and skips those clips (by item id and the file's sha256), so an interrupted job
+loses at most the batches in flight and a finished one is not redone. A bad file becomes an error row
+with its reason; it never stops the job.
 
 Ray is an optional dependency (``pip install 'genrelib[scale]'``); ``engine="local"`` runs the same
 stages in this process without it and writes the same Parquet.
@@ -117,7 +118,7 @@ def require_ray():
     return ray
 
 
-def init_ray(address: str | None = None, *, num_cpus: int = 2):
+def init_ray(address: str | None = None, *, num_cpus: int = 2, log_to_driver: bool = False):
     """Connect to a Ray cluster, or start a private local one; a session already started is reused.
 
     Notebook: 07_scaling_out.
@@ -129,6 +130,10 @@ def init_ray(address: str | None = None, *, num_cpus: int = 2):
         local cluster.
     num_cpus : int > 0
         CPUs of the *local* cluster (2 = this project's CI machine); ignored when connecting.
+    log_to_driver : bool
+        Echo the workers' output (TensorFlow's start-up chatter, per actor) here. Off by default: failures
+        still arrive as error rows or exceptions, and every worker's log stays in Ray's session folder
+        (``/tmp/ray/session_latest/logs`` on each node).
 
     Returns
     -------
@@ -146,13 +151,16 @@ def init_ray(address: str | None = None, *, num_cpus: int = 2):
     if ray.is_initialized():
         return ray
     address = address or os.environ.get("RAY_ADDRESS") or None
-    options: dict[str, Any] = {"logging_level": logging.WARNING, "include_dashboard": False}
+    options: dict[str, Any] = {"logging_level": logging.WARNING, "include_dashboard": False,
+                               "log_to_driver": bool(log_to_driver)}
     if address:
         options["address"] = address
     else:
         package_parent = str(Path(__file__).resolve().parents[1])
         python_path = os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))
-        options.update(num_cpus=num_cpus, runtime_env={"env_vars": {"PYTHONPATH": python_path}})
+        # Workers import this very genrelib; TensorFlow backends in them log only warnings and errors.
+        env_vars = {"PYTHONPATH": python_path, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+        options.update(num_cpus=num_cpus, runtime_env={"env_vars": env_vars})
     try:
         ray.init(**options)
     except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -160,8 +168,13 @@ def init_ray(address: str | None = None, *, num_cpus: int = 2):
         raise GenrelibError(f"cannot start or reach {where}: {exc}") from exc
     _quiet_ray_data_console()
     if not address:
-        _wait_until_idle(ray, timeout=10.0)  # a new cluster reports its CPUs a moment after start
+        _LOCAL_CLUSTER.add(ray.get_runtime_context().get_node_id())
+        _wait_until_idle(ray)
     return ray
+
+
+#: Node ids of local clusters started by :func:`init_ray` (nothing else runs on them).
+_LOCAL_CLUSTER: set[str] = set()
 
 
 def _quiet_ray_data_console() -> None:
@@ -170,8 +183,16 @@ def _quiet_ray_data_console() -> None:
     for handler in logging.getLogger("ray.data").handlers:
         if type(handler).__name__ == "PlainRayHandler":
             handler.setLevel(logging.WARNING)
-            # progress=False is a choice, not a problem worth a warning per job
-            handler.addFilter(lambda record: "Progress bars disabled" not in record.getMessage())
+            handler.addFilter(_drop_false_alarms)
+
+
+def _drop_false_alarms(record: logging.LogRecord) -> bool:
+    message = record.getMessage()
+    if "Progress bars disabled" in message:
+        return False  # progress=False is a choice, not a problem
+    # On a local cluster of ours, the "no available CPUs" check catches from_arrow's short metadata tasks;
+    # real starvation (actors holding every CPU) cannot happen there (see _cpus_per_worker).
+    return not ("does not have any available CPUs" in message and _LOCAL_CLUSTER)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -313,31 +334,59 @@ def _reason(exc: Exception, path: str) -> str:
     return text if path in text else f"{path}: {text}"
 
 
-def _decode_batch(batch, *, sample_rate: int, min_duration: float, done: frozenset):
-    """Stage 1 (CPU task): sha256 each file, drop clips already in the output, decode + resample the rest.
+def _hashed_schema():
+    import pyarrow as pa
 
-    ``batch`` is a pyarrow table of :func:`_input_schema`; returns the same columns plus
-    ``source_checksum``, ``audio`` (float32 samples at ``sample_rate``; empty on error) and ``error``.
+    return _input_schema().append(pa.field("source_checksum", pa.string())).append(pa.field("error", pa.string()))
+
+
+def _hash_batch(batch):
+    """Stage 0 (CPU task): the sha256 of each file, the key that decides whether a clip is done.
+
+    ``batch`` is a pyarrow table of :func:`_input_schema`; returns :func:`_hashed_schema` (``error`` set
+    for a file that cannot be read).
     """
     import pyarrow as pa
 
-    rows, waveforms = [], []
-    for row in batch.to_pylist():
-        checksum, error, samples = None, None, np.zeros(0, dtype=np.float32)
+    checksums, errors = [], []
+    for path in batch.column("path").to_pylist():
         try:
-            checksum = file_digest(row["path"])
-            if (row["item_id"], checksum) in done:
-                continue
-            samples = audio.load(row["path"], sr=sample_rate, min_duration=min_duration)
-        except (GenrelibError, OSError) as exc:
-            error = _reason(exc, row["path"])
-        rows.append({**row, "source_checksum": checksum, "error": error})
+            checksums.append(file_digest(path))
+            errors.append(None)
+        except OSError as exc:
+            checksums.append(None)
+            errors.append(_reason(exc, path))
+    return (batch.select(_input_schema().names).append_column("source_checksum", pa.array(checksums, pa.string()))
+            .append_column("error", pa.array(errors, pa.string())))
+
+
+def _decode_batch(batch, *, sample_rate: int, min_duration: float):
+    """Stage 1 (CPU task): decode and resample each clip to the backend's rate.
+
+    ``batch`` is a pyarrow table of :func:`_hashed_schema`; returns it plus ``audio`` (float32 samples at
+    ``sample_rate``; empty when the clip failed here or earlier, ``error`` then says why).
+    """
+    import pyarrow as pa
+
+    waveforms, errors = [], []
+    for path, error in zip(batch.column("path").to_pylist(), batch.column("error").to_pylist()):
+        samples = np.zeros(0, dtype=np.float32)
+        if error is None:
+            try:
+                samples = audio.load(path, sr=sample_rate, min_duration=min_duration)
+            except (GenrelibError, OSError) as exc:
+                error = _reason(exc, path)
         waveforms.append(samples)
+        errors.append(error)
     offsets = np.concatenate([[0], np.cumsum([len(w) for w in waveforms])]).astype(np.int64)
     values = np.concatenate(waveforms) if waveforms else np.zeros(0, dtype=np.float32)
-    table = pa.Table.from_pylist(rows, schema=_input_schema().append(pa.field("source_checksum", pa.string())))
-    return (table.append_column("audio", pa.LargeListArray.from_arrays(offsets, pa.array(values, pa.float32())))
-            .append_column("error", pa.array([r["error"] for r in rows], pa.string())))
+    table = batch.select(_hashed_schema().names).set_column(
+        _hashed_schema().get_field_index("error"), "error", pa.array(errors, pa.string()))
+    return table.append_column("audio", pa.LargeListArray.from_arrays(offsets, pa.array(values, pa.float32())))
+
+
+def _blocks(table, rows: int) -> list:
+    return [table.slice(start, rows) for start in range(0, table.num_rows, rows)]
 
 
 def _nested_list(arrays: list[np.ndarray | None], dim: int):
@@ -466,7 +515,8 @@ def embed_catalogue(
     Notes
     -----
     Results equal :func:`genrelib.embed.embed_dataset`'s (same decoding and model calls). A re-run
-    reads every file once more to hash it, but decodes and embeds only clips not yet in the output.
+    hashes every file again (in parallel; about 1 ms per 30 s clip) but decodes and embeds only clips not
+    yet in the output; when none is left, no model is loaded and no job starts.
     """
     one_of(engine, ENGINES, "engine")
     for value, name in ((batch_size, "batch_size"), (num_workers, "num_workers"), (num_cpus, "num_cpus")):
@@ -485,13 +535,21 @@ def embed_catalogue(
     done = _done_keys(filesystem, folder, identity, retry_errors=retry_errors)
     run_id = _new_run_id()
     plan = {"backend": name, "target": embed.BACKENDS[name], "options": options, "run_id": run_id,
-            "sample_rate": model.sample_rate, "min_duration": model.patch_seconds, "done": done,
-            "batch_size": batch_size, "progress": progress}
+            "sample_rate": model.sample_rate, "min_duration": model.patch_seconds, "batch_size": batch_size,
+            "progress": progress}
     start = time.perf_counter()
-    if engine == "local":
-        _run_local(items, filesystem, folder, **plan)
+    ray = init_ray(address, num_cpus=num_cpus) if engine == "ray" else None
+    if ray is not None and ray.get_runtime_context().get_node_id() in _LOCAL_CLUSTER:
+        # On our own small cluster, let a previous job's actors release their CPUs first (a shared
+        # cluster is never idle, and its scheduler handles this).
+        _wait_until_idle(ray)
+    todo = _not_done(_hash(ray, items, batch_size), done)
+    if todo.num_rows == 0:
+        pass  # every clip is in the output already: no decoding, no model, no job
+    elif engine == "local":
+        _run_local(todo, filesystem, folder, **plan)
     else:
-        _run_ray(items, filesystem, folder, **plan, address=address, num_cpus=num_cpus, num_workers=num_workers,
+        _run_ray(ray, todo, filesystem, folder, **plan, num_workers=num_workers,
                  num_gpus_per_worker=num_gpus_per_worker, max_restarts=max_restarts,
                  max_task_retries=max_task_retries)
     seconds = time.perf_counter() - start
@@ -507,21 +565,43 @@ def _new_run_id() -> str:
     return f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime(now))}.{int(now % 1 * 1e6):06d}Z-{uuid.uuid4().hex[:8]}"
 
 
-def _run_local(items: pd.DataFrame, filesystem, folder: str, *, backend, target, options, run_id, sample_rate,
-               min_duration, done, batch_size, progress) -> None:
+def _hash(ray, items: pd.DataFrame, batch_size: int):
+    """:func:`_hash_batch` over every clip: in Ray tasks (``ray`` given) or in this process."""
     import pyarrow as pa
+
+    table = pa.Table.from_pandas(items, schema=_input_schema(), preserve_index=False)
+    if ray is None:
+        return _hash_batch(table)
+    rows = _decode_rows(ray, len(items), batch_size)
+    hashed = ray.data.from_arrow(_blocks(table, rows)).map_batches(_hash_batch, batch_format="pyarrow",
+                                                                    batch_size=rows, num_cpus=1)
+    return pa.concat_tables(ray.get(hashed.to_arrow_refs())).cast(_hashed_schema())
+
+
+def _not_done(hashed, done: frozenset):
+    """The rows of ``hashed`` whose (item id, checksum) is not among ``done``, in their order."""
+    import pyarrow as pa
+
+    keys = zip(hashed.column("item_id").to_pylist(), hashed.column("source_checksum").to_pylist())
+    return hashed.filter(pa.array([key not in done for key in keys], pa.bool_()))
+
+
+def _decode_rows(ray, n_items: int, batch_size: int) -> int:
+    """Clips per decoding task: small enough that every CPU of the cluster gets some."""
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    return max(1, min(batch_size, -(-n_items // (2 * cpus))))
+
+
+def _run_local(todo, filesystem, folder: str, *, backend, target, options, run_id, sample_rate, min_duration,
+               batch_size, progress) -> None:
     import pyarrow.parquet as pq
     from tqdm.auto import tqdm
 
     worker = _EmbedWorker(backend, target, options, run_id)
-    table = pa.Table.from_pandas(items, schema=_input_schema(), preserve_index=False)
     filesystem.create_dir(folder, recursive=True)
-    for number, start in enumerate(tqdm(range(0, len(items), batch_size), disable=not progress,
+    for number, start in enumerate(tqdm(range(0, todo.num_rows, batch_size), disable=not progress,
                                         desc=f"embed [{backend}, local]", unit="batch")):
-        decoded = _decode_batch(table.slice(start, batch_size), sample_rate=sample_rate,
-                                min_duration=min_duration, done=done)
-        if decoded.num_rows == 0:
-            continue
+        decoded = _decode_batch(todo.slice(start, batch_size), sample_rate=sample_rate, min_duration=min_duration)
         # Written under a hidden name, then renamed: a batch cut short never looks finished.
         final = f"{folder}/{run_id}_{number:06d}.parquet"
         partial = f"{folder}/.{run_id}_{number:06d}.parquet.tmp"
@@ -529,15 +609,12 @@ def _run_local(items: pd.DataFrame, filesystem, folder: str, *, backend, target,
         filesystem.move(partial, final)
 
 
-def _run_ray(items: pd.DataFrame, filesystem, folder: str, *, address, num_cpus, progress, **plan) -> None:
-    ray = init_ray(address, num_cpus=num_cpus)
-    import ray.data
-
+def _run_ray(ray, todo, filesystem, folder: str, *, progress, **plan) -> None:
     context = ray.data.DataContext.get_current()
     saved = context.enable_progress_bars
     context.enable_progress_bars = progress
     try:
-        _ray_dataset(ray, items, **plan).write_parquet(folder, filesystem=filesystem)
+        _ray_dataset(ray, todo, **plan).write_parquet(folder, filesystem=filesystem)
     except ray.exceptions.RayError as exc:
         reason = str(exc).strip().splitlines()[0][:500]
         raise GenrelibError(f"the Ray job failed ({type(exc).__name__}: {reason}); batches already written "
@@ -546,18 +623,13 @@ def _run_ray(items: pd.DataFrame, filesystem, folder: str, *, address, num_cpus,
         context.enable_progress_bars = saved
 
 
-def _ray_dataset(ray, items: pd.DataFrame, *, backend, target, options, run_id, sample_rate, min_duration, done,
-                 batch_size, num_workers, num_gpus_per_worker, max_restarts, max_task_retries):
-    """The lazy Ray Data pipeline: input blocks -> decode tasks -> model actor pool (not yet executed)."""
-    import pyarrow as pa
-
-    table = pa.Table.from_pandas(items, schema=_input_schema(), preserve_index=False)
-    # Small input blocks so that decoding spreads over every CPU of the cluster.
-    decode_rows = max(1, min(batch_size, -(-len(items) // (2 * int(ray.cluster_resources().get("CPU", 1))))))
-    blocks = [table.slice(start, decode_rows) for start in range(0, len(items), decode_rows)]
-    dataset = ray.data.from_arrow(blocks).map_batches(
-        _decode_batch, batch_format="pyarrow", batch_size=decode_rows, num_cpus=1,
-        fn_kwargs={"sample_rate": sample_rate, "min_duration": min_duration, "done": done})
+def _ray_dataset(ray, todo, *, backend, target, options, run_id, sample_rate, min_duration, batch_size,
+                 num_workers, num_gpus_per_worker, max_restarts, max_task_retries):
+    """The lazy Ray Data pipeline: hashed rows -> decode tasks -> model actor pool (not yet executed)."""
+    rows = _decode_rows(ray, todo.num_rows, batch_size)
+    dataset = ray.data.from_arrow(_blocks(todo, rows)).map_batches(
+        _decode_batch, batch_format="pyarrow", batch_size=rows, num_cpus=1,
+        fn_kwargs={"sample_rate": sample_rate, "min_duration": min_duration})
     with warnings.catch_warnings():
         # Ray 2.60 deprecates passing actor options such as max_restarts as **ray_remote_args but offers
         # no named parameter for them yet (genrelib pins ray 2.60). These options also keep Ray from
@@ -690,19 +762,20 @@ def stage_costs(index_or_paths, *, backend: str = "auto", n_clips: int = 4) -> p
     Returns
     -------
     pd.DataFrame
-        One row per stage (``model load``, ``sha256``, ``decode + resample``, ``embed``): ``seconds`` in
-        total, ``seconds_per_clip``, ``share`` of the per-clip work (model load excluded: once per worker).
+        One row per stage (``start-up``, ``sha256``, ``decode + resample``, ``embed``): ``seconds`` in
+        total, ``seconds_per_clip``, ``share`` of the per-clip work. ``start-up`` (building the backend and
+        a first, untimed clip: model loading, imports, compilation) is paid once per worker.
     """
     items = catalogue_items(index_or_paths).head(positive_int(n_clips, "n_clips"))
     module_name, attribute = embed.BACKENDS[embed.resolve_backend(backend)].split(":")
     factory = getattr(importlib.import_module(module_name), attribute)
     start = time.perf_counter()
     model = factory()  # not get_backend: a cached instance would hide what each Ray actor pays once
-    load_seconds = time.perf_counter() - start
-    totals = {"sha256": 0.0, "decode + resample": 0.0, "embed": 0.0}
-    # One untimed clip first: lazy imports (librosa, soxr) and JIT compilation happen once per process.
+    # The first clip pays for lazy model loading, imports (librosa, soxr) and compilation: once per worker.
     warm_up = audio.load(items["path"].iloc[0], sr=model.sample_rate, min_duration=model.patch_seconds)
     embed.embed_audio(warm_up, sr=model.sample_rate, backend=model)
+    load_seconds = time.perf_counter() - start
+    totals = {"sha256": 0.0, "decode + resample": 0.0, "embed": 0.0}
     patches = 0
     for path in items["path"]:
         t0 = time.perf_counter()
@@ -715,7 +788,7 @@ def stage_costs(index_or_paths, *, backend: str = "auto", n_clips: int = 4) -> p
         for stage, seconds in zip(totals, (t1 - t0, t2 - t1, t3 - t2)):
             totals[stage] += seconds
     per_clip = sum(totals.values())
-    frame = pd.DataFrame({"stage": ["model load", *totals], "seconds": [load_seconds, *totals.values()]})
+    frame = pd.DataFrame({"stage": ["start-up", *totals], "seconds": [load_seconds, *totals.values()]})
     frame["seconds_per_clip"] = [np.nan, *(s / len(items) for s in totals.values())]
     frame["share"] = [np.nan, *(s / per_clip for s in totals.values())]
     frame.attrs.update(backend=model.name, n_clips=len(items), patches_per_clip=patches / len(items))
@@ -734,12 +807,12 @@ def pipeline_stages(costs: pd.DataFrame | None = None) -> pd.DataFrame:
         :func:`genrelib.plots.pipeline_stages` draws.
     """
     per_clip = {} if costs is None else dict(zip(costs["stage"], costs["seconds_per_clip"]))
-    read = per_clip.get("sha256", np.nan) + per_clip.get("decode + resample", np.nan)
     return pd.DataFrame([
-        ("list clips", "driver: ids, paths,\nkeys already in the output", np.nan),
-        ("read, sha256,\ndecode, resample", "Ray tasks, 1 CPU each,\nas many as the cluster has", read),
-        ("embed", "actor pool: model loaded\nonce per actor (+1 GPU)", per_clip.get("embed", np.nan)),
-        ("write Parquet", "Ray tasks: local folder,\nS3, GCS, HDFS ...", np.nan),
+        ("list clips", "driver: ids, paths,\nkeys in the output", np.nan),
+        ("sha256,\nskip done", "Ray tasks; the driver\ndrops clips done", per_clip.get("sha256", np.nan)),
+        ("decode,\nresample", "Ray tasks, 1 CPU each,\nas many as CPUs", per_clip.get("decode + resample", np.nan)),
+        ("embed", "actor pool: model\nloaded once per actor\n(+1 GPU each)", per_clip.get("embed", np.nan)),
+        ("write Parquet", "Ray tasks: local,\nS3, GCS, HDFS ...", np.nan),
     ], columns=["stage", "runs_on", "seconds_per_clip"])
 
 
@@ -781,7 +854,6 @@ def measure_throughput(index_or_paths, *, backend: str = "auto", workers: Iterab
         job_overhead = embed_catalogue(items.head(1), backend=name, output=Path(scratch, "overhead"),
                                        engine="ray", progress=False).attrs["seconds"]
         for count in workers:
-            _wait_until_idle(ray)
             result = embed_catalogue(items, backend=name, output=Path(scratch, f"ray{count}"), engine="ray",
                                      num_workers=count, batch_size=batch_size, progress=False)
             rows.append(("Ray Data", count, result, result.attrs["seconds"]))
@@ -795,8 +867,9 @@ def measure_throughput(index_or_paths, *, backend: str = "auto", workers: Iterab
     return table
 
 
-def _wait_until_idle(ray, timeout: float = 30.0) -> None:
-    """Wait until the previous job's actors have released their CPUs, so they do not slow the next one."""
+def _wait_until_idle(ray, timeout: float = 10.0) -> None:
+    """Wait until every CPU is free: a new cluster reports its CPUs a moment after start, and a finished
+    job's actors release theirs a moment after it ends."""
     deadline = time.monotonic() + timeout
     total = ray.cluster_resources().get("CPU", 0)
     while ray.available_resources().get("CPU", 0) < total and time.monotonic() < deadline:

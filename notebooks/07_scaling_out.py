@@ -32,7 +32,7 @@ from genrelib import data, embed, plots, scale
 
 QUICK = genrelib.config.quick_mode()  # CI sets GENRELIB_QUICK=1: a few clips, same steps
 SEED = 0                              # nothing here is random; kept for the series' convention
-BACKEND = "mfcc"                      # VGGish when its weights are converted, else the best offline backend
+BACKEND = "musicnn-msd"               # the best offline backend (notebook 03); "vggish" once its weights are converted
 N_CLIPS = 4 if QUICK else 100         # clips embedded on Ray (the whole mini set in full mode)
 N_TIMED = 2 if QUICK else 5           # clips timed stage by stage
 WORKERS = (1, 2)                      # model actors to compare
@@ -68,7 +68,8 @@ costs = scale.stage_costs(clips, backend=BACKEND, n_clips=N_TIMED)
 display(costs.round(3))
 
 # %% [markdown]
-# The model load is paid once per worker, the rest per clip. With a neural backend the model's share is the
+# The start-up (building the model, a first clip that triggers lazy loading and compilation) is paid once per
+# worker, the rest per clip. With a neural backend the model's share is the
 # largest; with the weight-free `mfcc` baseline decoding dominates instead, and scaling out helps both
 # equally, since both stages run in parallel.
 #

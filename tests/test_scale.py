@@ -210,9 +210,10 @@ def test_any_pyarrow_filesystem(clips, reference, tmp_path):
 
 def test_pipeline_decodes_in_cpu_tasks_and_embeds_in_an_actor_pool(clips, capsys):
     plan = {"backend": "mfcc", "target": embed.BACKENDS["mfcc"], "options": {}, "run_id": "r", "sample_rate": 16000,
-            "min_duration": 0.96, "done": frozenset(), "batch_size": 4, "num_workers": 2,
-            "num_gpus_per_worker": None, "max_restarts": 3, "max_task_retries": 3}
-    scale._ray_dataset(ray, scale.catalogue_items(clips), **plan).explain()
+            "min_duration": 0.96, "batch_size": 4, "num_workers": 2, "num_gpus_per_worker": None,
+            "max_restarts": 3, "max_task_retries": 3}
+    hashed = scale._hash(None, scale.catalogue_items(clips), 4)
+    scale._ray_dataset(ray, hashed, **plan).explain()
     optimized = capsys.readouterr().out.split("Physical Plan (Optimized)")[1]
     # two operators, not fused into one: decoding never waits behind the model
     assert "ActorPoolMapOperator[MapBatches(_EmbedWorker)]" in optimized
@@ -258,13 +259,15 @@ def test_corrupt_file_becomes_an_error_row_and_the_others_complete(ray_run, with
 
 def test_second_run_does_no_work(ray_run, with_corrupt):
     output, first, log = ray_run
-    files, calls = sorted(output.iterdir()), len(events(log, "embed"))
+    files, calls, loads = sorted(output.iterdir()), len(events(log, "embed")), len(events(log, "init"))
     assert calls == N_CLIPS  # the corrupt file never reached the model
     with pytest.warns(GenrelibWarning, match="1 of 9 clips could not be embedded"):  # still reported
         again = scale.embed_catalogue(with_corrupt, backend="mfcc-instrumented", backend_options={"log": str(log)},
                                       output=output, num_workers=2, progress=False)
     assert (again.attrs["n_new"], again.attrs["n_skipped"]) == (0, N_CLIPS + 1)
-    assert len(events(log, "embed")) == calls and sorted(output.iterdir()) == files
+    # no clip embedded, no model loaded anywhere, no file written
+    assert len(events(log, "embed")) == calls and len(events(log, "init")) == loads
+    assert sorted(output.iterdir()) == files
     assert (again["run_id"] == first["run_id"]).all()
 
 
@@ -316,8 +319,8 @@ def test_embed_cli_ray_engine(clips, reference, tmp_path, capsys):
 
 def test_stage_costs_time_each_stage(clips):
     costs = scale.stage_costs(clips, backend="mfcc", n_clips=2).set_index("stage")
-    assert list(costs.index) == ["model load", "sha256", "decode + resample", "embed"]
-    per_clip = costs["seconds_per_clip"].drop("model load")
+    assert list(costs.index) == ["start-up", "sha256", "decode + resample", "embed"]
+    per_clip = costs["seconds_per_clip"].drop("start-up")
     assert (per_clip > 0).all() and np.isclose(costs["share"].sum(), 1.0)
     assert costs.attrs["patches_per_clip"] == 3  # 3 s clips, 0.96 s patches
 
@@ -325,14 +328,14 @@ def test_stage_costs_time_each_stage(clips):
 def test_pipeline_stages_table_and_figure(clips):
     from genrelib import plots
 
-    costs = pd.DataFrame({"stage": ["model load", "sha256", "decode + resample", "embed"],
+    costs = pd.DataFrame({"stage": ["start-up", "sha256", "decode + resample", "embed"],
                           "seconds_per_clip": [np.nan, 0.001, 0.2, 0.3]})
     stages = scale.pipeline_stages(costs)
-    assert list(stages["stage"].str.split().str[0]) == ["list", "read,", "embed", "write"]
-    np.testing.assert_allclose(stages["seconds_per_clip"], [np.nan, 0.201, 0.3, np.nan])
+    assert list(stages["stage"].str.split().str[0]) == ["list", "sha256,", "decode,", "embed", "write"]
+    np.testing.assert_allclose(stages["seconds_per_clip"], [np.nan, 0.001, 0.2, 0.3, np.nan])
     ax = plots.pipeline_stages(stages)
     texts = [t.get_text() for t in ax.texts]
-    assert len(ax.patches) == 4 and "201 ms / clip" in texts and "300 ms / clip" in texts
+    assert len(ax.patches) == 5 and {"1 ms / clip", "200 ms / clip", "300 ms / clip"} <= set(texts)
     plots.plt.close(ax.figure)
 
 
