@@ -57,9 +57,9 @@ print(f"data: {ROOT} (found via {SOURCE}); {len(clips)} of {len(index)} clips; b
 # ## Why the embedding step dominates
 #
 # Per clip the pipeline reads the file, hashes it (the cache key), decodes and resamples it to 16 kHz, and
-# runs the embedding network over its 31 patches of 0.96 s. Training the small CNN afterwards works on
-# 31 × 128 numbers per clip and takes seconds for the whole set (notebook 04); augmentation runs once per
-# *training* clip. The embedding is the step whose cost grows with the collection and with the model: at
+# runs the embedding network over its patches (31 VGGish patches of 0.96 s, or 10 musicnn patches of 3 s per
+# 30 s clip). Training the small CNN afterwards works on a few thousand numbers per clip and takes seconds for
+# the whole set (notebook 04); augmentation runs once per *training* clip. The embedding is the step whose cost grows with the collection and with the model: at
 # about 110 VGGish patches/s on 2 cores, FMA-large's 3.3 M patches take about 8 hours on one machine.
 # `stage_costs` times each stage on a few clips, one at a time, in this process:
 
@@ -133,15 +133,19 @@ print(f"second run: {again.attrs['n_new']} clips embedded, all skipped: {again.a
 throughput = scale.measure_throughput(clips, backend=BACKEND, workers=WORKERS, num_cpus=NUM_CPUS)
 display(throughput.round(2))
 start = throughput.attrs["ray_start_seconds"]
+speedup = throughput["patches_per_s"] / throughput["patches_per_s"].iloc[0]
 print(f"{len(clips)} clips, backend {throughput.attrs['backend']}, {throughput.attrs['cluster_cpus']:g} CPUs; "
-      f"fixed cost of one Ray job: {throughput.attrs['job_overhead_seconds']:.1f} s"
-      + ("" if start is None else f"; Ray start-up: {start:.1f} s"))
+      f"throughput relative to embed_dataset: {', '.join(f'{x:.2f}x' for x in speedup)}; fixed cost of one Ray "
+      f"job: {throughput.attrs['job_overhead_seconds']:.1f} s" + ("" if start is None else f"; Ray start-up: {start:.1f} s"))
 
 # %% [markdown]
-# On one 2-core machine Ray cannot beat `embed_dataset`: that already keeps both cores busy (decoding in one
-# thread, the model in the other, and TensorFlow spreads over both), and a second actor only shares the same
-# two cores. What Ray adds is that the *same job* runs on as many nodes as one has, each CPU decoding and each
-# actor (or GPU) embedding, with restarts, retries and resumption built in.
+# Whether Ray helps on *one* machine depends on the model. `embed_dataset` already overlaps decoding (one thread)
+# with the model (the other); a network that keeps only one core busy (musicnn here: TensorFlow on batches of
+# 4 patches) gains from a second actor on the second core — on the whole mini set 2 actors embed about 1.5× as
+# fast as `embed_dataset` (`benchmarks/bench_scale.py`) — while a forward pass that already spreads over every
+# core gains nothing. In quick mode the few clips cannot pay back the fixed cost of a job. What Ray adds in any
+# case is that the *same job* runs on as many nodes as one has, each CPU decoding and each actor (or GPU)
+# embedding, with restarts, retries and resumption built in.
 #
 # ## Projection for FMA-large
 #
@@ -172,5 +176,6 @@ display(projection.round(2))
 #   arrays.
 # * `embed_catalogue` runs it on Ray Data as stages — decoding in CPU tasks, the model in an actor pool,
 #   Parquet out — and reproduces `embed_dataset`'s numbers; a second run embeds nothing.
-# * On one small machine Ray only adds start-up cost; its value is the same code on many nodes. The projection
-#   above says how many node-hours FMA-large needs; `docs/scaling.md` says how to get the nodes.
+# * On one machine Ray pays off only when the model leaves cores idle, and only on jobs long enough to repay
+#   its fixed costs; its real value is the same code on many nodes. The projection above says how many
+#   node-hours FMA-large needs; `docs/scaling.md` says how to get the nodes.
