@@ -118,6 +118,15 @@ def require_ray():
     return ray
 
 
+def _require_pyarrow() -> None:
+    try:
+        import pyarrow  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
+    except ImportError as exc:
+        raise GenrelibError(f"catalogues are Parquet files and need pyarrow, which is not installed ({exc}): "
+                            f"{_INSTALL_HINT}") from None
+
+
 def init_ray(address: str | None = None, *, num_cpus: int = 2, log_to_driver: bool = False):
     """Connect to a Ray cluster, or start a private local one; a session already started is reused.
 
@@ -480,7 +489,7 @@ def embed_catalogue(
         Folder of Parquet files: a local path, a URI pyarrow understands (``s3://bucket/prefix``,
         ``gs://...``, ``hdfs://...``) or a path on ``filesystem``. Runs append; see :func:`load_catalogue`.
     engine : {"ray", "local"}
-        ``"local"`` runs the same two stages in this process (no Ray needed).
+        ``"local"`` runs the same stages in this process (no Ray needed).
     address : str, optional
         Ray cluster address; default ``$RAY_ADDRESS``, else a local cluster (:func:`init_ray`).
     batch_size : int > 0
@@ -518,14 +527,9 @@ def embed_catalogue(
     hashes every file again (in parallel; about 1 ms per 30 s clip) but decodes and embeds only clips not
     yet in the output; when none is left, no model is loaded and no job starts.
     """
-    one_of(engine, ENGINES, "engine")
-    for value, name in ((batch_size, "batch_size"), (num_workers, "num_workers"), (num_cpus, "num_cpus")):
-        positive_int(value, name)
-    for value, name in ((max_restarts, "max_restarts"), (max_task_retries, "max_task_retries")):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ParameterError(f"{name}={value!r} must be an integer >= 0")
-    if num_gpus_per_worker is not None and not num_gpus_per_worker == 0:
-        positive_number(num_gpus_per_worker, "num_gpus_per_worker")
+    _check_options(engine=engine, batch_size=batch_size, num_workers=num_workers, num_cpus=num_cpus,
+                   max_restarts=max_restarts, max_task_retries=max_task_retries,
+                   num_gpus_per_worker=num_gpus_per_worker)
     items = catalogue_items(index_or_paths)
     options = dict(backend_options or {})
     name = embed.resolve_backend(backend)
@@ -557,6 +561,20 @@ def embed_catalogue(
     result.attrs.update(seconds=seconds, engine=engine, num_workers=num_workers if engine == "ray" else 1,
                         backend=name)
     return result
+
+
+def _check_options(*, engine, batch_size, num_workers, num_cpus, max_restarts, max_task_retries,
+                   num_gpus_per_worker) -> None:
+    """Refuse bad options before any file is read or any process started."""
+    one_of(engine, ENGINES, "engine")
+    for value, name in ((batch_size, "batch_size"), (num_workers, "num_workers"), (num_cpus, "num_cpus")):
+        positive_int(value, name)
+    for value, name in ((max_restarts, "max_restarts"), (max_task_retries, "max_task_retries")):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ParameterError(f"{name}={value!r} must be an integer >= 0")
+    if num_gpus_per_worker is not None and not num_gpus_per_worker == 0:
+        positive_number(num_gpus_per_worker, "num_gpus_per_worker")
+    _require_pyarrow()
 
 
 def _new_run_id() -> str:
@@ -718,6 +736,7 @@ def load_catalogue(output: str | os.PathLike, *, filesystem=None, backend: str |
         Columns of :data:`OUTPUT_SCHEMA`; ``embedding`` holds float32 arrays [shape=(n_patches, d)].
         When a clip was embedded by several runs (changed file, ``retry_errors``), the latest row wins.
     """
+    _require_pyarrow()
     filesystem, folder = _resolve_output(output, filesystem)
     tables = list(_read_tables(filesystem, folder, None))
     if not tables:

@@ -163,6 +163,12 @@ def test_missing_ray_says_how_to_install(monkeypatch):
         scale.require_ray()
 
 
+def test_missing_pyarrow_says_how_to_install(clips, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    with pytest.raises(GenrelibError, match=r"need pyarrow.*pip install 'genrelib\[scale\]'"):
+        scale.embed_catalogue(clips, backend="mfcc", output=tmp_path, engine="local")
+
+
 # ---------------------------------------------------------------------------------- local engine (no Ray)
 
 def test_local_engine_equals_embed_dataset_and_resumes(clips, reference, tmp_path):
