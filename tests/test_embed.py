@@ -179,3 +179,23 @@ def test_embed_file_writes_once(index, tmp_path):
     assert backend.calls == 1
     with np.load(target) as stored:
         assert stored["embedding"].shape == (3, 40)
+
+
+def test_cli_embed(index, tmp_path, capsys):
+    from genrelib.cli import main, parse_args
+
+    args = parse_args(["embed", "--backend", "mfcc", "--data", str(tmp_path / "data"), "--output-dir",
+                       str(tmp_path / "out"), "--quiet"])
+    assert (args.backend, args.files, args.overwrite) == ("mfcc", [], False)
+    assert main(["embed", "--backend", "mfcc", "--data", str(tmp_path / "data"), "--output-dir",
+                 str(tmp_path / "out"), "--quiet"]) == 0
+    assert "10 of 10 clips embedded with backend mfcc" in capsys.readouterr().out
+    assert len(list((tmp_path / "out" / "mfcc").glob("*.npz"))) == 10
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"not audio")
+    assert main(["embed", "--backend", "mfcc", index["path"][0], str(broken), "--output-dir",
+                 str(tmp_path / "out"), "--quiet"]) == 1
+    captured = capsys.readouterr()
+    assert "1 of 2 clips embedded" in captured.out and f"failed: {broken}" in captured.err
+    assert main(["embed", "--backend", "nope", index["path"][0]]) == 2
+    assert "backend='nope' must be one of" in capsys.readouterr().err

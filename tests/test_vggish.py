@@ -425,3 +425,46 @@ def test_random_backend_batches_like_one_forward_pass(random_model, test_patches
     assert backend.weights_checksum() == "random-glorot-seed0"
     with pytest.raises(ParameterError, match="shape"):
         backend.embed_patches(np.zeros((2, 64, 96), np.float32))
+
+
+# -------------------------------------------------------------------------------------------- CLI
+
+def test_cli_weights_vggish_and_check(tmp_path, slim_checkpoint, official_values, monkeypatch, capsys):
+    from genrelib.cli import main, parse_args
+
+    folder = tmp_path / "weights"
+    args = parse_args(["weights", "vggish", "--from-checkpoint", str(slim_checkpoint), "--sha256", "none",
+                       "--output-dir", str(folder), "--quiet"])
+    assert args.sha256 is None and args.from_checkpoint == str(slim_checkpoint)
+    assert main(["weights", "vggish", "--from-checkpoint", str(slim_checkpoint), "--sha256", "none",
+                 "--output-dir", str(folder)]) == 0
+    assert f"wrote {folder / 'vggish.weights.h5'}" in capsys.readouterr().out
+    assert main(["weights", "vggish", "--from-checkpoint", str(slim_checkpoint), "--output-dir", str(folder)]) == 1
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert main(["weights", "vggish", "--from-checkpoint", str(slim_checkpoint), "--output-dir", str(folder),
+                 "--overwrite"]) == 2  # the default --sha256 official refuses a random checkpoint
+    assert "differs from the expected 0962b191" in capsys.readouterr().err
+    assert main(["weights", "vggish", "--output-dir", str(folder)]) == 1
+    assert "nothing to do" in capsys.readouterr().err
+
+    # Random weights fail the official smoke test ...
+    assert main(["weights", "check", "--weights-dir", str(folder)]) == 1
+    assert "FAIL" in capsys.readouterr().out
+    # ... and pass when the expected statistics come from an independent forward pass of the same sine.
+    sine = np.sin(2 * np.pi * 1000 * np.arange(0, 3, 1 / 16000))
+    reference = reference_forward(official_values, reference_log_mel_patches(sine).astype(np.float32))
+    monkeypatch.setitem(vggish.SMOKE_TEST, "embedding_mean", float(reference.mean()))
+    monkeypatch.setitem(vggish.SMOKE_TEST, "embedding_std", float(reference.std()))
+    assert main(["weights", "check", "--weights-dir", str(folder)]) == 0
+    assert "PASS" in capsys.readouterr().out
+
+
+def test_cli_weights_check_without_weights(tmp_path, capsys):
+    from genrelib.cli import main, parse_args
+
+    assert main(["weights", "check", "--weights-dir", str(tmp_path)]) == 1
+    assert "no converted VGGish weights" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_args(["weights", "vggish", "--from-checkpoint", "x", "--sha256", "abc"])
+    with pytest.raises(SystemExit):
+        parse_args(["weights", "vggish", "--from-checkpoint", "x", "--from-hub", "y"])
