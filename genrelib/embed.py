@@ -58,6 +58,7 @@ __all__ = [
     "embed_file",
     "embed_dataset",
     "load_embeddings",
+    "project_clips",
     "MfccBackend",
 ]
 
@@ -412,6 +413,39 @@ def load_embeddings(frame: pd.DataFrame) -> list[np.ndarray]:
         with np.load(path) as data:
             arrays.append(data["embedding"])
     return arrays
+
+
+def project_clips(embeddings: list[np.ndarray], *, method: str = "pca", seed: int = 0) -> np.ndarray:
+    """Each clip's mean embedding, standardised, projected to two dimensions with sklearn.
+
+    Notebook: 03_vggish_features.
+
+    Parameters
+    ----------
+    embeddings : list of np.ndarray [shape=(n_patches, d)]
+        One sequence per clip (:func:`load_embeddings`).
+    method : {"pca", "tsne"}
+        Linear PCA (shows the directions of largest variance) or t-SNE (keeps neighbourhoods; the
+        perplexity is capped below the number of clips).
+    seed : int
+        Random state of t-SNE (PCA is deterministic).
+
+    Returns
+    -------
+    points : np.ndarray [shape=(n_clips, 2)]
+    """
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+    from sklearn.preprocessing import StandardScaler
+
+    one_of(method, ("pca", "tsne"), "method")
+    if len(embeddings) < 3:
+        raise ParameterError(f"need at least 3 clips to project, got {len(embeddings)}")
+    means = StandardScaler().fit_transform(np.stack([np.mean(e, axis=0) for e in embeddings]))
+    if method == "pca":
+        return PCA(n_components=2).fit_transform(means)
+    perplexity = min(30.0, (len(means) - 1) / 3)
+    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(means)
 
 
 class MfccBackend:

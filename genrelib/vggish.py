@@ -56,6 +56,7 @@ __all__ = [
     "pca_params_path",
     "converted_weights_available",
     "converted_weights_info",
+    "weights_status",
     "download_checkpoint",
     "convert_checkpoint",
     "convert_saved_model",
@@ -426,6 +427,21 @@ def converted_weights_info(folder: str | os.PathLike | None = None) -> dict[str,
     pca = pca_params_path(folder)
     return {"path": str(path), "source": attrs["source"], "source_sha256": attrs["source_sha256"],
             "pca_sha256": file_digest(pca) if pca.is_file() else ""}
+
+
+def weights_status(folder: str | os.PathLike | None = None) -> str:
+    """One sentence on the converted weights: where they came from, or how to get them.
+
+    Notebook: 03_vggish_features.
+    """
+    if not converted_weights_available(folder):
+        return (f"No converted VGGish weights at {converted_weights_path(folder)}: the network below has "
+                f"random weights and the embeddings come from an offline backend. Get the real weights with "
+                f"`genrelib weights vggish --download` (or --from-checkpoint / --from-hub).")
+    info = converted_weights_info(folder)
+    pca = "with" if info["pca_sha256"] else "without"
+    return (f"Converted VGGish weights at {info['path']} (from {info['source']}, sha256 "
+            f"{info['source_sha256'][:12]}...), {pca} PCA parameters.")
 
 
 def _missing_weights_message(path: Path) -> str:

@@ -199,3 +199,17 @@ def test_cli_embed(index, tmp_path, capsys):
     assert "1 of 2 clips embedded" in captured.out and f"failed: {broken}" in captured.err
     assert main(["embed", "--backend", "nope", index["path"][0]]) == 2
     assert "backend='nope' must be one of" in capsys.readouterr().err
+
+
+def test_project_clips_separates_distinct_groups():
+    rng = np.random.default_rng(0)
+    groups = [rng.normal(loc, 0.1, size=(5, 8)) for loc in (0.0, 3.0) for _ in range(6)]
+    points = embed.project_clips(groups, method="pca")
+    assert points.shape == (12, 2)
+    first, second = points[:6, 0], points[6:, 0]
+    assert max(first) < min(second) or max(second) < min(first)  # the groups do not overlap on PC 1
+    assert embed.project_clips(groups, method="tsne", seed=0).shape == (12, 2)
+    with pytest.raises(ParameterError, match="at least 3 clips"):
+        embed.project_clips(groups[:2])
+    with pytest.raises(ParameterError, match="method='umap'"):
+        embed.project_clips(groups, method="umap")

@@ -468,3 +468,26 @@ def test_cli_weights_check_without_weights(tmp_path, capsys):
         parse_args(["weights", "vggish", "--from-checkpoint", "x", "--sha256", "abc"])
     with pytest.raises(SystemExit):
         parse_args(["weights", "vggish", "--from-checkpoint", "x", "--from-hub", "y"])
+
+
+def test_plots_draw_the_arrays_they_are_given(test_patches):
+    import matplotlib.pyplot as plt
+
+    from genrelib import plots
+
+    y = chirp(16000, 2.0)
+    log_mel = vggish.log_mel_spectrogram(y, sr=16000)
+    fig = plots.vggish_front_end(y, sr=16000, magnitude=vggish.stft_magnitude(y),
+                                 mel_weights=vggish.mel_filterbank(), log_mel=log_mel)
+    assert len(fig.axes) == 4
+    np.testing.assert_array_equal(fig.axes[3].images[0].get_array(), log_mel[:300].T)
+    fig = plots.vggish_patches({"blues": test_patches[0], "rock": test_patches[1]})
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["blues", "rock"]
+    ax = plots.embedding_projection(np.array([[0, 1], [2, 3], [4, 5]]), ["jazz", "jazz", "pop"])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["jazz", "pop"]
+    plt.close("all")
+
+
+def test_weights_status_says_where_weights_come_from(tmp_path, converted):
+    assert "genrelib weights vggish --download" in vggish.weights_status(tmp_path)
+    assert "vggish_model.ckpt" in vggish.weights_status(converted) and "with PCA" in vggish.weights_status(converted)
