@@ -2,7 +2,7 @@
 
     python benchmarks/bench_embed.py                        # VGGish, 40 real clips, 3 rounds
     python benchmarks/bench_embed.py --backends vggish musicnn-msd mfcc --clips 20
-    python benchmarks/bench_embed.py --batch-sizes 32 64 128 --no-xla
+    python benchmarks/bench_embed.py --batch-sizes 32 64 128 --engines plain xla   # compare engines
 
 Each round measures, back to back, (a) dense float32 ``tf.matmul`` GFLOP/s (best of 2048^2 and 4096^2)
 and (b) ``genrelib.embed.embed_dataset`` end to end on real clips - hash, decode, resample, front end,
@@ -68,14 +68,16 @@ def matmul_gflops(*, seconds: float = 2.0) -> tuple[float, float]:
     return best_wall, best_cpu
 
 
-def make_backend(name: str, *, batch_size: int, xla: bool):
+def make_backend(name: str, *, batch_size: int, xla: bool | None):
     from genrelib import embed, vggish
 
     if name == "vggish":
         real = vggish.converted_weights_available()
         backend = vggish.VGGishBackend(weights="cached" if real else "random", batch_size=batch_size, jit_compile=xla)
-        return backend, "converted official weights" if real else "RANDOM weights (same FLOPs; no real weights here)"
-    return embed.get_backend(name), "registered weights"
+        weights = "converted official weights" if real else "RANDOM weights (same FLOPs; no real weights here)"
+        engine = "XLA" if backend.jit_compile else "plain tf.function"
+        return backend, f"vggish, batch {batch_size}, {engine}{' (default)' if xla is None else ''}: {weights}"
+    return embed.get_backend(name), f"{name}: its registered weights"
 
 
 def warm_up(backend, clip: Path) -> None:
@@ -119,36 +121,58 @@ def find_clips(data: str | None, n_clips: int) -> tuple[list[Path], str]:
     return [Path(p) for p in chosen["path"]], f"{root} ({source}), {len(chosen)} clips of {len(index)}"
 
 
-def bench_backend(name: str, clips: list[Path], args) -> None:
-    for batch_size in args.batch_sizes if name == "vggish" else [None]:
-        backend, weights = make_backend(name, batch_size=batch_size or 64, xla=not args.no_xla)
-        label = f"{name}" + (f" batch {batch_size}, {'plain tf.function' if args.no_xla else 'XLA'}"
-                             if batch_size else "")
-        print(f"\n== {label}: {weights}")
+def configurations(args) -> list[tuple[str, object, str]]:
+    """(backend name, backend object, description) for every backend x engine x batch size asked for."""
+    configs = []
+    for name in args.backends:
+        if name == "vggish":
+            for xla in [{"auto": None, "xla": True, "plain": False}[engine] for engine in args.engines]:
+                for batch_size in args.batch_sizes:
+                    configs.append((name, *make_backend(name, batch_size=batch_size, xla=xla)))
+        else:
+            configs.append((name, *make_backend(name, batch_size=64, xla=True)))
+    return configs
+
+
+def report(name: str, label: str, rows: list[tuple], alone: tuple | None) -> None:
+    """Summary of one configuration's rounds: (matmul wall, matmul CPU, patches/s wall, patches/s CPU)."""
+    print(f"\n== {label}")
+    speeds = [r[2] for r in rows]
+    print(f"embed_dataset: median {statistics.median(speeds):.1f} patches/s (rounds: "
+          f"{', '.join(f'{v:.1f}' for v in speeds)})")
+    if name != "vggish":
+        return
+    ratios = [r[2] * VGGISH_GFLOP_PER_PATCH / r[0] for r in rows]
+    cpu_ratios = [r[3] * VGGISH_GFLOP_PER_PATCH / r[1] for r in rows]
+    print(f"ratio end to end: median {statistics.median(ratios):.2f}, best {max(ratios):.2f} (wall clock); "
+          f"median {statistics.median(cpu_ratios):.2f} per CPU-second   [target >= 0.9]")
+    matmul_wall, matmul_cpu, alone_wall, alone_cpu = alone
+    print(f"model alone (full batches of ready patches): {alone_wall:.1f} patches/s, ratio "
+          f"{alone_wall * VGGISH_GFLOP_PER_PATCH / matmul_wall:.2f} (per CPU-second "
+          f"{alone_cpu * VGGISH_GFLOP_PER_PATCH / matmul_cpu:.2f})")
+
+
+def run_benchmark(clips: list[Path], args) -> None:
+    """Rounds interleave every configuration right after a matmul measurement, so that load from other
+    processes affects them alike."""
+    configs = configurations(args)
+    for _, backend, _ in configs:
         warm_up(backend, clips[0])
-        rows = []
-        for round_number in range(1, args.rounds + 1):
-            matmul_wall, matmul_cpu = matmul_gflops()
-            n_patches, wall, cpu = embed_round(backend, clips)
-            rows.append((matmul_wall, matmul_cpu, n_patches / wall, n_patches / cpu))
-            line = (f"round {round_number}: matmul {matmul_wall:6.1f} GFLOP/s | embed_dataset {n_patches} patches "
-                    f"in {wall:5.1f} s = {n_patches / wall:6.1f} patches/s")
-            if name == "vggish":
-                line += (f" | ratio {n_patches / wall * VGGISH_GFLOP_PER_PATCH / matmul_wall:.2f}"
-                         f" (per CPU-second {n_patches / cpu * VGGISH_GFLOP_PER_PATCH / matmul_cpu:.2f})")
-            print(line, flush=True)
-        if name != "vggish":
-            print(f"median: {statistics.median(r[2] for r in rows):.1f} patches/s")
-            continue
-        ratios = [r[2] * VGGISH_GFLOP_PER_PATCH / r[0] for r in rows]
-        cpu_ratios = [r[3] * VGGISH_GFLOP_PER_PATCH / r[1] for r in rows]
-        alone_wall, alone_cpu = model_only(backend, seconds=5.0)
+    rows = {label: [] for _, _, label in configs}
+    for round_number in range(1, args.rounds + 1):
         matmul_wall, matmul_cpu = matmul_gflops()
-        print(f"ratio end to end: median {statistics.median(ratios):.2f}, best {max(ratios):.2f} (wall clock); "
-              f"median {statistics.median(cpu_ratios):.2f} per CPU-second   [target >= 0.9]")
-        print(f"model alone (full batches of ready patches): {alone_wall:.1f} patches/s, ratio "
-              f"{alone_wall * VGGISH_GFLOP_PER_PATCH / matmul_wall:.2f} (per CPU-second "
-              f"{alone_cpu * VGGISH_GFLOP_PER_PATCH / matmul_cpu:.2f})")
+        line = [f"round {round_number}: matmul {matmul_wall:.1f} GFLOP/s"]
+        for name, backend, label in configs:
+            n_patches, wall, cpu = embed_round(backend, clips)
+            rows[label].append((matmul_wall, matmul_cpu, n_patches / wall, n_patches / cpu))
+            ratio = f" (ratio {n_patches / wall * VGGISH_GFLOP_PER_PATCH / matmul_wall:.2f})" if name == "vggish" else ""
+            line.append(f"{label.split(':')[0]} {n_patches / wall:.1f} patches/s{ratio}")
+        print(" | ".join(line), flush=True)
+    for name, backend, label in configs:
+        alone = None
+        if name == "vggish":
+            alone = (*matmul_gflops(), *model_only(backend, seconds=5.0))
+        report(name, label, rows[label], alone)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,7 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", type=int, default=40, help="real clips per round (default 40)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64], help="VGGish batch sizes to try")
-    parser.add_argument("--no-xla", action="store_true", help="plain tf.function instead of XLA (for comparison)")
+    parser.add_argument("--engines", nargs="+", choices=("auto", "xla", "plain"), default=["auto"],
+                        help="VGGish forward pass: the backend's default (auto: XLA on GPU, plain graph on CPU), "
+                             "XLA-compiled and/or plain tf.function")
     parser.add_argument("--data", default=None, help="GTZAN root (default: $GENRELIB_DATA, ...)")
     args = parser.parse_args(argv)
 
@@ -169,8 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {os.cpu_count()} logical CPUs, devices {devices}, load average "
           f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}; TensorFlow {tf.__version__}")
     print(f"data: {described}")
-    for name in args.backends:
-        bench_backend(name, clips, args)
+    run_benchmark(clips, args)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak RSS {peak_mb:.0f} MB; load average now {', '.join(f'{v:.1f}' for v in os.getloadavg())} "
           f"(other processes on the same cores lower the wall-clock ratio, not the per-CPU-second one)")

@@ -144,10 +144,11 @@ def mel_filterbank() -> np.ndarray:
     return weights
 
 
-def _to_16k(y: np.ndarray, sr: int) -> np.ndarray:
-    """Check, then resample a mono waveform to 16 kHz with soxr (float64, as the official code)."""
+def _to_16k(y: np.ndarray, sr: int, *, dtype=np.float64) -> np.ndarray:
+    """Check, then resample a mono waveform to 16 kHz with soxr (float64 as the official code, or float32
+    for the fast path)."""
     sr = positive_int(sr, "sr")
-    y = valid_audio(y, allow_silence=True).astype(np.float64)
+    y = valid_audio(y, allow_silence=True).astype(dtype, copy=False)
     if sr != SAMPLE_RATE:
         import librosa
 
@@ -273,9 +274,8 @@ def log_mel_patches_tf(waveforms: np.ndarray, *, sr: int = SAMPLE_RATE) -> np.nd
     waveforms = np.asarray(waveforms)
     if waveforms.ndim not in (1, 2):
         raise ParameterError(f"waveforms must have shape (n,) or (batch, n), got {waveforms.shape}")
-    batch = np.atleast_2d(waveforms)
-    batch = np.stack([_to_16k(row, sr) for row in batch]).astype(np.float32)
-    patches = _tf_front_end()(batch).numpy()
+    rows = [_to_16k(row, sr, dtype=np.float32) for row in np.atleast_2d(waveforms)]
+    patches = _tf_front_end()(rows[0][None] if len(rows) == 1 else np.stack(rows)).numpy()
     return patches[0] if waveforms.ndim == 1 else patches
 
 
@@ -824,9 +824,13 @@ class VGGishBackend:
     postprocess : bool
         Apply the PCA post-processing (:func:`postprocess`; needs cached PCA parameters). Off by default.
     batch_size : int > 0
-        Patches per forward pass (64: the fastest on 2 CPU cores, see ``benchmarks/bench_embed.py``).
-    jit_compile : bool
-        Compile the forward pass with XLA (about 1.5x faster on CPU than a plain ``tf.function``).
+        Patches per forward pass (64: as fast as larger batches on 2 CPU cores, see
+        ``benchmarks/bench_embed.py``).
+    jit_compile : bool or None
+        Compile the forward pass with XLA (``True``) or run it as a plain ``tf.function`` graph
+        (``False``). ``None`` (default): XLA when a GPU is visible, else the plain graph - on the 2-core
+        AMD EPYC development machine (TF 2.21, oneDNN on) its fused oneDNN convolutions did 1.08 x the
+        matmul FLOP rate per CPU-second against 0.90 x for XLA's.
     seed : int
         Seed of ``weights="random"``.
     folder : path, optional
@@ -836,8 +840,8 @@ class VGGishBackend:
     -----
     Besides the backend protocol's ``embed(y)``, this backend offers ``features(y)`` (the tf.signal front
     end) and ``embed_patches(patches)`` so that ``embed_dataset`` can compute features in a background
-    thread and fill every forward pass with patches of several clips. Partial batches are zero-padded to
-    a multiple of 16 so that XLA compiles at most ``batch_size / 16`` shapes.
+    thread and fill every forward pass with patches of several clips. With XLA, partial batches are
+    zero-padded to a multiple of 16 so that it compiles at most ``batch_size / 16`` shapes.
     """
 
     name = "vggish"
@@ -849,10 +853,10 @@ class VGGishBackend:
     _bucket = 16
 
     def __init__(self, *, weights: str | os.PathLike = "cached", postprocess: bool = False, batch_size: int = 64,
-                 jit_compile: bool = True, seed: int = 0, folder: str | os.PathLike | None = None):
+                 jit_compile: bool | None = None, seed: int = 0, folder: str | os.PathLike | None = None):
         self.batch_size = positive_int(batch_size, "batch_size")
         self.postprocess = bool(postprocess)
-        self.jit_compile = bool(jit_compile)
+        self.jit_compile = _gpu_visible() if jit_compile is None else bool(jit_compile)
         self._folder = folder
         self._pca = None
         if self.postprocess:
@@ -898,11 +902,20 @@ class VGGishBackend:
 
         if self._forward is None:
             model = self.model
-            self._forward = tf.function(lambda x: model(x, training=False), jit_compile=self.jit_compile)
-        size = min(self.batch_size, -(-len(chunk) // self._bucket) * self._bucket)
+            # XLA compiles one program per input shape; a plain graph takes any batch size.
+            shape = None if self.jit_compile else [None, PATCH_FRAMES, N_MELS, 1]
+            self._forward = tf.function(lambda x: model(x, training=False), jit_compile=self.jit_compile,
+                                        input_signature=None if shape is None else [tf.TensorSpec(shape)])
+        size = min(self.batch_size, -(-len(chunk) // self._bucket) * self._bucket) if self.jit_compile else len(chunk)
         padded = np.zeros((size, PATCH_FRAMES, N_MELS, 1), np.float32)
         padded[: len(chunk), :, :, 0] = chunk
         return self._forward(tf.constant(padded)).numpy()[: len(chunk)]
+
+
+def _gpu_visible() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
 
 
 def _existing(path: Path, message: str) -> Path:
