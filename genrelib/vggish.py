@@ -148,7 +148,8 @@ def _to_16k(y: np.ndarray, sr: int, *, dtype=np.float64) -> np.ndarray:
     """Check, then resample a mono waveform to 16 kHz with soxr (float64 as the official code, or float32
     for the fast path)."""
     sr = positive_int(sr, "sr")
-    y = valid_audio(y, allow_silence=True).astype(dtype, copy=False)
+    valid_audio(y, allow_silence=True)  # checks only: it returns float32, and float64 input stays float64
+    y = np.ascontiguousarray(y, dtype=dtype)
     if sr != SAMPLE_RATE:
         import librosa
 
@@ -242,7 +243,7 @@ def _tf_front_end():
         mel = tf.signal.linear_to_mel_weight_matrix(N_MELS, FFT_LENGTH // 2 + 1, SAMPLE_RATE, MEL_MIN_HZ,
                                                     MEL_MAX_HZ, dtype=tf.float32)
 
-        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32)])
+        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32)], autograph=False)
         def front_end(waveforms):
             frames = tf.signal.frame(waveforms, WINDOW_SAMPLES, HOP_SAMPLES)
             window = tf.signal.hann_window(WINDOW_SAMPLES, periodic=True)
@@ -905,7 +906,8 @@ class VGGishBackend:
             # XLA compiles one program per input shape; a plain graph takes any batch size.
             shape = None if self.jit_compile else [None, PATCH_FRAMES, N_MELS, 1]
             self._forward = tf.function(lambda x: model(x, training=False), jit_compile=self.jit_compile,
-                                        input_signature=None if shape is None else [tf.TensorSpec(shape)])
+                                        input_signature=None if shape is None else [tf.TensorSpec(shape)],
+                                        autograph=False)  # straight-line code: nothing to convert
         size = min(self.batch_size, -(-len(chunk) // self._bucket) * self._bucket) if self.jit_compile else len(chunk)
         padded = np.zeros((size, PATCH_FRAMES, N_MELS, 1), np.float32)
         padded[: len(chunk), :, :, 0] = chunk
