@@ -165,7 +165,8 @@ def run_benchmark(clips: list[Path], args) -> None:
         for name, backend, label in configs:
             n_patches, wall, cpu = embed_round(backend, clips)
             rows[label].append((matmul_wall, matmul_cpu, n_patches / wall, n_patches / cpu))
-            ratio = f" (ratio {n_patches / wall * VGGISH_GFLOP_PER_PATCH / matmul_wall:.2f})" if name == "vggish" else ""
+            ratio = n_patches / wall * VGGISH_GFLOP_PER_PATCH / matmul_wall
+            ratio = f" (ratio {ratio:.2f})" if name == "vggish" else ""
             line.append(f"{label.split(':')[0]} {n_patches / wall:.1f} patches/s{ratio}")
         print(" | ".join(line), flush=True)
     for name, backend, label in configs:

@@ -21,8 +21,8 @@ A backend may also offer the two halves of ``embed`` (VGGish does)::
     embed_patches(x) -> np.ndarray     # model: [shape=(n, ...)] -> [shape=(n, d)]
 
 :func:`embed_dataset` then runs decoding and the front end in a background thread and fills every
-forward pass with patches of several clips (full, fixed-shape batches are what an XLA-compiled model
-runs fastest).
+forward pass with patches of several clips (full batches keep the model efficient, and an XLA-compiled
+model sees one input shape).
 
 ``backend="auto"`` picks VGGish when its converted weights are cached, else the best offline backend
 that is installed (musicnn-msd, ...; the weight-free ``mfcc`` baseline, with a warning, when none is).
