@@ -32,7 +32,7 @@ from genrelib import data, embed, plots, scale
 
 QUICK = genrelib.config.quick_mode()  # CI sets GENRELIB_QUICK=1: a few clips, same steps
 SEED = 0                              # nothing here is random; kept for the series' convention
-BACKEND = "musicnn-msd"               # the best offline backend (notebook 03); "vggish" once its weights are converted
+BACKEND = "auto"                      # VGGish when its weights are converted, else the best offline backend
 N_CLIPS = 4 if QUICK else 100         # clips embedded on Ray (the whole mini set in full mode)
 N_TIMED = 2 if QUICK else 5           # clips timed stage by stage
 WORKERS = (1, 2)                      # model actors to compare

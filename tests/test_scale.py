@@ -7,7 +7,6 @@ other processes) and can kill its own process once, to prove that Ray restarts t
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
@@ -21,7 +20,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from genrelib import GenrelibError, GenrelibWarning, ParameterError, embed, scale
+from genrelib import GenrelibError, GenrelibWarning, ParameterError, cli, embed, scale
+from genrelib.cli import _types as cli_types
 from genrelib.data import synthetic_gtzan
 
 ray = pytest.importorskip("ray", reason="genrelib[scale] extra (ray[data]) not installed")
@@ -212,6 +212,65 @@ def test_any_pyarrow_filesystem(clips, reference, tmp_path):
     assert_equal_to_reference(scale.load_catalogue("bucket/embeddings", filesystem=remote), reference)
 
 
+class TwoStageMean(embed.MfccBackend):
+    """A two-stage backend (``features`` / ``embed_patches``) whose model refuses a silent patch."""
+
+    name = "two-stage-mean"
+    embedding_dim = 2
+    front_end_version = "raw-patches-1"
+    patch_samples = 15360  # 0.96 s at 16 kHz
+
+    def features(self, y):
+        return y[: len(y) // self.patch_samples * self.patch_samples].reshape(-1, self.patch_samples)
+
+    def embed_patches(self, patches):
+        if np.any(np.all(patches == 0, axis=1)):
+            raise GenrelibError("a silent patch")
+        return np.stack([patches.mean(axis=1), patches.std(axis=1)], axis=1).astype(np.float32)
+
+    def embed(self, y):
+        return self.embed_patches(self.features(y))
+
+
+def test_two_stage_backend_is_batched_and_a_bad_clip_is_isolated(clips, tmp_path):
+    import soundfile as sf
+
+    embed.register_backend("two-stage-mean", "tests.test_scale:TwoStageMean")
+    tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)
+    gap = tmp_path / "gap.wav"  # tone, 2 s of digital silence, tone: the third 0.96 s patch is all zeros
+    sf.write(gap, np.concatenate([tone, np.zeros(32000), tone]).astype(np.float32), 16000)
+    paths = [clips[0], gap, clips[1]]
+    with pytest.warns(GenrelibWarning, match="1 of 3 clips could not be embedded"):
+        scale.embed_catalogue(paths, backend="two-stage-mean", output=tmp_path / "out", engine="local",
+                              progress=False)
+    rows = scale.load_catalogue(tmp_path / "out", include_errors=True).set_index("item_id")
+    assert "gap.wav: a silent patch" in rows.loc["gap", "error"]
+    model = TwoStageMean()
+    for path in (clips[0], clips[1]):
+        expected = model.embed(embed.audio.load(path, sr=16000))
+        np.testing.assert_allclose(rows.loc[path.stem, "embedding"], expected, rtol=0, atol=1e-6)
+
+
+def test_vggish_two_stage_equals_embed_dataset(clips, tmp_path):
+    vggish = pytest.importorskip("genrelib.vggish")
+    options = {"weights": "random"}
+    reference = embed.embed_dataset(clips[:3], backend=vggish.VGGishBackend(**options), cache_dir_=tmp_path / "ref",
+                                    progress=False)
+    scale.embed_catalogue(clips[:3], backend="vggish", backend_options=options, output=tmp_path / "out",
+                          engine="local", batch_size=3, progress=False)
+    assert_equal_to_reference(scale.load_catalogue(tmp_path / "out"),
+                              dict(zip(reference["item_id"], embed.load_embeddings(reference))))
+
+
+def test_overwrite_redoes_every_clip_and_the_new_rows_win(clips, tmp_path):
+    output = tmp_path / "out"
+    first = scale.embed_catalogue(clips[:2], backend="mfcc", output=output, engine="local", progress=False)
+    again = scale.embed_catalogue(clips[:2], backend="mfcc", output=output, engine="local", overwrite=True,
+                                  progress=False)
+    assert again.attrs["n_new"] == 2 and len(raw_rows(output)) == 4
+    assert set(scale.load_catalogue(output)["run_id"]) == {again.attrs["run_id"]} != {first.attrs["run_id"]}
+
+
 # --------------------------------------------------------------------------------------------- Ray engine
 
 def test_pipeline_decodes_in_cpu_tasks_and_embeds_in_an_actor_pool(clips, capsys):
@@ -306,19 +365,28 @@ def test_without_restarts_the_same_kill_fails_the_job_and_a_rerun_completes_it(c
 
 # -------------------------------------------------------------------------------------------------- CLI
 
+def test_embed_cli_engine_flags():
+    args = cli.parse_args(["embed", "--engine", "ray", "--address", "ray://head:10001", "--num-workers", "4"])
+    assert (args.engine, args.address, args.num_workers) == ("ray", "ray://head:10001", 4)
+    assert cli.parse_args(["embed"]).engine == "local"
+    assert cli_types.ENGINES == scale.ENGINES
+
+
 def test_embed_cli_ray_engine(clips, reference, tmp_path, capsys):
-    parser = argparse.ArgumentParser()
-    parser.add_argument("data_dir")
-    parser.add_argument("output")
-    parser.add_argument("--backend", default="auto")
-    parser.add_argument("--quiet", action="store_true")
-    scale.add_engine_arguments(parser)
-    args = parser.parse_args([str(clips[0].parents[2]), str(tmp_path / "out"), "--backend", "mfcc",
-                              "--engine", "ray", "--num-workers", "1", "--quiet"])
-    assert scale.run_embed_cli(args) == 0
-    assert "10 clips" in capsys.readouterr().out
-    loaded = scale.load_catalogue(tmp_path / "out").assign(item_id=lambda f: f["item_id"].str.split("/").str[-1])
-    assert_equal_to_reference(loaded[loaded["item_id"].isin(reference)], reference)
+    output = tmp_path / "out"
+    argv = ["embed", "--engine", "ray", "--backend", "mfcc", "--output-dir", str(output), "--quiet",
+            *map(str, clips)]
+    assert cli.main(argv) == 0
+    assert f"{N_CLIPS} clips: {N_CLIPS} embedded now, 0 already in the output, 0 errors" in capsys.readouterr().out
+    assert_equal_to_reference(scale.load_catalogue(output), reference)
+    assert cli.main(argv) == 1  # nothing left to do: one clear line, non-zero exit
+    assert f"nothing to do: all {N_CLIPS} clips are already in" in capsys.readouterr().out
+
+
+def test_embed_cli_ray_engine_refuses_batch_size(clips, tmp_path, capsys):
+    argv = ["embed", "--engine", "ray", "--backend", "mfcc", "--batch-size", "8", "--output-dir", str(tmp_path),
+            str(clips[0])]
+    assert cli.main(argv) == 2 and "--batch-size sets the forward pass of --engine local" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------------- measuring, projecting
