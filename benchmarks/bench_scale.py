@@ -30,6 +30,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--data", default=None, help="GTZAN root (default: $GENRELIB_DATA, ...)")
     parser.add_argument("--clips", type=int, default=20, help="clips to embed per run (one per genre in turn)")
     parser.add_argument("--backend", default="auto")
+    parser.add_argument("--backend-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="backend factory option, e.g. weights=random (VGGish's cost without its weights)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--num-cpus", type=int, default=2, help="CPUs of the local Ray cluster")
     parser.add_argument("--cpus-per-node", type=int, default=16, help="for the projection")
@@ -43,14 +45,28 @@ def pick_clips(root, n_clips: int) -> pd.DataFrame:
     return index.sort_values(["rank", "genre"]).head(n_clips).drop(columns="rank").reset_index(drop=True)
 
 
+def backend_options(pairs: list[str]) -> dict:
+    """``["weights=random", "batch_size=32"]`` -> ``{"weights": "random", "batch_size": 32}``."""
+    options = {}
+    for pair in pairs:
+        key, _, text = pair.partition("=")
+        try:
+            options[key] = json.loads(text)
+        except json.JSONDecodeError:
+            options[key] = text
+    return options
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    options = backend_options(args.backend_option)
     root, source = data.resolve_root(args.data)
     clips = pick_clips(root, args.clips)
-    costs = scale.stage_costs(clips, backend=args.backend, n_clips=min(5, len(clips)))
-    print(f"data: {root} ({source}), {len(clips)} clips, backend {costs.attrs['backend']}\n")
+    costs = scale.stage_costs(clips, backend=args.backend, n_clips=min(5, len(clips)), backend_options=options)
+    print(f"data: {root} ({source}), {len(clips)} clips, backend {costs.attrs['backend']} {options or ''}\n")
     print("Per-clip cost of each stage, one process:\n" + costs.to_string(index=False, float_format="%.4f") + "\n")
-    table = scale.measure_throughput(clips, backend=args.backend, workers=args.workers, num_cpus=args.num_cpus)
+    table = scale.measure_throughput(clips, backend=args.backend, workers=args.workers, num_cpus=args.num_cpus,
+                                     backend_options=options)
     attrs = table.attrs
     print(f"Throughput (same {len(clips)} clips, {attrs['cluster_cpus']:g} CPUs, backend {attrs['backend']}):")
     print(table.to_string(index=False, float_format="%.2f"))
@@ -71,7 +87,7 @@ def main(argv=None) -> int:
     report = {
         "machine": {"platform": platform.platform(), "cpus_visible": os.cpu_count(), "ray_cpus": attrs["cluster_cpus"]},
         "data": {"root": str(root), "source": source, "clips": len(clips)},
-        "backend": attrs["backend"], "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "backend": attrs["backend"], "backend_options": options, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "stage_costs": costs.to_dict(orient="records"), "throughput": table.to_dict(orient="records"),
         "ray_start_seconds": attrs["ray_start_seconds"], "job_overhead_seconds": attrs["job_overhead_seconds"],
         "projection_fma_large": projection.to_dict(orient="records"),

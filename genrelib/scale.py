@@ -797,7 +797,8 @@ def _unnest(column, frame: pd.DataFrame) -> list[np.ndarray]:
 # Measuring and projecting throughput
 # --------------------------------------------------------------------------------------------------
 
-def stage_costs(index_or_paths, *, backend: str = "auto", n_clips: int = 4) -> pd.DataFrame:
+def stage_costs(index_or_paths, *, backend: str = "auto", n_clips: int = 4,
+                backend_options: dict | None = None) -> pd.DataFrame:
     """Seconds each stage costs per clip, measured one clip at a time in this process.
 
     Notebook: 07_scaling_out.
@@ -808,6 +809,8 @@ def stage_costs(index_or_paths, *, backend: str = "auto", n_clips: int = 4) -> p
     backend : str
     n_clips : int > 0
         The first ``n_clips`` clips are timed.
+    backend_options : dict, optional
+        Keyword options of the backend's factory (e.g. ``{"weights": "random"}`` for VGGish).
 
     Returns
     -------
@@ -820,7 +823,7 @@ def stage_costs(index_or_paths, *, backend: str = "auto", n_clips: int = 4) -> p
     module_name, attribute = embed.BACKENDS[embed.resolve_backend(backend)].split(":")
     factory = getattr(importlib.import_module(module_name), attribute)
     start = time.perf_counter()
-    model = factory()  # not get_backend: a cached instance would hide what each Ray actor pays once
+    model = factory(**(backend_options or {}))  # not get_backend: a cached instance hides the start-up cost
     # The first clip pays for lazy model loading, imports (librosa, soxr) and compilation: once per worker.
     warm_up = audio.load(items["path"].iloc[0], sr=model.sample_rate, min_duration=model.patch_seconds)
     embed.embed_audio(warm_up, sr=model.sample_rate, backend=model)
@@ -867,13 +870,15 @@ def pipeline_stages(costs: pd.DataFrame | None = None) -> pd.DataFrame:
 
 
 def measure_throughput(index_or_paths, *, backend: str = "auto", workers: Iterable[int] = (1, 2),
-                       batch_size: int = 4, address: str | None = None, num_cpus: int = 2) -> pd.DataFrame:
+                       batch_size: int = 4, address: str | None = None, num_cpus: int = 2,
+                       backend_options: dict | None = None) -> pd.DataFrame:
     """Clips/s and patches/s of :func:`~genrelib.embed.embed_dataset` and of Ray with each worker count.
 
     Notebook: 07_scaling_out.
 
     Every run starts from an empty cache or output folder (temporary), on the same clips, in one
-    process; Ray is started first and its start-up time reported apart.
+    process; Ray is started first and its start-up time reported apart. ``backend_options`` go to the
+    backend's factory (e.g. ``{"weights": "random"}``: VGGish's cost without its weights).
 
     Returns
     -------
@@ -891,8 +896,9 @@ def measure_throughput(index_or_paths, *, backend: str = "auto", workers: Iterab
     rows = []
     with tempfile.TemporaryDirectory(prefix="genrelib-throughput-") as scratch:
         start = time.perf_counter()
-        frame = embed.embed_dataset(items, backend=name, cache_dir_=Path(scratch, "cache"), progress=False,
-                                    on_error="report")
+        options = dict(backend_options or {})
+        frame = embed.embed_dataset(items, backend=embed.get_backend(name, **options),
+                                    cache_dir_=Path(scratch, "cache"), progress=False, on_error="report")
         rows.append(("embed_dataset (1 process)", 1, frame, time.perf_counter() - start))
         ray = require_ray()
         started = not ray.is_initialized()
@@ -902,10 +908,11 @@ def measure_throughput(index_or_paths, *, backend: str = "auto", workers: Iterab
         # A one-clip job: the fixed cost of every job (actor start, model load, scheduling); it also
         # starts Ray's worker processes, which later jobs reuse.
         job_overhead = embed_catalogue(items.head(1), backend=name, output=Path(scratch, "overhead"),
-                                       engine="ray", progress=False).attrs["seconds"]
+                                       backend_options=options, engine="ray", progress=False).attrs["seconds"]
         for count in workers:
             result = embed_catalogue(items, backend=name, output=Path(scratch, f"ray{count}"), engine="ray",
-                                     num_workers=count, batch_size=batch_size, progress=False)
+                                     backend_options=options, num_workers=count, batch_size=batch_size,
+                                     progress=False)
             rows.append(("Ray Data", count, result, result.attrs["seconds"]))
     table = pd.DataFrame([{"engine": engine, "workers": count, "clips": int(frame["error"].isna().sum()),
                            "patches": int(frame["n_patches"].fillna(0).sum()), "seconds": seconds}
