@@ -26,6 +26,7 @@ stages in this process without it and writes the same Parquet.
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
 import sys
@@ -52,6 +53,7 @@ __all__ = [
     "catalogue_items",
     "embed_catalogue",
     "load_catalogue",
+    "augment_catalogue",
     "stage_costs",
     "pipeline_stages",
     "measure_throughput",
@@ -791,6 +793,144 @@ def _unnest(column, frame: pd.DataFrame) -> list[np.ndarray]:
     # One flat buffer, cut per clip: no per-patch Python objects even for a million patches.
     pieces = np.split(values, np.cumsum(sizes)[:-1])
     return [piece.reshape(n, d) for piece, n, d in zip(pieces, frame["n_patches"], frame["embedding_dim"])]
+
+
+# --------------------------------------------------------------------------------------------------
+# Augmenting a catalogue
+# --------------------------------------------------------------------------------------------------
+
+def augment_catalogue(
+    index: pd.DataFrame,
+    split,
+    *,
+    config=None,
+    cache_dir: str | os.PathLike | None = None,
+    seed: int = 0,
+    track_ids: Iterable[str] | None = None,
+    include_original: bool = True,
+    engine: str = "ray",
+    address: str | None = None,
+    num_cpus: int = 2,
+    max_retries: int = 3,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Augment the training tracks of a split on Ray Data: one CPU task per source track, same cache.
+
+    Notebook: 07_scaling_out.
+
+    The items, their parameters, the FLAC files and the manifest are those of
+    :func:`genrelib.augment.augment_split`, whose planning, per-track worker and manifest this function
+    reuses; only the pool that runs the workers differs (Ray tasks on every CPU of the cluster instead of
+    local processes). ``engine="local"`` is ``augment_split`` itself.
+
+    Parameters
+    ----------
+    index, split, config, seed, track_ids, include_original, overwrite, progress
+        As for :func:`~genrelib.augment.augment_split`; only ``split.train`` is ever augmented.
+    cache_dir : path, optional
+        The augmentation cache (default ``$GENRELIB_CACHE/augment``); on a cluster, a folder every node
+        mounts at the same path.
+    engine : {"ray", "local"}
+    address, num_cpus
+        As for :func:`init_ray`.
+    max_retries : int >= 0
+        Ray re-runs the task of a worker that died (lost node, out of memory) up to this many times.
+
+    Returns
+    -------
+    manifest : pd.DataFrame
+        As from ``augment_split``; a source that cannot be decoded or written has its ``error`` set (the job
+        goes on). ``attrs``: ``n_sources``, ``n_tasks`` (sources with missing items), ``n_errors``, ``seconds``.
+
+    Notes
+    -----
+    Resumable as ``augment_split``: items already in the cache are not redone, and a run with nothing
+    missing starts no Ray job.
+    """
+    from . import augment
+    from .storage import cache_dir as default_cache_dir
+
+    one_of(engine, ENGINES, "engine")
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ParameterError(f"max_retries={max_retries!r} must be an integer >= 0")
+    start = time.perf_counter()
+    if engine == "local":
+        manifest = augment.augment_split(index, split, config=config, cache_dir=cache_dir, seed=seed,
+                                         track_ids=track_ids, include_original=include_original,
+                                         overwrite=overwrite, progress=progress, on_error="report")
+        return _augment_report(manifest, n_tasks=None, start=start)
+    config = augment._resolve_config(config)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ParameterError(f"seed={seed!r} must be a non-negative integer")
+    tracks = augment._training_tracks(index, split, track_ids)  # a non-training track raises LeakageError
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir("augment")
+    plan = augment._plan(tracks, config=config, seed=seed, root=root)
+    paths = dict(zip(tracks["track_id"], tracks["path"]))
+    tasks = [{"track_id": track_id, "path": str(paths[track_id]), "items": json.dumps(todo)}
+             for track_id, items in plan.items()
+             if (todo := [_item_fields(item) for item in items if overwrite or not item.path.exists()])]
+    errors = _augment_on_ray(tasks, sample_rate=config.sample_rate, address=address, num_cpus=num_cpus,
+                             max_retries=max_retries, progress=progress) if tasks else {}
+    manifest = augment._manifest(tracks, plan, errors, seed=seed, config=config, protocol=split.protocol,
+                                 include_original=include_original)
+    augment.assert_no_leakage(split, manifest)
+    return _augment_report(manifest, n_tasks=len(tasks), start=start)
+
+
+def _item_fields(item) -> dict:
+    return {"item_id": item.item_id, "track_id": item.track_id, "genre": item.genre, "method": item.method,
+            "copy": item.copy, "params": item.params, "path": str(item.path)}
+
+
+def _augment_batch(batch: dict, *, sample_rate: int) -> dict:
+    """CPU task: :func:`genrelib.augment`'s per-track worker on each source; an error never stops the job."""
+    from . import augment
+
+    errors = []
+    for path, fields in zip(batch["path"], batch["items"]):
+        items = [augment._Item(**{**f, "path": Path(f["path"])}) for f in json.loads(fields)]
+        try:
+            error, _ = augment._augment_source(str(path), items, sample_rate)
+        except Exception as exc:  # a cache that cannot be written, a crash in the DSP: one row, not the job
+            error = _reason(exc, str(path))
+        errors.append(error)
+    return {"track_id": np.asarray(batch["track_id"]), "error": np.asarray(errors, dtype=object)}
+
+
+def _augment_on_ray(tasks: list[dict], *, sample_rate, address, num_cpus, max_retries, progress) -> dict:
+    """Run every task on Ray; return ``{track_id: error}`` for the sources that failed."""
+    ray = init_ray(address, num_cpus=num_cpus)
+    if ray.get_runtime_context().get_node_id() in _LOCAL_CLUSTER:
+        _wait_until_idle(ray)
+    blocks = min(len(tasks), 4 * int(ray.cluster_resources().get("CPU", 1)))
+    context = ray.data.DataContext.get_current()
+    saved = context.enable_progress_bars
+    context.enable_progress_bars = progress
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")  # see _ray_dataset
+            dataset = ray.data.from_items(tasks, override_num_blocks=blocks).map_batches(
+                _augment_batch, batch_size=1, num_cpus=1, max_retries=max_retries,
+                fn_kwargs={"sample_rate": sample_rate})
+        rows = dataset.take_all()
+    except ray.exceptions.RayError as exc:
+        reason = str(exc).strip().splitlines()[0][:500]
+        raise GenrelibError(f"the Ray job failed ({type(exc).__name__}: {reason}); finished items stay cached "
+                            "and a re-run resumes") from exc
+    finally:
+        context.enable_progress_bars = saved
+    return {row["track_id"]: row["error"] for row in rows if row["error"]}
+
+
+def _augment_report(manifest: pd.DataFrame, *, n_tasks: int | None, start: float) -> pd.DataFrame:
+    failed = manifest.loc[manifest["error"].notna()].drop_duplicates("track_id")
+    if len(failed):
+        warn(f"{len(failed)} source clips could not be augmented (error column of the manifest); "
+             f"first: {failed['error'].iloc[0]}")
+    manifest.attrs.update(n_sources=int(manifest["track_id"].nunique()), n_tasks=n_tasks,
+                          n_errors=len(failed), seconds=time.perf_counter() - start)
+    return manifest
 
 
 # --------------------------------------------------------------------------------------------------

@@ -363,6 +363,70 @@ def test_without_restarts_the_same_kill_fails_the_job_and_a_rerun_completes_it(c
     assert resumed.attrs["n_skipped"] + resumed.attrs["n_new"] == N_CLIPS and raw_rows(output)["item_id"].is_unique
 
 
+# ---------------------------------------------------------------------------------------------- augment
+
+@pytest.fixture(scope="module")
+def augment_case(tmp_path_factory):
+    """Three training tracks of a synthetic set, the second one corrupt, augmented by augment_split (in this
+    process) and by augment_catalogue (on Ray) into two caches."""
+    augment = pytest.importorskip("genrelib.augment")
+    from genrelib import data
+
+    root = synthetic_gtzan(tmp_path_factory.mktemp("augment_gtzan"), per_genre=2, seconds=3.0, seed=4)
+    index = data.load_gtzan(root)
+    split = data.split_random(index, test_size=0.5, valid_size=0.0, seed=0)
+    train = sorted(split.train)[:3]
+    broken = index.set_index("track_id").loc[train[1], "path"]
+    Path(broken).write_bytes(np.random.default_rng(1).bytes(4000))  # same name, undecodable bytes
+    caches = {name: tmp_path_factory.mktemp(name) for name in ("reference", "ray")}
+    reference = augment.augment_split(index, split, track_ids=train, cache_dir=caches["reference"], n_jobs=1,
+                                      progress=False, on_error="report")
+    with pytest.warns(GenrelibWarning, match="1 source clips could not be augmented"):
+        manifest = scale.augment_catalogue(index, split, track_ids=train, cache_dir=caches["ray"], progress=False)
+    return {"index": index, "split": split, "train": train, "caches": caches, "reference": reference,
+            "manifest": manifest}
+
+
+def test_augment_catalogue_equals_augment_split(augment_case):
+    import soundfile as sf
+
+    reference, manifest, caches = augment_case["reference"], augment_case["manifest"], augment_case["caches"]
+    same_root = manifest["path"].str.replace(str(caches["ray"]), str(caches["reference"]), regex=False)
+    pd.testing.assert_frame_equal(manifest.assign(path=same_root), reference)
+    augmented = manifest[(manifest["method"] != "original") & manifest["error"].isna()]
+    assert len(augmented) == 6  # 2 decodable tracks x 3 methods
+    for path in augmented["path"]:
+        ours, theirs = sf.read(path)[0], sf.read(path.replace(str(caches["ray"]), str(caches["reference"])))[0]
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_augment_catalogue_reports_a_corrupt_source_and_completes_the_others(augment_case):
+    manifest, broken = augment_case["manifest"], augment_case["train"][1]
+    errors = manifest.groupby("track_id")["error"].first()
+    assert "not a readable audio file" in errors[broken] and errors.drop(broken).isna().all()
+    assert manifest.attrs["n_errors"] == 1 and manifest.attrs["n_tasks"] == 3
+
+
+def test_augment_catalogue_second_run_does_no_work(augment_case):
+    case = augment_case
+    with pytest.warns(GenrelibWarning, match="1 source clips"):
+        again = scale.augment_catalogue(case["index"], case["split"], track_ids=case["train"],
+                                        cache_dir=case["caches"]["ray"], progress=False)
+    # only the corrupt source is tried again (it has no cached items); the others start no task
+    assert again.attrs["n_tasks"] == 1
+    pd.testing.assert_frame_equal(again, case["manifest"])
+
+
+def test_augment_catalogue_refuses_test_tracks_before_any_work(augment_case, tmp_path):
+    from genrelib import LeakageError
+
+    case = augment_case
+    with pytest.raises(LeakageError, match="must never be augmented"):
+        scale.augment_catalogue(case["index"], case["split"], track_ids=[sorted(case["split"].test)[0]],
+                                cache_dir=tmp_path, progress=False)
+    assert not any(tmp_path.iterdir())
+
+
 # -------------------------------------------------------------------------------------------------- CLI
 
 def test_embed_cli_engine_flags():

@@ -43,13 +43,15 @@ def add_output_arguments(parser: argparse.ArgumentParser, *, default_help: str) 
 ENGINES = ("local", "ray")
 
 
-def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--engine``, ``--address``, ``--num-workers``: where a stage runs (this process, or Ray)."""
+def add_engine_arguments(parser: argparse.ArgumentParser, *, workers: bool = True) -> None:
+    """``--engine``, ``--address`` and (``workers``) ``--num-workers``: where a stage runs (here, or on Ray)."""
     parser.add_argument("--engine", choices=ENGINES, default="local",
                         help="local: this process (default); ray: Ray Data on a local or remote cluster "
                              "(needs genrelib[scale])")
     parser.add_argument("--address", default=None,
                         help="Ray cluster address for --engine ray (default $RAY_ADDRESS, else a local 2-CPU Ray)")
+    if not workers:
+        return  # a stage without a model runs as tasks on every CPU of the cluster
     parser.add_argument("--num-workers", type=positive_int, default=1,
                         help="model actors for --engine ray: one model copy each, one GPU each where present "
                              "(default: 1)")
