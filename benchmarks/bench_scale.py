@@ -87,7 +87,8 @@ def main(argv=None) -> int:
     report = {
         "machine": {"platform": platform.platform(), "cpus_visible": os.cpu_count(), "ray_cpus": attrs["cluster_cpus"]},
         "data": {"root": str(root), "source": source, "clips": len(clips)},
-        "backend": attrs["backend"], "backend_options": options, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "backend": attrs["backend"], "backend_options": options,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "stage_costs": costs.to_dict(orient="records"), "throughput": table.to_dict(orient="records"),
         "ray_start_seconds": attrs["ray_start_seconds"], "job_overhead_seconds": attrs["job_overhead_seconds"],
         "projection_fma_large": projection.to_dict(orient="records"),

@@ -59,8 +59,9 @@ print(f"data: {ROOT} (found via {SOURCE}); {len(clips)} of {len(index)} clips; b
 # Per clip the pipeline reads the file, hashes it (the cache key), decodes and resamples it to 16 kHz, and
 # runs the embedding network over its patches (31 VGGish patches of 0.96 s, or 10 musicnn patches of 3 s per
 # 30 s clip). Training the small CNN afterwards works on a few thousand numbers per clip and takes seconds for
-# the whole set (notebook 04); augmentation runs once per *training* clip. The embedding is the step whose cost grows with the collection and with the model: at
-# about 110 VGGish patches/s on 2 cores, FMA-large's 3.3 M patches take about 8 hours on one machine.
+# the whole set (notebook 04); augmentation runs once per *training* clip. The embedding is the step whose cost
+# grows with the collection and with the model: at the 63 VGGish patches/s measured on this 2-core machine
+# (`benchmarks/bench_scale.py`), FMA-large's 3.3 M patches would take about 14 hours.
 # `stage_costs` times each stage on a few clips, one at a time, in this process:
 
 # %%
@@ -136,7 +137,8 @@ start = throughput.attrs["ray_start_seconds"]
 speedup = throughput["patches_per_s"] / throughput["patches_per_s"].iloc[0]
 print(f"{len(clips)} clips, backend {throughput.attrs['backend']}, {throughput.attrs['cluster_cpus']:g} CPUs; "
       f"throughput relative to embed_dataset: {', '.join(f'{x:.2f}x' for x in speedup)}; fixed cost of one Ray "
-      f"job: {throughput.attrs['job_overhead_seconds']:.1f} s" + ("" if start is None else f"; Ray start-up: {start:.1f} s"))
+      f"job: {throughput.attrs['job_overhead_seconds']:.1f} s"
+      + ("" if start is None else f"; Ray start-up: {start:.1f} s"))
 
 # %% [markdown]
 # Whether Ray helps on *one* machine depends on the model. `embed_dataset` already overlaps decoding (one thread)

@@ -48,7 +48,8 @@ class InstrumentedMfcc(embed.MfccBackend):
             handle.write(f"{event} {os.getpid()}\n")
 
     def embed(self, y):
-        if self.kill_after is not None and not self.marker.exists() and len(events(self.log, "embed")) >= self.kill_after:
+        due = self.kill_after is not None and len(events(self.log, "embed")) >= self.kill_after
+        if due and not self.marker.exists():
             self.marker.write_text(str(os.getpid()))
             os._exit(1)
         self._write("embed")
