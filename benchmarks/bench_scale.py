@@ -33,6 +33,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--backend-option", action="append", default=[], metavar="KEY=VALUE",
                         help="backend factory option, e.g. weights=random (VGGish's cost without its weights)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--repeats", type=int, default=3, help="runs per engine, taking turns; medians reported")
     parser.add_argument("--num-cpus", type=int, default=2, help="CPUs of the local Ray cluster")
     parser.add_argument("--cpus-per-node", type=int, default=16, help="for the projection")
     return parser.parse_args(argv)
@@ -66,9 +67,11 @@ def main(argv=None) -> int:
     print(f"data: {root} ({source}), {len(clips)} clips, backend {costs.attrs['backend']} {options or ''}\n")
     print("Per-clip cost of each stage, one process:\n" + costs.to_string(index=False, float_format="%.4f") + "\n")
     table = scale.measure_throughput(clips, backend=args.backend, workers=args.workers, num_cpus=args.num_cpus,
-                                     backend_options=options)
+                                     repeats=args.repeats, backend_options=options)
     attrs = table.attrs
-    print(f"Throughput (same {len(clips)} clips, {attrs['cluster_cpus']:g} CPUs, backend {attrs['backend']}):")
+    print(f"Throughput (same {len(clips)} clips, {attrs['cluster_cpus']:g} CPUs, backend {attrs['backend']}, "
+          f"median of {attrs['repeats']} runs taking turns; 1-min load average before/after: "
+          f"{attrs['load_average'][0]:.1f}/{attrs['load_average'][1]:.1f}):")
     print(table.to_string(index=False, float_format="%.2f"))
     print(f"Ray start-up: {attrs['ray_start_seconds']:.1f} s; fixed cost of one Ray job (1 clip): "
           f"{attrs['job_overhead_seconds']:.1f} s\n")
@@ -91,6 +94,7 @@ def main(argv=None) -> int:
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "stage_costs": costs.to_dict(orient="records"), "throughput": table.to_dict(orient="records"),
         "ray_start_seconds": attrs["ray_start_seconds"], "job_overhead_seconds": attrs["job_overhead_seconds"],
+        "repeats": attrs["repeats"], "load_average_before_after": attrs["load_average"],
         "projection_fma_large": projection.to_dict(orient="records"),
     }
     path = output_dir("results") / "bench_scale.json"

@@ -1010,57 +1010,72 @@ def pipeline_stages(costs: pd.DataFrame | None = None) -> pd.DataFrame:
 
 
 def measure_throughput(index_or_paths, *, backend: str = "auto", workers: Iterable[int] = (1, 2),
-                       batch_size: int = 4, address: str | None = None, num_cpus: int = 2,
+                       batch_size: int = 4, repeats: int = 1, address: str | None = None, num_cpus: int = 2,
                        backend_options: dict | None = None) -> pd.DataFrame:
     """Clips/s and patches/s of :func:`~genrelib.embed.embed_dataset` and of Ray with each worker count.
 
     Notebook: 07_scaling_out.
 
     Every run starts from an empty cache or output folder (temporary), on the same clips, in one
-    process; Ray is started first and its start-up time reported apart. ``backend_options`` go to the
-    backend's factory (e.g. ``{"weights": "random"}``: VGGish's cost without its weights).
+    process; Ray is started first and its start-up time reported apart. With ``repeats`` > 1 the
+    engines take turns, so that a change in the machine's load (a shared machine) hits them alike, and
+    the median is reported. ``backend_options`` go to the backend's factory (e.g.
+    ``{"weights": "random"}``: VGGish's cost without its weights).
 
     Returns
     -------
     pd.DataFrame
-        ``engine``, ``workers``, ``clips``, ``patches``, ``seconds``, ``clips_per_s``, ``patches_per_s``;
-        ``attrs``: ``ray_start_seconds`` (None if Ray was already running), ``job_overhead_seconds`` (a
-        one-clip job: actor start, model load, scheduling), ``cluster_cpus``, ``backend``.
+        ``engine``, ``workers``, ``clips``, ``patches``, ``seconds`` (median), ``seconds_min``,
+        ``seconds_max``, ``clips_per_s``, ``patches_per_s``; ``attrs``: ``ray_start_seconds`` (None if
+        Ray was already running), ``job_overhead_seconds`` (a one-clip job: actor start, model load,
+        scheduling), ``cluster_cpus``, ``backend``, ``repeats``, ``load_average`` (1 min, before and after).
     """
     import tempfile
 
     items = catalogue_items(index_or_paths)
-    name = embed.resolve_backend(backend)
+    name, options = embed.resolve_backend(backend), dict(backend_options or {})
+    repeats, load_before = positive_int(repeats, "repeats"), os.getloadavg()[0]
     for path in items["path"]:
         file_digest(path)  # every run then reads from the page cache, the first one included
-    rows = []
+    runs: dict[tuple[str, int], list] = {}
     with tempfile.TemporaryDirectory(prefix="genrelib-throughput-") as scratch:
-        start = time.perf_counter()
-        options = dict(backend_options or {})
-        frame = embed.embed_dataset(items, backend=embed.get_backend(name, **options),
-                                    cache_dir_=Path(scratch, "cache"), progress=False, on_error="report")
-        rows.append(("embed_dataset (1 process)", 1, frame, time.perf_counter() - start))
         ray = require_ray()
-        started = not ray.is_initialized()
-        start = time.perf_counter()
+        started, start = not ray.is_initialized(), time.perf_counter()
         ray = init_ray(address, num_cpus=num_cpus)
         ray_start = time.perf_counter() - start if started else None
         # A one-clip job: the fixed cost of every job (actor start, model load, scheduling); it also
         # starts Ray's worker processes, which later jobs reuse.
         job_overhead = embed_catalogue(items.head(1), backend=name, output=Path(scratch, "overhead"),
                                        backend_options=options, engine="ray", progress=False).attrs["seconds"]
-        for count in workers:
-            result = embed_catalogue(items, backend=name, output=Path(scratch, f"ray{count}"), engine="ray",
-                                     backend_options=options, num_workers=count, batch_size=batch_size,
-                                     progress=False)
-            rows.append(("Ray Data", count, result, result.attrs["seconds"]))
-    table = pd.DataFrame([{"engine": engine, "workers": count, "clips": int(frame["error"].isna().sum()),
-                           "patches": int(frame["n_patches"].fillna(0).sum()), "seconds": seconds}
-                          for engine, count, frame, seconds in rows])
+        for repeat in range(repeats):
+            folder = Path(scratch, f"run{repeat}")
+            start = time.perf_counter()
+            frame = embed.embed_dataset(items, backend=embed.get_backend(name, **options), cache_dir_=folder / "npz",
+                                        progress=False, on_error="report")
+            runs.setdefault(("embed_dataset (1 process)", 1), []).append((frame, time.perf_counter() - start))
+            for count in workers:
+                result = embed_catalogue(items, backend=name, output=folder / f"ray{count}", engine="ray",
+                                         backend_options=options, num_workers=count, batch_size=batch_size,
+                                         progress=False)
+                runs.setdefault(("Ray Data", count), []).append((result, result.attrs["seconds"]))
+    table = _throughput_table(runs)
+    table.attrs.update(ray_start_seconds=ray_start, job_overhead_seconds=job_overhead, repeats=repeats,
+                       cluster_cpus=ray.cluster_resources().get("CPU"), backend=name,
+                       load_average=(load_before, os.getloadavg()[0]))
+    return table
+
+
+def _throughput_table(runs: dict) -> pd.DataFrame:
+    rows = []
+    for (engine, count), results in runs.items():
+        frame = results[0][0]
+        seconds = [s for _, s in results]
+        rows.append({"engine": engine, "workers": count, "clips": int(frame["error"].isna().sum()),
+                     "patches": int(frame["n_patches"].fillna(0).sum()), "seconds": float(np.median(seconds)),
+                     "seconds_min": min(seconds), "seconds_max": max(seconds)})
+    table = pd.DataFrame(rows)
     table["clips_per_s"] = table["clips"] / table["seconds"]
     table["patches_per_s"] = table["patches"] / table["seconds"]
-    table.attrs.update(ray_start_seconds=ray_start, job_overhead_seconds=job_overhead,
-                       cluster_cpus=ray.cluster_resources().get("CPU"), backend=name)
     return table
 
 

@@ -501,9 +501,11 @@ def test_project_catalogue_refuses_bad_values(override):
 
 
 def test_measure_throughput_counts_the_same_work_per_engine(clips):
-    table = scale.measure_throughput(clips[:3], backend="mfcc", workers=(1,))
+    table = scale.measure_throughput(clips[:3], backend="mfcc", workers=(1,), repeats=2)
     assert list(table["engine"]) == ["embed_dataset (1 process)", "Ray Data"]
     assert (table["clips"] == 3).all() and (table["patches"] == 9).all()
     np.testing.assert_allclose(table["patches_per_s"], table["patches"] / table["seconds"])
+    assert (table["seconds_min"] <= table["seconds"]).all() and (table["seconds"] <= table["seconds_max"]).all()
+    assert table.attrs["repeats"] == 2 and len(table.attrs["load_average"]) == 2
     assert table.attrs["ray_start_seconds"] is None and table.attrs["job_overhead_seconds"] > 0
     assert table.attrs["cluster_cpus"] == 2
