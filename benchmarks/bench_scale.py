@@ -1,10 +1,12 @@
 """Throughput of the embedding step: embed_dataset (one process) vs Ray Data with 1 and 2 model workers.
 
-Same real clips, one run, one machine: clips/s and patches/s per engine, Ray's start-up time and the fixed cost
-of a Ray job, and a *projection* for FMA-large (106 574 clips of 30 s) on N nodes. Writes
-``results/bench_scale.json`` (under ``$GENRELIB_OUTPUT`` when set) and prints the tables.
+Same real clips, one run, one machine: clips/s and patches/s per engine (the engines take turns, ``--repeats``
+times; medians), Ray's start-up time and the fixed cost of a Ray job, and a *projection* for FMA-large (106 574
+clips of 30 s) on N nodes. Writes ``results/bench_scale_<backend>.json`` (under ``$GENRELIB_OUTPUT`` when set)
+and prints the tables.
 
-    python benchmarks/bench_scale.py [--data DIR] [--clips 20] [--backend auto] [--workers 1 2]
+    python benchmarks/bench_scale.py [--data DIR] [--clips 20] [--backend auto] [--workers 1 2] [--repeats 3]
+    python benchmarks/bench_scale.py --clips 100 --backend vggish --backend-option weights=random
 
 Not a test: timings depend on the machine. Notebook 07 shows the same measurement on fewer clips.
 """
@@ -58,6 +60,11 @@ def backend_options(pairs: list[str]) -> dict:
     return options
 
 
+def records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as dictionaries, NaN as null (strict JSON)."""
+    return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     options = backend_options(args.backend_option)
@@ -92,13 +99,13 @@ def main(argv=None) -> int:
         "data": {"root": str(root), "source": source, "clips": len(clips)},
         "backend": attrs["backend"], "backend_options": options,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "stage_costs": costs.to_dict(orient="records"), "throughput": table.to_dict(orient="records"),
+        "stage_costs": records(costs), "throughput": records(table),
         "ray_start_seconds": attrs["ray_start_seconds"], "job_overhead_seconds": attrs["job_overhead_seconds"],
         "repeats": attrs["repeats"], "load_average_before_after": attrs["load_average"],
-        "projection_fma_large": projection.to_dict(orient="records"),
+        "projection_fma_large": records(projection),
     }
-    path = output_dir("results") / "bench_scale.json"
-    atomic_write_bytes(path, (json.dumps(report, indent=2, default=float) + "\n").encode())
+    path = output_dir("results") / f"bench_scale_{attrs['backend']}.json"
+    atomic_write_bytes(path, (json.dumps(report, indent=2, default=float, allow_nan=False) + "\n").encode())
     print(f"\nwritten: {path}")
     return 0
 

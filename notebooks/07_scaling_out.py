@@ -141,13 +141,13 @@ print(f"{len(clips)} clips, backend {throughput.attrs['backend']}, {throughput.a
       + ("" if start is None else f"; Ray start-up: {start:.1f} s"))
 
 # %% [markdown]
-# Whether Ray helps on *one* machine depends on the model. `embed_dataset` already overlaps decoding (one thread)
-# with the model (the other); a network that keeps only one core busy (musicnn here: TensorFlow on batches of
-# 4 patches) gains from a second actor on the second core — on the whole mini set 2 actors embed about 1.5× as
-# fast as `embed_dataset` (`benchmarks/bench_scale.py`) — while a forward pass that already spreads over every
-# core gains nothing. In quick mode the few clips cannot pay back the fixed cost of a job. What Ray adds in any
-# case is that the *same job* runs on as many nodes as one has, each CPU decoding and each actor (or GPU)
-# embedding, with restarts, retries and resumption built in.
+# On one 2-core machine Ray does not beat `embed_dataset`, which already keeps both cores busy: decoding in one
+# thread, the model in the other, and TensorFlow spreading over both. A second actor only shares the same two
+# cores, and Ray's fixed costs (actor start, model load) weigh on short jobs. On the whole mini set, with the
+# engines taking turns three times (`benchmarks/bench_scale.py`), Ray ran 13-20 % behind `embed_dataset`, with
+# 1 or 2 actors alike. In quick mode the few clips cannot pay back the fixed cost of a job at all. What Ray adds is
+# that the *same job* runs on as many nodes as one has, each CPU decoding and each actor (or GPU) embedding, with
+# restarts, retries and resumption built in.
 #
 # ## Projection for FMA-large
 #
@@ -178,6 +178,5 @@ display(projection.round(2))
 #   arrays.
 # * `embed_catalogue` runs it on Ray Data as stages — decoding in CPU tasks, the model in an actor pool,
 #   Parquet out — and reproduces `embed_dataset`'s numbers; a second run embeds nothing.
-# * On one machine Ray pays off only when the model leaves cores idle, and only on jobs long enough to repay
-#   its fixed costs; its real value is the same code on many nodes. The projection above says how many
-#   node-hours FMA-large needs; `docs/scaling.md` says how to get the nodes.
+# * On one small machine Ray adds fixed costs and no speed: its value is the same code on many nodes. The
+#   projection above says how many node-hours FMA-large needs; `docs/scaling.md` says how to get the nodes.
