@@ -28,14 +28,16 @@ import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import numpy as np
-import pandas as pd
 
 from .checks import one_of, positive_int, positive_number, valid_audio
 from .config import AugmentConfig, Config
 from .errors import AudioError, DataError, GenrelibError, LeakageError, ParameterError
+
+if TYPE_CHECKING:  # pandas loads only when a table is made: worker processes never need it
+    import pandas as pd
 
 __all__ = [
     "METHODS",
@@ -304,6 +306,8 @@ def method_costs(y: np.ndarray, *, sr: int, config: AugmentConfig = AugmentConfi
                 times.append(time.perf_counter() - start)
             rows.append({"method": method, "params": json.dumps(params), "milliseconds": 1000 * min(times),
                          "x_realtime": y.size / sr / min(times), "duration": y.size / sr, "sr": sr})
+    import pandas as pd
+
     return pd.DataFrame(rows)
 
 
@@ -371,9 +375,11 @@ def _refuse_non_training(track_ids: Iterable[str], split) -> None:
 def _plan(tracks: pd.DataFrame, *, config: AugmentConfig, seed: int, root: Path) -> dict[str, list[_Item]]:
     """Every augmented item per source track, with its parameters and its content-keyed cache path."""
     import librosa
+    import soxr
 
     from .storage import file_digest, params_key
 
+    versions = {"version": ALGORITHM_VERSION, "librosa": librosa.__version__, "soxr": soxr.__version__}
     plan = {}
     for track in tracks.itertuples(index=False):
         source_sha256 = file_digest(track.path)
@@ -382,8 +388,7 @@ def _plan(tracks: pd.DataFrame, *, config: AugmentConfig, seed: int, root: Path)
             for copy in range(config.copies_per_method):
                 params = draw_params(method, config=config, rng=_item_rng(seed, track.track_id, method, copy))
                 key = params_key({"source_sha256": source_sha256, "method": method, "params": params,
-                                  "sample_rate": config.sample_rate, "version": ALGORITHM_VERSION,
-                                  "librosa": librosa.__version__})
+                                  "sample_rate": config.sample_rate, **versions})
                 items.append(_Item(item_id=f"{track.track_id}+{method}#{copy}", track_id=track.track_id,
                                    genre=track.genre, method=method, copy=copy, params=params,
                                    path=root / track.genre / f"{track.track_id}+{method}.{key}.flac"))
@@ -401,11 +406,14 @@ def _write_flac(path: Path, y: np.ndarray, *, sr: int, item: _Item) -> None:
     gain = min(1.0, _PCM16_PEAK / peak) if peak > 0 else 1.0
     # Quantise here rather than in libsndfile, whose float-to-int conversion wraps around above full scale.
     pcm = np.clip(np.round(y * np.float32(gain * 32768)), -32768, 32767).astype(np.int16)
-    with atomic_path(path) as tmp:
-        with sf.SoundFile(tmp, "w", samplerate=sr, channels=1, format="FLAC", subtype="PCM_16") as handle:
-            handle.title = item.item_id
-            handle.comment = json.dumps({"method": item.method, "params": item.params, "gain": round(gain, 6)})
-            handle.write(pcm)
+    try:
+        with atomic_path(path) as tmp:
+            with sf.SoundFile(tmp, "w", samplerate=sr, channels=1, format="FLAC", subtype="PCM_16") as handle:
+                handle.title = item.item_id
+                handle.comment = json.dumps({"method": item.method, "params": item.params, "gain": round(gain, 6)})
+                handle.write(pcm)
+    except (OSError, sf.LibsndfileError) as exc:
+        raise GenrelibError(f"{path}: cannot write the augmented clip ({exc}); finished items stay cached") from exc
 
 
 def _augment_source(path: str, items: list[_Item], sr: int) -> tuple[str | None, int]:
@@ -527,7 +535,7 @@ def augment_split(
     Notes
     -----
     Each item's file is keyed by the source file's SHA-256, the method, its parameters (including the
-    noise seed), the sample rate and the algorithm and librosa versions, and written atomically. A re-run
+    noise seed), the sample rate and the algorithm, librosa and soxr versions, and written atomically. A re-run
     reuses what exists without decoding, and an interrupted run resumes; the output does not depend on
     ``n_jobs`` or on the order in which workers finish, so a resumed cache is byte-identical to an
     uninterrupted one. Each source is decoded once at ``config.sample_rate`` and its STFT feeds both
@@ -545,6 +553,10 @@ def augment_split(
     one_of(on_error, ("raise", "report"), "on_error")
     tracks = _training_tracks(index, split, track_ids)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir("augment")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GenrelibError(f"{root}: cannot create the augmentation cache ({exc})") from exc
     plan = _plan(tracks, config=config, seed=int(seed), root=root)
     paths = dict(zip(tracks["track_id"], tracks["path"]))
     jobs = []
@@ -583,6 +595,8 @@ def _manifest(tracks: pd.DataFrame, plan: dict[str, list[_Item]], errors: dict[s
                          "params": json.dumps(item.params), "path": None if error else str(item.path)})
     columns = ["item_id", "track_id", "genre", "method", "copy", "params", "seed", "sample_rate", "path",
                "protocol", "error"]
+    import pandas as pd
+
     return pd.DataFrame(rows, columns=columns)
 
 

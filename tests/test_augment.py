@@ -514,3 +514,15 @@ def test_cli_writes_the_manifest_then_has_nothing_to_do(gtzan, tmp_path, capsys)
 def test_cli_reports_errors_in_one_line(tmp_path, capsys):
     assert main(["augment", "--data", str(tmp_path), "--output-dir", str(tmp_path), "--quiet"]) == 2
     assert "genrelib augment: error:" in capsys.readouterr().err
+
+
+def test_unusable_cache_is_a_clear_error(gtzan, small_split, tmp_path):
+    _, index = gtzan
+    (tmp_path / "occupied").write_text("a file where the cache folder should be")
+    with pytest.raises(genrelib.GenrelibError, match="occupied: cannot create the augmentation cache"):
+        augment.augment_split(index, small_split, cache_dir=tmp_path / "occupied", progress=False)
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "jazz").write_text("a file where the genre folder should be")
+    with pytest.raises(genrelib.GenrelibError, match=r"jazz\.00000\+time_stretch\.\w+\.flac: cannot write"):
+        augment.augment_split(index, small_split, cache_dir=tmp_path / "cache", n_jobs=2, progress=False)
+    assert len(list((tmp_path / "cache").rglob("*.flac"))) > 0  # work finished before the error is kept
