@@ -428,7 +428,8 @@ def _augment_source(path: str, items: list[_Item], sr: int) -> tuple[str | None,
     spectrum = _stft(y) if any(i.method != "white_noise" for i in items) else None
     for item in items:
         if item.method == "time_stretch":
-            out = _time_stretch_spectrum(spectrum, n_samples=y.size, rate=item.params["rate"], pad_mode="wrap")
+            out = _time_stretch_spectrum(spectrum, n_samples=y.size, rate=item.params["rate"],
+                                         pad_mode=PAD_MODES[0])
         elif item.method == "pitch_shift":
             out = _pitch_shift_spectrum(spectrum, n_samples=y.size, sr=sr, n_steps=item.params["n_steps"])
         else:
@@ -444,7 +445,7 @@ def _warm_start_context():
     TensorFlow); importing librosa once in the server saves every worker ~2 s of start-up.
     """
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["genrelib.augment", "librosa.effects", "soundfile"])
+    context.set_forkserver_preload(["genrelib.augment", "genrelib.audio", "librosa.effects", "soundfile"])
     return context
 
 

@@ -159,7 +159,8 @@ def test_phase_vocoder_methods_accept_silence():
     (lambda y: augment.add_white_noise(y, snr_db=10, rng="seed"), pytest.raises(ParameterError, match="rng='seed'")),
     (lambda y: augment.add_white_noise(y, snr_db=10, rng=-1), pytest.raises(ParameterError, match="rng=-1")),
     (lambda y: augment.time_stretch(y[:1000], rate=1.1), pytest.raises(AudioError, match="1000 samples")),
-    (lambda y: augment.pitch_shift(np.where(y > 0.4, np.nan, y), sr=SR, n_steps=1), pytest.raises(AudioError, match="NaN")),
+    (lambda y: augment.pitch_shift(np.where(y > 0.4, np.nan, y), sr=SR, n_steps=1),
+     pytest.raises(AudioError, match="NaN")),
     (lambda y: augment.time_stretch(y.astype(np.int16), rate=1.1), pytest.raises(ParameterError, match="floating")),
 ])
 def test_arguments_are_checked(call, expectation):
@@ -409,7 +410,8 @@ def test_unreadable_source_is_reported_and_nothing_else_is_lost(gtzan, small_spl
     report = augment.augment_split(index, small_split, cache_dir=cache, n_jobs=1, progress=False,
                                    on_error="report")
     failed = report[report["error"].notna()]
-    assert set(failed["track_id"]) == {"classical.00000"} and failed.loc[failed["method"] != "original", "path"].isna().all()
+    assert set(failed["track_id"]) == {"classical.00000"}
+    assert failed.loc[failed["method"] != "original", "path"].isna().all()
 
 
 # -------------------------------------------------------------------------------- leakage guard
@@ -463,7 +465,8 @@ def test_fig2_bars_are_the_manifest_counts(done, tmp_path):
     counts = augment.count_items(manifest)
     assert counts.set_index(["genre", "method"])["count"].to_dict() == {k: v for k, v in expected.stack().items() if v}
     ax_counts = plots.fig2_genre_distribution(counts)
-    assert [b.get_height() for c in ax_counts.containers for b in c] == [b.get_height() for c in ax.containers for b in c]
+    drawn = [[bar.get_height() for container in a.containers for bar in container] for a in (ax, ax_counts)]
+    assert drawn[0] == drawn[1]
     paths = plots.save_figure(ax.figure, "fig2_genre_distribution", output_dir=tmp_path)
     assert all(p.stat().st_size > 1000 for p in paths) and {p.suffix for p in paths} == {".png", ".pdf"}
 
