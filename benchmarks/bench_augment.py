@@ -10,8 +10,8 @@ Both run in this one process run, on the same real clips (default: every clip of
 Each is timed from cold: (a) includes librosa's import, (b) the start of its worker processes. A third,
 warm run of (b) (``overwrite=True``, the fork server already running) gives the per-clip cost used to
 project the time for 800 training clips x 3 methods. Memory is sampled over the whole process tree (this
-process, the fork server and its workers): summed RSS every 10 ms (shared pages counted in every process:
-an upper bound) and summed PSS every 0.2 s. CPU seconds of the tree are reported too: on a shared machine
+process, the fork server and its workers): summed RSS every 50 ms (shared pages counted in every process:
+an upper bound) and summed PSS every second. CPU seconds of the tree are reported too: on a shared machine
 they are a steadier measure than wall time. Targets: ratio >= 2.5 on 2 cores; peak RSS <= 1.5 GB
 whatever the number of clips.
 
@@ -35,11 +35,16 @@ from genrelib.config import AugmentConfig
 
 
 class TreeMonitor:
-    """Samples this process and all its descendants in a background thread: summed RSS every 10 ms,
-    summed PSS (shared pages split between the processes sharing them) every 0.2 s, and CPU seconds."""
+    """Samples this process and all its descendants in a background thread: summed RSS every 50 ms,
+    summed PSS (shared pages split between the processes sharing them) every second, and CPU seconds.
 
-    def __init__(self, interval: float = 0.01):
+    Reading PSS (``/proc/PID/smaps``) is costly, hence its slower pace; the sampler's own CPU time is
+    subtracted from the totals it reports."""
+
+    def __init__(self, interval: float = 0.05, pss_interval: float = 1.0):
         self.interval = interval
+        self.pss_interval = pss_interval
+        self.own_cpu = 0.0
         self.rss: list[tuple[float, int]] = []
         self.pss: list[tuple[float, int]] = []
         self._cpu: dict[int, float] = {}  # pid -> last seen user + system seconds (kept after exit)
@@ -50,7 +55,7 @@ class TreeMonitor:
         me, last_pss = psutil.Process(), 0.0
         while not self._stop.is_set():
             now, rss, pss = time.perf_counter(), 0, 0
-            with_pss = now - last_pss > 0.2
+            with_pss = now - last_pss > self.pss_interval
             for process in [me, *me.children(recursive=True)]:
                 try:
                     with process.oneshot():
@@ -65,13 +70,15 @@ class TreeMonitor:
             if with_pss:
                 self.pss.append((now, pss))
                 last_pss = now
+            self.own_cpu = time.thread_time()
             time.sleep(self.interval)
 
     def cpu_seconds(self) -> float:
-        """CPU time of the whole tree so far (this process read now, the others as last sampled)."""
+        """CPU time of the whole tree so far (this process read now, less the sampler; the others as last
+        sampled)."""
         mine = psutil.Process().cpu_times()
         others = sum(cpu for pid, cpu in self._cpu.items() if pid != os.getpid())
-        return mine.user + mine.system + others
+        return mine.user + mine.system - self.own_cpu + others
 
     def __enter__(self):
         self._thread.start()
@@ -123,16 +130,16 @@ def main() -> int:
     with TreeMonitor() as monitor, tempfile.TemporaryDirectory() as cache:
         t0, cpu0 = time.perf_counter(), monitor.cpu_seconds()
         seconds_a = baseline(list(index["path"]), config=config, seed=args.seed)
-        time.sleep(0.05)  # let the sampler see every process at its end state
+        time.sleep(0.1)  # let the sampler see every process at its end state
         t1, cpu1 = time.perf_counter(), monitor.cpu_seconds()
         augment.augment_split(index, split, cache_dir=cache, seed=args.seed, progress=False)
-        time.sleep(0.05)
+        time.sleep(0.1)
         t2, cpu2 = time.perf_counter(), monitor.cpu_seconds()
         augment.augment_split(index, split, cache_dir=cache, seed=args.seed, progress=False, overwrite=True)
-        time.sleep(0.05)
+        time.sleep(0.1)
         t3, cpu3 = time.perf_counter(), monitor.cpu_seconds()
         cached_files = sum(len(files) for _, _, files in os.walk(cache))
-    seconds_b, seconds_warm = t2 - t1 - 0.05, t3 - t2 - 0.05
+    seconds_b, seconds_warm = t2 - t1 - 0.1, t3 - t2 - 0.1
     rate_a, rate_b = n_clips / seconds_a, n_clips / seconds_b
     start_up = max(seconds_b - seconds_warm, 0.0)
     projected = start_up + 800 * seconds_warm / n_clips
