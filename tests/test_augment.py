@@ -487,6 +487,9 @@ def test_cli_parses_flags_with_the_api_defaults():
     assert (args.split, args.methods, args.copies, args.seed, args.overwrite, args.quiet, args.output_dir) == \
         ("fault_filtered", ["pitch_shift", "white_noise"], 2, 3, True, True, "x")
     assert set(parse_args(["augment"]).methods) == set(augment.METHODS)
+    from genrelib.cli.augment import METHOD_NAMES
+
+    assert METHOD_NAMES == tuple(augment.METHODS)  # the light copy --help uses stays in step with the API
 
 
 @pytest.mark.parametrize("argv", [["--split", "random"], ["--methods", "reverb"], ["--copies", "0"],

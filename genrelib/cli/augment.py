@@ -35,7 +35,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     defaults = AugmentConfig()
     parser = subparsers.add_parser(
         VERB, help="augment the training tracks of a split (cached 16 kHz FLAC) and write the manifest CSV",
-        description=__doc__.splitlines()[0],
+        description="Augment the training tracks of a split into the audio cache (16 kHz FLAC files keyed by "
+                    "content and parameters; a re-run resumes) and write the manifest CSV.",
     )
     parser.add_argument("--split", choices=SPLITS, default="paper",
                         help="'paper': stratified random 65/10/25 %% track split (seeded by --seed); "
