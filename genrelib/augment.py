@@ -374,12 +374,12 @@ def _refuse_non_training(track_ids: Iterable[str], split) -> None:
 
 def _plan(tracks: pd.DataFrame, *, config: AugmentConfig, seed: int, root: Path) -> dict[str, list[_Item]]:
     """Every augmented item per source track, with its parameters and its content-keyed cache path."""
-    import librosa
-    import soxr
+    from importlib.metadata import version
 
     from .storage import file_digest, params_key
 
-    versions = {"version": ALGORITHM_VERSION, "librosa": librosa.__version__, "soxr": soxr.__version__}
+    # Package metadata, not imports: this process never needs librosa itself (~2 s to import).
+    versions = {"version": ALGORITHM_VERSION, "librosa": version("librosa"), "soxr": version("soxr")}
     plan = {}
     for track in tracks.itertuples(index=False):
         source_sha256 = file_digest(track.path)
