@@ -402,10 +402,13 @@ def _write_flac(path: Path, y: np.ndarray, *, sr: int, item: _Item) -> None:
 
     from .storage import atomic_path
 
-    peak = float(np.max(np.abs(y)))
+    peak = max(float(y.max()), -float(y.min()))
     gain = min(1.0, _PCM16_PEAK / peak) if peak > 0 else 1.0
-    # Quantise here rather than in libsndfile, whose float-to-int conversion wraps around above full scale.
-    pcm = np.clip(np.round(y * np.float32(gain * 32768)), -32768, 32767).astype(np.int16)
+    # Quantise here rather than in libsndfile, whose float-to-int conversion wraps around above full scale
+    # (in place: this runs three times per clip).
+    scaled = y * np.float32(gain * 32768)
+    np.rint(scaled, out=scaled)
+    pcm = np.clip(scaled, -32768, 32767, out=scaled).astype(np.int16)
     try:
         with atomic_path(path) as tmp:
             with sf.SoundFile(tmp, "w", samplerate=sr, channels=1, format="FLAC", subtype="PCM_16") as handle:
