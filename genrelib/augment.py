@@ -419,15 +419,15 @@ def _write_flac(path: Path, y: np.ndarray, *, sr: int, item: _Item) -> None:
         raise GenrelibError(f"{path}: cannot write the augmented clip ({exc}); finished items stay cached") from exc
 
 
-def _augment_source(path: str, items: list[_Item], sr: int) -> tuple[str | None, int]:
-    """Worker: decode one source once, write every missing item. Returns (error, items written)."""
+def _augment_source(path: str, items: list[_Item], sr: int) -> str | None:
+    """Worker: decode one source once and write every item; returns why the source is unusable, or None."""
     from . import audio
 
     try:
         y = audio.load(path, sr=sr)
         _check_long_enough(y)
     except GenrelibError as exc:
-        return str(exc), 0
+        return str(exc)
     spectrum = _stft(y) if any(i.method != "white_noise" for i in items) else None
     for item in items:
         if item.method == "time_stretch":
@@ -438,7 +438,7 @@ def _augment_source(path: str, items: list[_Item], sr: int) -> tuple[str | None,
         else:
             out = add_white_noise(y, snr_db=item.params["snr_db"], rng=item.params["seed"])
         _write_flac(item.path, out, sr=sr, item=item)
-    return None, len(items)
+    return None
 
 
 def _warm_start_context():
@@ -539,12 +539,12 @@ def augment_split(
     Notes
     -----
     Each item's file is keyed by the source file's SHA-256, the method, its parameters (including the
-    noise seed), the sample rate and the algorithm, librosa and soxr versions, and written atomically. A re-run
-    reuses what exists without decoding, and an interrupted run resumes; the output does not depend on
-    ``n_jobs`` or on the order in which workers finish, so a resumed cache is byte-identical to an
+    noise seed), the sample rate and the algorithm, librosa and soxr versions, and written atomically. A
+    re-run reuses what exists without decoding, and an interrupted run resumes; the output does not depend
+    on ``n_jobs`` or on the order in which workers finish, so a resumed cache is byte-identical to an
     uninterrupted one. Each source is decoded once at ``config.sample_rate`` and its STFT feeds both
-    phase-vocoder methods. Workers return only small status tuples: memory does not grow with the number
-    of clips.
+    phase-vocoder methods. Workers send back only a status; at most ``2 * n_jobs`` clips are in flight, so
+    memory does not grow with the number of clips.
     """
     from tqdm.auto import tqdm
 
@@ -571,7 +571,7 @@ def augment_split(
     errors: dict[str, str] = {}
     with tqdm(total=len(plan), initial=len(plan) - len(jobs), disable=not progress, unit="clip",
               desc=f"augment [{split.protocol}]") as bar:
-        for (path, items, _), (error, _) in _run_jobs(_augment_source, jobs, n_jobs=n_jobs):
+        for (_, items, _), error in _run_jobs(_augment_source, jobs, n_jobs=n_jobs):
             if error:
                 errors[items[0].track_id] = error
             bar.update()
