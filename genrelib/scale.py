@@ -865,6 +865,10 @@ def augment_catalogue(
         raise ParameterError(f"seed={seed!r} must be a non-negative integer")
     tracks = augment._training_tracks(index, split, track_ids)  # a non-training track raises LeakageError
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir("augment")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GenrelibError(f"{root}: cannot create the augmentation cache ({exc})") from exc
     plan = augment._plan(tracks, config=config, seed=seed, root=root)
     paths = dict(zip(tracks["track_id"], tracks["path"]))
     tasks = [{"track_id": track_id, "path": str(paths[track_id]), "items": json.dumps(todo)}
@@ -891,7 +895,7 @@ def _augment_batch(batch: dict, *, sample_rate: int) -> dict:
     for path, fields in zip(batch["path"], batch["items"]):
         items = [augment._Item(**{**f, "path": Path(f["path"])}) for f in json.loads(fields)]
         try:
-            error, _ = augment._augment_source(str(path), items, sample_rate)
+            error = augment._augment_source(str(path), items, sample_rate)
         except Exception as exc:  # a cache that cannot be written, a crash in the DSP: one row, not the job
             error = _reason(exc, str(path))
         errors.append(error)

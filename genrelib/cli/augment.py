@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from ..config import AugmentConfig
-from ._types import add_data_argument, add_output_arguments, positive_int
+from ._types import add_data_argument, add_engine_arguments, add_output_arguments, positive_int
 
 VERB = "augment"
 ORDER = 20
@@ -52,6 +52,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="audio cache root (default: $GENRELIB_CACHE/augment)")
     add_data_argument(parser)
     add_output_arguments(parser, default_help="$GENRELIB_OUTPUT/results, else ./results")
+    add_engine_arguments(parser, workers=False)  # --engine ray: one Ray task per source track (genrelib.scale)
     return parser
 
 
@@ -73,8 +74,15 @@ def run(args: argparse.Namespace) -> int:
     index = data.load_gtzan(args.data)
     split = data.split_random(index, seed=args.seed) if args.split == "paper" else data.split_fault_filtered(index)
     config = AugmentConfig(methods=tuple(dict.fromkeys(args.methods)), copies_per_method=args.copies)
-    manifest = augment.augment_split(index, split, config=config, cache_dir=args.cache_dir, seed=args.seed,
-                                     n_jobs=args.n_jobs, progress=not args.quiet, overwrite=args.overwrite)
+    if args.engine == "ray":
+        from ..scale import augment_catalogue
+
+        manifest = augment_catalogue(index, split, config=config, cache_dir=args.cache_dir, seed=args.seed,
+                                     address=args.address, progress=not args.quiet, overwrite=args.overwrite)
+        _raise_for_errors(manifest)
+    else:
+        manifest = augment.augment_split(index, split, config=config, cache_dir=args.cache_dir, seed=args.seed,
+                                         n_jobs=args.n_jobs, progress=not args.quiet, overwrite=args.overwrite)
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(target) as tmp:
         manifest.to_csv(tmp, index=False)
@@ -82,3 +90,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"genrelib augment: {n_augmented} augmented + {len(split.train)} original training items from "
           f"{len(split.train)} tracks (split {split.protocol}, seed {args.seed}) -> {target}")
     return 0
+
+
+def _raise_for_errors(manifest) -> None:
+    """As ``augment_split`` does by default: after the pass (finished items stay cached), one error."""
+    from ..errors import AudioError
+
+    failed = manifest.loc[manifest["error"].notna()].drop_duplicates("track_id")
+    if len(failed):
+        raise AudioError(f"{len(failed)} of {manifest['track_id'].nunique()} training clips could not be augmented "
+                         "(the others are cached; a re-run resumes):\n  " + "\n  ".join(failed["error"]))
