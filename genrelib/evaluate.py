@@ -89,7 +89,7 @@ def prediction_metrics(predictions: pd.DataFrame) -> dict[str, float]:
     from sklearn.metrics import accuracy_score, log_loss
 
     predictions = _check_predictions(predictions)
-    probabilities = predictions[_PROBABILITY_COLUMNS].to_numpy(dtype=float)
+    probabilities = predictions[_PROBABILITY_COLUMNS].to_numpy(dtype=float, copy=True)
     # Stored as float32 text, rows sum to 1 only within ~1e-7; renormalise so log_loss sees probabilities.
     probabilities /= probabilities.sum(axis=1, keepdims=True)
     return {

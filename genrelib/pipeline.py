@@ -189,6 +189,10 @@ def regenerate_figures(config: Config = Config(), *, root: str | os.PathLike | N
     from .embed import resolve_backend
     from .train import load_run
 
+    # Find the runs first: without them there is nothing to redraw Figs 4-6 from, and the error should
+    # come before minutes of drawing.
+    runs = latest_group(protocol=config.protocol, backend=resolve_backend(config.embed.backend),
+                        augmented=config.augment_training, runs_dir=runs_dir)
     folder = Path(figures_dir) if figures_dir else output_dir("figures")
     root, source = gdata.resolve_root(root)
     index = gdata.load_gtzan(root)
@@ -206,9 +210,6 @@ def regenerate_figures(config: Config = Config(), *, root: str | os.PathLike | N
     notes["fig3_mel_spectrogram"] = f"{data_label}: {disco}, 128 mel bands at {sr} Hz"
     written += _fig2(index, config, folder, notes, data_label, progress=progress)
 
-    backend = resolve_backend(config.embed.backend)
-    runs = latest_group(protocol=config.protocol, backend=backend, augmented=config.augment_training,
-                        runs_dir=runs_dir)
     loaded = [load_run(run) for run in runs]
     summary = evaluate.summarize_runs(runs)
     facts = summary["facts"]

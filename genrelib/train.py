@@ -244,7 +244,11 @@ def make_splits(index: pd.DataFrame, *, protocol: str, seed: int = 0, config: Co
     one_of(protocol, PROTOCOLS, "protocol")
     train = config.train
     if protocol == "paper":
-        return [gdata.split_random(index, test_size=train.test_size, valid_size=train.valid_size, seed=seed)]
+        try:
+            return [gdata.split_random(index, test_size=train.test_size, valid_size=train.valid_size, seed=seed)]
+        except ValueError as exc:  # scikit-learn's stratification refuses sides smaller than the genre count
+            raise DataError(f"the paper split of {len(index)} tracks (test_size={train.test_size}, valid_size="
+                            f"{train.valid_size}) leaves a side with fewer tracks than genres: {exc}") from exc
     if protocol == "fault_filtered":
         split = gdata.split_fault_filtered(index)
         if not split.test or not split.train:
