@@ -1,5 +1,6 @@
 # genrelib — every entry point a person or CI needs. `make demo` and `make test` do everything.
 SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -22,12 +23,15 @@ help:
 
 venv: $(STAMP)
 
+# Some package mirrors print one warning per package; PIP_QUIET_FILTER hides only those lines.
+PIP_QUIET_FILTER := { grep -v "is ignored: it is neither a file nor a directory" || true; }
+
 $(STAMP): pyproject.toml requirements/lock.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c requirements/lock.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements/lock.txt -e '.[dev]' 2>&1 | $(PIP_QUIET_FILTER)
 	# musicnn ships the only pretrained music checkpoints installable offline; its declared
 	# requirements (numpy<1.17, TF1) are obsolete, so only its files are installed.
-	$(BIN)/python -m pip install --quiet --no-deps musicnn==0.1.0
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps musicnn==0.1.0 2>&1 | $(PIP_QUIET_FILTER)
 	touch $(STAMP)
 
 # Full run: executes every notebook in order (writing the executed .ipynb beside its .py source),

@@ -36,6 +36,7 @@ __all__ = [
     "gtzan_index",
     "resolve_root",
     "load_gtzan",
+    "example_tracks",
     "validate",
     "download",
     "split_random",
@@ -244,10 +245,17 @@ def load_gtzan(root: str | os.PathLike | None = None, *, on_error: str = "raise"
     return pd.DataFrame(rows).sort_values("track_id", ignore_index=True)
 
 
+def example_tracks(index: pd.DataFrame, *, per_genre: int = 1) -> pd.DataFrame:
+    """The first ``per_genre`` tracks of each genre, in :data:`GENRES` order (for listening and Fig 1)."""
+    per_genre = positive_int(per_genre, "per_genre")
+    ordered = index.assign(_order=index["genre"].map(GENRES.index)).sort_values(["_order", "track_id"])
+    return ordered.groupby("genre", sort=False).head(per_genre).drop(columns="_order").reset_index(drop=True)
+
+
 # ------------------------------------------------------------------------------------------ validate
 
 def validate(root: str | os.PathLike | None = None, *, expected: str = "auto", decode: bool = True,
-             progress: bool = False) -> pd.DataFrame:
+             duration_range: tuple[float, float] = (29.0, 31.0), progress: bool = False) -> pd.DataFrame:
     """Check every track: present, checksum, decodable, duration.
 
     Notebook: 01_data_exploration.
@@ -262,6 +270,8 @@ def validate(root: str | os.PathLike | None = None, *, expected: str = "auto", d
         every found id belongs to the mini set, else ``"full"``.
     decode : bool
         Decode each file completely (finds corruption a header read misses).
+    duration_range : (float, float) [seconds]
+        Durations outside it are reported (GTZAN clips last 29.9-30.7 s).
 
     Returns
     -------
@@ -288,14 +298,15 @@ def validate(root: str | os.PathLike | None = None, *, expected: str = "auto", d
     from tqdm.auto import tqdm
 
     def check(track_id: str) -> dict:
-        return _check_track(track_id, found.get(track_id), known, decode=decode)
+        return _check_track(track_id, found.get(track_id), known, decode=decode, duration_range=duration_range)
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         rows = list(tqdm(pool.map(check, wanted), total=len(wanted), disable=not progress, desc="validate"))
     return pd.DataFrame(rows)
 
 
-def _check_track(track_id: str, row: dict | None, known: dict, *, decode: bool) -> dict:
+def _check_track(track_id: str, row: dict | None, known: dict, *, decode: bool,
+                 duration_range: tuple[float, float]) -> dict:
     from . import audio
     from .storage import file_digest
 
@@ -324,8 +335,9 @@ def _check_track(track_id: str, row: dict | None, known: dict, *, decode: bool) 
         report["problem"] = str(exc)
     if report["checksum"] == "mismatch":
         report["problem"] = report["problem"] or "checksum mismatch (file differs from the published GTZAN)"
-    elif report["decodable"] and not 29.0 <= report["duration"] <= 31.0:
-        report["problem"] = f"duration {report['duration']:.2f} s, expected about 30 s"
+    elif report["decodable"] and not duration_range[0] <= report["duration"] <= duration_range[1]:
+        report["problem"] = (f"duration {report['duration']:.2f} s, expected {duration_range[0]}-"
+                             f"{duration_range[1]} s")
     report["ok"] = not report["problem"]
     return report
 

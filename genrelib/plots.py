@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 
 from .config import GENRES  # noqa: E402
 
-__all__ = ["save_figure", "fig1_waveforms", "fig3_mel_spectrogram"]
+__all__ = ["save_figure", "class_balance", "fig1_waveforms", "fig3_mel_spectrogram", "genre_colors"]
 
 
 def save_figure(fig, name: str, *, output_dir: str | os.PathLike | None = None, formats=("png", "pdf")) -> list[Path]:
@@ -39,6 +39,20 @@ def save_figure(fig, name: str, *, output_dir: str | os.PathLike | None = None, 
             fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight", metadata=metadata)
         paths.append(path)
     return paths
+
+
+def class_balance(index, *, ax=None):
+    """Bar chart of tracks per genre (an index from :func:`genrelib.data.load_gtzan`). Returns the Axes."""
+    import seaborn as sns
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 3))
+    counts = index["genre"].value_counts().reindex(GENRES, fill_value=0)
+    sns.barplot(x=counts.index, y=counts.to_numpy(), hue=counts.index, palette=genre_colors(), legend=False, ax=ax)
+    ax.set_ylabel("tracks")
+    ax.set_xlabel("")
+    ax.tick_params(axis="x", rotation=30)
+    return ax
 
 
 def fig1_waveforms(waveforms: dict[str, np.ndarray], *, sr: int, seconds: float | None = None, axes=None):
@@ -67,6 +81,7 @@ def fig1_waveforms(waveforms: dict[str, np.ndarray], *, sr: int, seconds: float 
         if seconds is not None:
             y = y[: int(seconds * sr)]
         librosa.display.waveshow(y, sr=sr, ax=ax, color="tab:blue")
+        ax.set_rasterized(True)  # thousands of vertices per panel: keep the PDF small
         ax.set_title(genre)
         ax.set_xlabel("")
         ax.label_outer()

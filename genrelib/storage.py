@@ -18,6 +18,10 @@ from typing import Any, Iterator
 import numpy as np
 import platformdirs
 
+# mkstemp creates files readable by the owner only; finished files get the usual permissions instead.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 __all__ = [
     "cache_dir",
     "output_dir",
@@ -73,6 +77,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

@@ -1,0 +1,101 @@
+"""``genrelib data download|validate|info|split`` - mirrors :mod:`genrelib.data`."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._types import add_data_argument, positive_int
+
+VERB = "data"
+ORDER = 1
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(VERB, help="find, download, validate and split GTZAN")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+
+    download = actions.add_parser("download", help="download and verify GTZAN (mini: 100 clips, full: 1000)")
+    download.add_argument("kind", choices=("mini", "full"))
+    download.add_argument("--dest", default=None, help="folder to unpack into (default ./data/gtzan[_mini])")
+    download.add_argument("--force-overwrite", action="store_true")
+    download.add_argument("--quiet", action="store_true")
+
+    validate = actions.add_parser("validate", help="check every track: present, checksum, decodable, duration")
+    add_data_argument(validate)
+    validate.add_argument("--expected", choices=("auto", "full", "mini", "found"), default="auto")
+    validate.add_argument("--no-decode", action="store_true", help="read headers only (fast)")
+    validate.add_argument("--report", default=None, help="write the per-track report to this CSV file")
+
+    info = actions.add_parser("info", help="tracks per genre, durations, sample rates")
+    add_data_argument(info)
+
+    split = actions.add_parser("split", help="write a track split (JSON, with its seed)")
+    add_data_argument(split)
+    split.add_argument("--protocol", choices=("paper", "fault_filtered", "kfold"), default="paper")
+    split.add_argument("--seed", type=int, default=0)
+    split.add_argument("--test-size", type=float, default=0.25)
+    split.add_argument("--valid-size", type=float, default=0.1)
+    split.add_argument("--k", type=positive_int, default=10)
+    split.add_argument("--output", required=True, help="JSON file (kfold: one file per fold, _foldN appended)")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    return {"download": _download, "validate": _validate, "info": _info, "split": _split}[args.action](args)
+
+
+def _download(args) -> int:
+    from .. import data
+
+    dest = data.download(args.kind, args.dest, force_overwrite=args.force_overwrite, progress=not args.quiet)
+    print(f"GTZAN {args.kind} ready in {dest}")
+    return 0
+
+
+def _validate(args) -> int:
+    from .. import data
+
+    report = data.validate(args.data, expected=args.expected, decode=not args.no_decode, progress=True)
+    if args.report:
+        report.to_csv(args.report, index=False)
+    bad = report[~report["ok"]]
+    print(f"{len(report)} tracks checked: {int(report['ok'].sum())} ok, {len(bad)} with problems; "
+          f"checksums: {report['checksum'].value_counts().to_dict()}")
+    for _, row in bad.head(20).iterrows():
+        print(f"  {row['track_id']}: {row['problem']}")
+    if len(bad) > 20:
+        print(f"  ... and {len(bad) - 20} more (use --report FILE)")
+    return 0 if bad.empty else 1
+
+
+def _info(args) -> int:
+    from .. import data
+
+    index = data.load_gtzan(args.data)
+    print(f"{len(index)} tracks, {index['genre'].nunique()} genres, "
+          f"{index['duration'].sum() / 3600:.2f} h of audio")
+    print(index.groupby("genre").agg(tracks=("track_id", "size"), mean_duration_s=("duration", "mean"),
+                                     samplerates=("samplerate", lambda s: sorted(set(s)))).to_string())
+    return 0
+
+
+def _split(args) -> int:
+    from pathlib import Path
+
+    from .. import data
+
+    index = data.load_gtzan(args.data)
+    if args.protocol == "paper":
+        splits = [data.split_random(index, test_size=args.test_size, valid_size=args.valid_size, seed=args.seed)]
+    elif args.protocol == "fault_filtered":
+        splits = [data.split_fault_filtered(index)]
+    else:
+        splits = data.kfold(index, k=args.k, seed=args.seed)
+    output = Path(args.output)
+    for split in splits:
+        path = output if split.fold is None else output.with_name(f"{output.stem}_fold{split.fold}{output.suffix}")
+        split.to_json(path)
+        print(f"{path}: {split.protocol} seed={split.seed} train={len(split.train)} valid={len(split.valid)} "
+              f"test={len(split.test)}")
+    return 0

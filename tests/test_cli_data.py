@@ -1,0 +1,46 @@
+"""``genrelib data ...`` through parse_args/main, as a user types it."""
+
+import json
+
+import pytest
+
+from genrelib import cli
+
+
+def test_help_lists_the_data_verb(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--help"])
+    assert exit_info.value.code == 0 and "data" in capsys.readouterr().out
+
+
+def test_parse_args_data_split():
+    args = cli.parse_args(["data", "split", "--protocol", "kfold", "--k", "5", "--output", "s.json"])
+    assert (args.verb, args.action, args.protocol, args.k, args.seed) == ("data", "split", "kfold", 5, 0)
+
+
+def test_bad_flag_values_are_refused(capsys):
+    with pytest.raises(SystemExit):
+        cli.parse_args(["data", "split", "--k", "0", "--output", "x"])
+    assert "must be a positive integer" in capsys.readouterr().err
+
+
+def test_info_and_validate(tiny_gtzan, capsys):
+    assert cli.main(["data", "info", "--data", str(tiny_gtzan)]) == 0
+    assert "30 tracks, 10 genres" in capsys.readouterr().out
+    # 2 s synthetic clips are not GTZAN-length: validate reports them and exits non-zero
+    assert cli.main(["data", "validate", "--data", str(tiny_gtzan), "--expected", "found"]) == 1
+    assert "30 tracks checked: 0 ok, 30 with problems" in capsys.readouterr().out
+
+
+def test_split_writes_json_with_seed(tiny_gtzan, tmp_path, capsys):
+    out = tmp_path / "split.json"
+    assert cli.main(["data", "split", "--data", str(tiny_gtzan), "--seed", "4", "--test-size", "0.333",
+                     "--valid-size", "0", "--output", str(out)]) == 0
+    saved = json.loads(out.read_text())
+    assert saved["seed"] == 4 and saved["protocol"] == "paper" and len(saved["test"]) == 10
+
+
+def test_errors_are_one_line_and_nonzero(tmp_path, capsys):
+    assert cli.main(["data", "info", "--data", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("genrelib data: error:") and "nowhere" in err and "Traceback" not in err

@@ -1,0 +1,53 @@
+"""genrelib.storage: atomic writes, digests, parameter keys, cache folder."""
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from genrelib import storage
+
+
+def test_atomic_path_renames_on_success_and_cleans_on_failure(tmp_path):
+    target = tmp_path / "sub" / "out.npz"
+    with storage.atomic_path(target) as tmp:
+        assert tmp.parent == target.parent and tmp.name.endswith(".npz") and tmp != target
+        tmp.write_bytes(b"done")
+    assert target.read_bytes() == b"done"
+    with pytest.raises(RuntimeError):
+        with storage.atomic_path(tmp_path / "never.bin") as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("interrupted")
+    assert not (tmp_path / "never.bin").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sub"]  # no temporary left behind
+
+
+def test_atomic_save_npz_round_trip(tmp_path):
+    path = storage.atomic_save_npz(tmp_path / "clip.npz", embedding=np.eye(3, dtype=np.float32),
+                                   timestamps=np.arange(3.0))
+    with np.load(path) as loaded:
+        np.testing.assert_array_equal(loaded["embedding"], np.eye(3))
+
+
+def test_file_digest_matches_hashlib(tmp_path):
+    payload = bytes(range(256)) * 5000
+    (tmp_path / "f").write_bytes(payload)
+    assert storage.file_digest(tmp_path / "f") == hashlib.sha256(payload).hexdigest()
+    assert storage.file_digest(tmp_path / "f", algorithm="md5", chunk_size=1000) == hashlib.md5(payload).hexdigest()
+
+
+def test_params_key_is_order_independent_and_sensitive():
+    assert storage.params_key({"a": 1, "b": 2}) == storage.params_key({"b": 2, "a": 1})
+    assert storage.params_key({"a": 1}) != storage.params_key({"a": 2})
+    assert len(storage.params_key({"a": 1}, length=8)) == 8
+
+
+def test_cache_and_output_dirs_follow_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENRELIB_CACHE", str(tmp_path / "c"))
+    monkeypatch.setenv("GENRELIB_OUTPUT", str(tmp_path / "o"))
+    assert storage.cache_dir("weights") == tmp_path / "c" / "weights" and (tmp_path / "c" / "weights").is_dir()
+    assert storage.output_dir("figures") == tmp_path / "o" / "figures"
+    monkeypatch.delenv("GENRELIB_OUTPUT")
+    monkeypatch.chdir(tmp_path)
+    assert storage.output_dir("results", create=False) == Path.cwd() / "results"
