@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable
 
 import pandas as pd
 
-from .config import GENRES, Config
+from .config import Config
 from .errors import DataError, GenrelibError, ParameterError
 from .storage import atomic_write_bytes, output_dir
 
@@ -24,11 +24,17 @@ __all__ = ["load_tracks", "make_augmenter", "evaluate_runs", "run_pipeline", "la
            "write_figures_readme"]
 
 
-def load_tracks(root: str | os.PathLike | None = None, *, backend: Any = "auto", allow_download: bool = False,
-                allow_synthetic: bool = False, progress: bool = True):
+def load_tracks(root: str | os.PathLike | None = None, *, backend: Any = "auto", per_genre: int | None = None,
+                allow_download: bool = False, allow_synthetic: bool = False, progress: bool = True):
     """Find and index the data, embed every track (cached), and describe the data for run records.
 
     Notebook: 04_cnn_training.
+
+    Parameters
+    ----------
+    per_genre : int > 0, optional
+        Keep only the first ``per_genre`` tracks of each genre (:func:`genrelib.data.example_tracks`):
+        the notebooks' quick mode.
 
     Returns
     -------
@@ -44,6 +50,8 @@ def load_tracks(root: str | os.PathLike | None = None, *, backend: Any = "auto",
 
     root, source = gdata.resolve_root(root, allow_download=allow_download, allow_synthetic=allow_synthetic)
     index = gdata.load_gtzan(root)
+    if per_genre is not None:
+        index = gdata.example_tracks(index, per_genre=per_genre)
     model = get_backend(backend) if isinstance(backend, str) else backend
     tracks = embed_dataset(index, backend=model, progress=progress)
     facts = {"name": Path(root).name if source != "synthetic" else "SYNTHETIC (not music)", "root": str(root),
@@ -161,11 +169,6 @@ def latest_group(*, protocol: str, backend: str | None = None, augmented: bool |
     return sorted(groups[newest])
 
 
-def _examples(index: pd.DataFrame) -> pd.DataFrame:
-    """The first track of each genre (the clips notebook 01 shows)."""
-    return index.sort_values("track_id").groupby("genre", sort=False).head(1).set_index("genre").loc[list(GENRES)]
-
-
 def regenerate_figures(config: Config = Config(), *, root: str | os.PathLike | None = None,
                        runs_dir: str | os.PathLike | None = None, figures_dir: str | os.PathLike | None = None,
                        progress: bool = False) -> list[Path]:
@@ -196,7 +199,7 @@ def regenerate_figures(config: Config = Config(), *, root: str | os.PathLike | N
     folder = Path(figures_dir) if figures_dir else output_dir("figures")
     root, source = gdata.resolve_root(root)
     index = gdata.load_gtzan(root)
-    examples = _examples(index)
+    examples = gdata.example_tracks(index).set_index("genre")  # the clips notebook 01 shows
     data_label = f"{Path(root).name} ({len(index)} tracks, found via {source})"
     written, notes = [], {}
     sr = 22050

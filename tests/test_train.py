@@ -33,13 +33,6 @@ def weights_equal(a, b) -> bool:
 
 # --------------------------------------------------------------------------------------- fit_classifier
 
-def test_table1_defaults():
-    config = Config()
-    assert (config.train.optimizer, config.train.learning_rate, config.train.rho) == ("rmsprop", 0.001, 0.9)
-    assert (config.train.epochs, config.train.batch_size) == (30, 32)
-    assert config.train.loss == "categorical_crossentropy" and config.model.dropout_rate == 0.6
-
-
 def test_learns_a_separable_task_with_the_configured_optimizer():
     x, y = separable(12, seed=0)
     x_test, y_test = separable(5, seed=1)
