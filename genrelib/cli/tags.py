@@ -1,0 +1,48 @@
+"""``genrelib tags FILE...``: the tags a pretrained musicnn network hears in each file.
+
+A first check for users that audio loading and the offline model work: metal.00003 should read like
+"rock, fast, techno, loud, metal", classical.00001 like "classical, violin, strings".
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ._types import positive_int
+
+VERB = "tags"
+ORDER = 35
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    from ..musicnn import MODELS  # constants only: the module imports TensorFlow lazily
+
+    parser = subparsers.add_parser(
+        VERB, help="print the top musicnn tags of audio files",
+        description="Tag probabilities averaged over a file's 3 s patches, highest first (musicnn, offline).",
+    )
+    parser.add_argument("files", nargs="+", metavar="FILE", help="audio files (wav, ogg, flac, mp3, ...)")
+    parser.add_argument("--model", default="MTT_musicnn", choices=MODELS,
+                        help="MTT_*: MagnaTagATune tags (instruments, moods); MSD_*: Last.fm tags (genres, eras)")
+    parser.add_argument("--top", type=positive_int, default=5, help="tags to print per file (default: 5)")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import audio, musicnn
+    from ..errors import AudioError
+
+    failed = 0
+    for path in args.files:
+        try:
+            y = audio.load(path, sr=musicnn.SAMPLE_RATE)
+        except AudioError as exc:
+            print(f"genrelib tags: error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        tags = musicnn.top_tags(y, sr=musicnn.SAMPLE_RATE, model=args.model, top=args.top)
+        print(f"{path}: " + ", ".join(f"{tag} {probability:.2f}" for tag, probability in tags))
+    if failed:
+        print(f"genrelib tags: {failed} of {len(args.files)} file(s) could not be read", file=sys.stderr)
+    return 2 if failed else 0
