@@ -137,8 +137,8 @@ def confusion_matrix(predictions: pd.DataFrame) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------------------------ baseline
 
-def clip_mean_baseline(train_embeddings: list[np.ndarray], train_genres, test_embeddings: list[np.ndarray],
-                       *, seed: int = 0) -> np.ndarray:
+def clip_mean_baseline(train_embeddings: list[np.ndarray], train_genres,
+                       test_embeddings: list[np.ndarray]) -> np.ndarray:
     """The clip-mean baseline: average each clip's patches, standardise, logistic regression.
 
     Notebook: 05_evaluation.
@@ -148,8 +148,6 @@ def clip_mean_baseline(train_embeddings: list[np.ndarray], train_genres, test_em
     train_embeddings, test_embeddings : list of np.ndarray [shape=(n_patches_i, d)]
     train_genres : sequence of str
         Genre names of the training clips.
-    seed : int
-        The solver's random state (lbfgs is deterministic; kept for other solvers).
 
     Returns
     -------
@@ -158,22 +156,18 @@ def clip_mean_baseline(train_embeddings: list[np.ndarray], train_genres, test_em
 
     Notes
     -----
-    scikit-learn's ``StandardScaler`` + ``LogisticRegression`` (L2, C = 1, lbfgs), the same recipe as
-    ``genrelib.baselines`` on the musicnn branch; kept here as a small function until that is merged.
+    :func:`genrelib.baselines.clip_means` and :func:`genrelib.baselines.linear_probe` (scikit-learn's
+    ``StandardScaler`` + ``LogisticRegression``, L2, C = 1, lbfgs: deterministic), the same recipe as the
+    backend comparison of notebook 03, here fitted on a run's own folds.
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from .baselines import clip_means, linear_probe
 
     if not train_embeddings or not test_embeddings:
         raise ParameterError("the baseline needs at least one training and one test clip")
-    x_train = np.stack([np.mean(e, axis=0) for e in train_embeddings])
-    x_test = np.stack([np.mean(e, axis=0) for e in test_embeddings])
-    classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, random_state=seed))
-    classifier.fit(x_train, list(train_genres))
-    probabilities = np.zeros((len(x_test), len(GENRES)))
+    classifier = linear_probe().fit(clip_means(train_embeddings), list(train_genres))
+    probabilities = np.zeros((len(test_embeddings), len(GENRES)))
     columns = [GENRES.index(g) for g in classifier.classes_]
-    probabilities[:, columns] = classifier.predict_proba(x_test)
+    probabilities[:, columns] = classifier.predict_proba(clip_means(test_embeddings))
     return probabilities
 
 
@@ -210,8 +204,7 @@ def add_baseline(run_dirs: Iterable[str | os.PathLike], tracks: pd.DataFrame, *,
             raise DataError(f"{run_dir}: tracks missing from the embedded index: {', '.join(missing[:5])}")
         tested = run["predictions"][["item_id", "track_id", "genre", "side"]].copy()
         probabilities = clip_mean_baseline(load_embeddings(by_id.loc[learn].reset_index()), by_id.loc[learn, "genre"],
-                                           load_embeddings(by_id.loc[tested["track_id"]].reset_index()),
-                                           seed=run["meta"]["seed"])
+                                           load_embeddings(by_id.loc[tested["track_id"]].reset_index()))
         tested["predicted"] = [GENRES[i] for i in probabilities.argmax(axis=1)]
         tested[_PROBABILITY_COLUMNS] = probabilities
         atomic_write_bytes(target, tested.to_csv(index=False).encode())

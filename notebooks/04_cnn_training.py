@@ -86,7 +86,8 @@ plots.save_figure(ax.figure, "fig4_cnn_architecture");
 # embedding. Here a clip of 4 patches (rows numbered 0-3) fills 6, and one of 9 is cropped to 6:
 
 # %%
-print(model.fit_patches(np.arange(4.0)[:, None], n_patches=6)[:, 0], model.fit_patches(np.arange(9.0)[:, None], n_patches=6)[:, 0])
+print("4 patches ->", model.fit_patches(np.arange(4.0)[:, None], n_patches=6)[:, 0])
+print("9 patches ->", model.fit_patches(np.arange(9.0)[:, None], n_patches=6)[:, 0])
 
 # %% [markdown]
 # ## The split, before any augmentation
