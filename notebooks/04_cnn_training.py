@@ -144,7 +144,8 @@ evaluate.table3([with_augmentation, without_augmentation])[
 pipeline.write_figures_readme({
     "fig4_cnn_architecture": f"the network built for {backend.name} input ({N_PATCHES} patches x "
                              f"{backend.embedding_dim}), sizes from ModelConfig",
-    "fig5_training_curves": f"{facts['data']}, {facts['protocol']}, {facts['backend']}, augmentation on: "
+    "fig5_training_curves": f"{facts['data']}, {facts['protocol']}, {facts['backend']}, augmentation "
+                            f"{facts['augmentation']}: "
                             f"{facts['runs']} run(s), seeds {facts['seeds']}, mean ± std per epoch",
 });
 

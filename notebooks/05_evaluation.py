@@ -89,10 +89,9 @@ evaluate.table3(summaries)[["model", "protocol", "backend", "augmentation", "see
 # 10 tracks, so one mistake moves a genre's recall by 0.1 per seed.
 
 # %%
-table2 = evaluate.table2(summaries)
-cnn = table2[table2["model"] == "paper CNN"]
-cnn.pivot_table(index="genre", columns="protocol", values=["precision", "recall", "f1"], sort=False).round(2) \
-    .join(cnn.groupby("genre", sort=False)["paper_f1"].first())
+for protocol, (_, (cnn_summary, _)) in groups.items():
+    display(Markdown(f"**{protocol}** ({cnn_summary['facts']['protocol']}, {cnn_summary['facts']['runs']} runs)"),
+            evaluate.table2([cnn_summary])[["genre", "precision", "recall", "f1", "support", "paper_f1"]].round(2))
 
 # %% [markdown]
 # ## Fig 6 · confusion matrix
