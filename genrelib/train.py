@@ -400,15 +400,6 @@ def _arrays(clips: pd.DataFrame, *, n_patches: int, pad_mode: str) -> tuple[np.n
     return x, y
 
 
-def _n_patches_of(paths) -> int:
-    """Median patch count of the given clips (the model's input length: a typical clip is left intact)."""
-    counts = []
-    for path in paths:
-        with np.load(path) as stored:
-            counts.append(stored["embedding"].shape[0])
-    return int(np.median(counts))
-
-
 def train_split(split: gdata.Split, tracks: pd.DataFrame, *, run_dir: str | os.PathLike,
                 augmented: pd.DataFrame | None = None, config: Config = Config(), seed: int = 0,
                 backend: Any = "auto", data: dict | None = None, overwrite: bool = False,
@@ -421,7 +412,7 @@ def train_split(split: gdata.Split, tracks: pd.DataFrame, *, run_dir: str | os.P
     ----------
     split : Split
     tracks : pd.DataFrame
-        Embedded tracks (``track_id``, ``genre``, ``path``, ``embedding_path``).
+        Embedded tracks (``track_id``, ``genre``, ``path``, ``embedding_path``, ``n_patches``).
     run_dir : path
         Created if needed. Skipped (and returned) when it holds a complete run, unless ``overwrite``.
     augmented : pd.DataFrame, optional
@@ -450,7 +441,8 @@ def train_split(split: gdata.Split, tracks: pd.DataFrame, *, run_dir: str | os.P
                              "augmented=... or set augment_training=False")
     clips = clip_table(split, tracks, augmented=augmented if config.augment_training else None)
     training = clips[clips["side"] == "train"]
-    n_patches = _n_patches_of(training.loc[training["method"] == "original", "embedding_path"])
+    # The median length of the training originals: a typical clip passes intact, others are cropped/padded.
+    n_patches = int(np.median(tracks.set_index("track_id").loc[list(split.train), "n_patches"]))
     pad_mode = config.model.pad_mode
     x_train, y_train = _arrays(training, n_patches=n_patches, pad_mode=pad_mode)
     evaluated = clips[clips["side"].isin(["valid", "test"])]
