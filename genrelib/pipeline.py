@@ -140,7 +140,7 @@ def run_pipeline(config: Config = Config(), *, root: str | os.PathLike | None = 
         runs = run_protocol(tracks, config=variant, backend=model, runs_dir=runs_dir, data=facts,
                             augmented_for=augmenter if variant.augment_training else None, progress=progress)
         outcome[protocol] = {"runs": runs, "summaries": evaluate_runs(runs, tracks)}
-    outcome["figures"] = regenerate_figures(config, root=facts["root"], runs_dir=runs_dir)
+    outcome["figures"] = regenerate_figures(config, root=root, runs_dir=runs_dir)
     return outcome
 
 
@@ -222,8 +222,9 @@ def regenerate_figures(config: Config = Config(), *, root: str | os.PathLike | N
     network = keras.models.load_model(runs[0] / "last.keras")
     written += plots.save_figure(plots.fig4_cnn_architecture(network).figure, "fig4_cnn_architecture",
                                  output_dir=folder)
-    notes["fig4_cnn_architecture"] = f"the network of {runs[0]} (input {loaded[0]['meta']['n_patches']} patches "\
-                                     f"x {loaded[0]['meta']['embedding_dim']} of {facts['backend']})"
+    notes["fig4_cnn_architecture"] = f"the network of run {runs[0].parent.name}/{runs[0].name} (input " \
+                                     f"{loaded[0]['meta']['n_patches']} patches x {loaded[0]['meta']['embedding_dim']} " \
+                                     f"of {facts['backend']})"
     written += plots.save_figure(plots.fig5_training_curves([run["history"] for run in loaded], title=label),
                                  "fig5_training_curves", output_dir=folder)
     notes["fig5_training_curves"] = f"{label}: {facts['runs']} runs (seeds {facts['seeds']}), mean ± std per epoch"
