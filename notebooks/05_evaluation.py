@@ -114,9 +114,11 @@ if "kfold" in groups:
 # %% [markdown]
 # ## The baseline, fold by fold
 #
-# Each row is one run (fold × seed): the CNN and the clip-mean logistic regression tested on the same tracks. Where
-# the CNN does not beat the baseline, this table and Fig 5 show why: the validation curve flattens within a few
-# epochs, and the folds where the CNN loses are the ones with the fewest distinct training tracks per genre.
+# Each row is one run (fold × seed): the CNN and the clip-mean logistic regression tested on the same tracks. On
+# the mini set with musicnn-msd the two are level: the CNN with augmentation reaches 93.7 % on the 5 folds × 3
+# seeds against the baseline's 92.7 %, winning 5 runs, losing 5 and tying 5 - 3 test tracks out of 300. The mean of
+# musicnn's vectors is already nearly linearly separable by genre, and with 10 validation tracks per fold the
+# CNN's choice of epoch is noisy (its per-run loss varies far more than the baseline's).
 
 # %%
 protocol = "kfold" if "kfold" in groups else "paper"
@@ -162,5 +164,6 @@ pipeline.write_figures_readme({
 #
 # * Every number says its data, protocol, backend and seeds, and the paper's numbers stay in their own columns.
 # * The baseline runs on the same folds as the CNN; the comparison is fold by fold, not between two protocols.
-# * `results/README.md` gives the measured accuracies (mean ± std) for each protocol on the mini set, with the
-#   commands that produced them.
+# * A network earns its complexity only against a baseline on the same folds; on the mini set with musicnn-msd
+#   the paper's CNN does not clearly beat a logistic regression on clip means (`results/README.md` gives every
+#   protocol's mean ± std and the commands that produced them).
