@@ -253,6 +253,54 @@ def embedding_projection(points: np.ndarray, genres, *, title: str = "", ax=None
     return ax
 
 
+__all__ += ["fig2_genre_distribution"]  # appended here, not in the list above, so parallel additions merge
+
+
+def fig2_genre_distribution(manifest_or_counts, *, ax=None):
+    """Fig 2: training clips per genre after augmentation, the original and each method stacked (seaborn).
+
+    Notebook: 02_augmentation.
+
+    Parameters
+    ----------
+    manifest_or_counts : pd.DataFrame
+        Either a manifest from :func:`genrelib.augment.augment_split` (one row per item, with ``genre`` and
+        ``method``) or its counts from :func:`genrelib.augment.count_items` (``genre``, ``method``,
+        ``count``). Method ``"original"`` marks the un-augmented clips.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    ax : matplotlib Axes
+        One stacked bar per genre, in GTZAN order; the stack's height is the genre's number of training
+        items, each segment one method's share.
+    """
+    import pandas as pd
+    import seaborn as sns
+
+    from .errors import ParameterError
+
+    table = manifest_or_counts
+    if not isinstance(table, pd.DataFrame) or not {"genre", "method"} <= set(table.columns):
+        raise ParameterError("fig2_genre_distribution needs a DataFrame with 'genre' and 'method' columns")
+    if "count" not in table.columns:
+        table = table.groupby(["genre", "method"]).size().rename("count").reset_index()
+    genres = [g for g in GENRES if g in set(table["genre"])] + sorted(set(table["genre"]) - set(GENRES))
+    table = table.assign(genre=pd.Categorical(table["genre"], categories=genres, ordered=True))
+    augmented = sorted(set(table["method"]) - {"original"})
+    palette = {"original": "0.6", **dict(zip(augmented, sns.color_palette("deep", len(augmented))))}
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 4.5))
+    # seaborn stacks the last hue at the bottom: originals at the base, legend read top to bottom.
+    sns.histplot(data=table, x="genre", hue="method", weights="count", multiple="stack", discrete=True,
+                 shrink=0.8, hue_order=[*augmented[::-1], "original"], palette=palette, ax=ax)
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.set_xlabel("genre")
+    ax.set_ylabel("training clips")
+    ax.set_title("Fig 2 - training clips per genre, original and augmented")
+    return ax
+
+
 # --------------------------------------------------------------------- Figs 4-6 (04_cnn_training, 05_evaluation)
 # Extended here rather than in the list above, so each figure's author edits only their own lines.
 __all__ += ["fig4_cnn_architecture", "fig5_training_curves", "fig6_confusion_matrix"]
