@@ -34,7 +34,7 @@ import pandas as pd
 from . import data as gdata
 from .checks import one_of, positive_int
 from .config import GENRES, Config
-from .errors import DataError, LeakageError, ParameterError
+from .errors import DataError, ParameterError
 from .storage import atomic_path, atomic_write_bytes, file_digest, output_dir, params_key
 
 __all__ = [
@@ -310,23 +310,12 @@ def clip_table(split: gdata.Split, tracks: pd.DataFrame, *, augmented: pd.DataFr
     if table["item_id"].duplicated().any():
         repeated = sorted(set(table.loc[table["item_id"].duplicated(), "item_id"]))
         raise DataError(f"item id(s) listed twice: {', '.join(repeated[:5])}")
-    # The guard runs on the final training table: what it passes is exactly what the network learns from.
-    _assert_no_leakage(split, table[table["side"] == "train"])
+    # The augmentation stage's guard, run on the final training table: what it passes is exactly what the
+    # network learns from.
+    from .augment import assert_no_leakage
+
+    assert_no_leakage(split, table[table["side"] == "train"])
     return table
-
-
-def _assert_no_leakage(split: gdata.Split, table: pd.DataFrame) -> None:
-    """Raise :class:`LeakageError` unless every item of a training table derives from a training track.
-
-    A stand-in with the contract of ``genrelib.augment.assert_no_leakage`` until the augmentation branch is
-    merged; it checks the final training table, i.e. exactly what reaches :meth:`keras.Model.fit`.
-    """
-    bad = table[~table["track_id"].isin(set(split.train))]
-    if len(bad):
-        examples = "; ".join(f"{r.item_id} <- {r.track_id} ({split.side_of(r.track_id) or 'not in the split'})"
-                             for r in bad.head(5).itertuples())
-        raise LeakageError(f"{len(bad)} of {len(table)} training item(s) derive from tracks that are not "
-                           f"training tracks of split {split.protocol!r}: {examples}")
 
 
 def data_checksum(tracks: pd.DataFrame) -> str:
