@@ -337,14 +337,15 @@ def table2(summaries: Iterable[dict]) -> pd.DataFrame:
 
 def _merge(path: Path, new: pd.DataFrame, key: list[str]) -> pd.DataFrame:
     """Rows already in ``path`` (JSON) whose key is not in ``new``, then ``new``: reruns replace, other
-    protocols' rows stay."""
-    if not path.exists():
-        return new
-    old = pd.DataFrame(json.loads(path.read_text())["rows"])
-    if old.empty:
-        return new
-    stale = old[key].apply(tuple, axis=1).isin(set(new[key].apply(tuple, axis=1)))
-    return pd.concat([old[~stale], new], ignore_index=True)
+    protocols' rows stay. Sorted by protocol, then model and augmentation (stable: genres keep their order)."""
+    merged = new
+    if path.exists():
+        old = pd.DataFrame(json.loads(path.read_text())["rows"])
+        if not old.empty:
+            stale = old[key].apply(tuple, axis=1).isin(set(new[key].apply(tuple, axis=1)))
+            merged = pd.concat([old[~stale], new], ignore_index=True)
+    return merged.sort_values(["protocol", "model", "augmentation"], ascending=[False, False, True],
+                              kind="stable").reset_index(drop=True)
 
 
 def _fmt(mean, std=None) -> str:
