@@ -116,7 +116,7 @@ if "kfold" in groups:
 #
 # Each row is one run (fold × seed): the CNN and the clip-mean logistic regression tested on the same tracks. On
 # the mini set with musicnn-msd the two are level: the CNN with augmentation reaches 93.7 % on the 5 folds × 3
-# seeds against the baseline's 92.7 %, winning 5 runs, losing 5 and tying 5 - 3 test tracks out of 300. The mean of
+# seeds against the baseline's 92.7 %, winning 8 runs, losing 4 and tying 3 - net 3 test tracks of 300. The mean of
 # musicnn's vectors is already nearly linearly separable by genre, and with 10 validation tracks per fold the
 # CNN's choice of epoch is noisy (its per-run loss varies far more than the baseline's).
 
