@@ -301,7 +301,6 @@ def fig2_genre_distribution(manifest_or_counts, *, ax=None):
     return ax
 
 
-<<<<<<< HEAD
 # Appended by the scale-out stage (kept at the end so parallel branches merge cleanly).
 __all__ += ["pipeline_stages"]
 
@@ -316,27 +315,6 @@ def pipeline_stages(stages, *, ax=None):
     stages : pd.DataFrame
         One row per stage, in order, with ``stage``, ``runs_on`` and ``seconds_per_clip`` (NaN where not
         measured), e.g. :func:`genrelib.scale.pipeline_stages`.
-=======
-# --------------------------------------------------------------------- Figs 4-6 (04_cnn_training, 05_evaluation)
-# Extended here rather than in the list above, so each figure's author edits only their own lines.
-__all__ += ["fig4_cnn_architecture", "fig5_training_curves", "fig6_confusion_matrix"]
-
-_LAYER_COLORS = {"InputLayer": "#dddddd", "Normalization": "#c7dcef", "Conv1D": "#f4a582", "MaxPooling1D": "#92c5de",
-                 "Flatten": "#e0e0e0", "Dense": "#b2df8a", "Dropout": "#fddbc7"}
-
-
-def fig4_cnn_architecture(model, *, ax=None):
-    """Fig 4: the classifier's layers as a column of boxes, read from the built Keras model.
-
-    Each box names the layer, its kind and settings (filters x kernel, pool, units, dropout rate), its
-    output shape (without the batch axis) and its number of weights; the figure is drawn from
-    :func:`genrelib.model.layer_table`, so it cannot disagree with the code.
-
-    Parameters
-    ----------
-    model : keras.Model
-        From :func:`genrelib.model.build_classifier` (or a loaded checkpoint).
->>>>>>> classifier
     ax : matplotlib Axes, optional
 
     Returns
@@ -345,7 +323,6 @@ def fig4_cnn_architecture(model, *, ax=None):
     """
     from matplotlib.patches import FancyBboxPatch
 
-<<<<<<< HEAD
     if ax is None:
         _, ax = plt.subplots(figsize=(2.3 * len(stages), 2.8))
     n = len(stages)
@@ -367,7 +344,36 @@ def fig4_cnn_architecture(model, *, ax=None):
     ax.set_ylim(-0.45, 1.1)
     ax.set_axis_off()
     ax.set_title("Scale-out pipeline on Ray Data (cost measured per clip in one process)", fontsize=10)
-=======
+    return ax
+
+
+# --------------------------------------------------------------------- Figs 4-6 (04_cnn_training, 05_evaluation)
+# Extended here rather than in the list above, so each figure's author edits only their own lines.
+__all__ += ["fig4_cnn_architecture", "fig5_training_curves", "fig6_confusion_matrix"]
+
+_LAYER_COLORS = {"InputLayer": "#dddddd", "Normalization": "#c7dcef", "Conv1D": "#f4a582", "MaxPooling1D": "#92c5de",
+                 "Flatten": "#e0e0e0", "Dense": "#b2df8a", "Dropout": "#fddbc7"}
+
+
+def fig4_cnn_architecture(model, *, ax=None):
+    """Fig 4: the classifier's layers as a column of boxes, read from the built Keras model.
+
+    Each box names the layer, its kind and settings (filters x kernel, pool, units, dropout rate), its
+    output shape (without the batch axis) and its number of weights; the figure is drawn from
+    :func:`genrelib.model.layer_table`, so it cannot disagree with the code.
+
+    Parameters
+    ----------
+    model : keras.Model
+        From :func:`genrelib.model.build_classifier` (or a loaded checkpoint).
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    ax : matplotlib Axes
+    """
+    from matplotlib.patches import FancyBboxPatch
+
     from .model import layer_table
 
     rows = layer_table(model)
@@ -471,5 +477,4 @@ def fig6_confusion_matrix(counts, *, title: str = "", ax=None):
     ax.set_xlabel("predicted genre")
     ax.set_ylabel("true genre")
     ax.set_title(f"Fig 6 - confusion matrix (count, row share){' - ' + title if title else ''}")
->>>>>>> classifier
     return ax
