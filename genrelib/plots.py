@@ -121,3 +121,133 @@ def genre_colors() -> dict[str, tuple]:
     """One fixed colour per genre, shared by every figure."""
     palette = plt.get_cmap("tab10")
     return {genre: palette(i) for i, genre in enumerate(GENRES)}
+
+
+# ------------------------------------------------------------------ notebook 03: VGGish front end
+# (appended by the vggish branch; Notebook: 03_vggish_features)
+
+__all__ += ["vggish_front_end", "vggish_patches", "embedding_projection"]
+
+
+def vggish_front_end(y: np.ndarray, *, sr: int, magnitude: np.ndarray, mel_weights: np.ndarray,
+                     log_mel: np.ndarray, seconds: float = 3.0, axes=None):
+    """VGGish's front end step by step: frames -> magnitude spectrum -> mel weights -> log-mel patches.
+
+    Notebook: 03_vggish_features.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)]
+        The clip at ``sr`` (16 kHz in the notebook).
+    sr : int > 0 [Hz]
+    magnitude : np.ndarray [shape=(n_frames, 257)]
+        ``vggish.stft_magnitude(y)``: 25 ms frames every 10 ms.
+    mel_weights : np.ndarray [shape=(257, 64)]
+        ``vggish.mel_filterbank()``.
+    log_mel : np.ndarray [shape=(n_frames, 64)]
+        ``vggish.log_mel_spectrogram(y, sr=sr)``.
+    seconds : float > 0
+        How much of the clip to show (whole 0.96 s patches are outlined).
+    axes : 4 matplotlib Axes, optional
+
+    Returns
+    -------
+    fig : matplotlib Figure
+    """
+    if axes is None:
+        fig, axes = plt.subplots(4, 1, figsize=(10, 12))
+    else:
+        fig = np.ravel(axes)[0].figure
+    ax_wave, ax_spec, ax_mel, ax_log = np.ravel(axes)[:4]
+    hop, window = 0.010, 0.025
+    n_frames = min(len(magnitude), int(seconds / hop))
+
+    t = np.arange(int(0.1 * sr)) / sr  # first 100 ms: frames are visible at this scale
+    ax_wave.plot(t * 1000, y[: len(t)], color="tab:blue", lw=0.8)
+    for start in np.arange(0, 0.1 - window + 1e-9, hop)[:3]:
+        ax_wave.axvspan(start * 1000, (start + window) * 1000, alpha=0.12, color="tab:orange")
+    ax_wave.set(title="1. frames: 25 ms windows every 10 ms (first three shaded)", xlabel="time (ms)",
+                ylabel="amplitude")
+
+    frequencies = np.linspace(0, sr / 2, magnitude.shape[1])
+    extent = (0, n_frames * hop, 0, frequencies[-1] / 1000)
+    ax_spec.imshow(20 * np.log10(magnitude[:n_frames].T + 1e-6), origin="lower", aspect="auto", extent=extent,
+                   cmap="magma")
+    ax_spec.set(title="2. magnitude spectrum |rFFT(512)| of each Hann-windowed frame (dB)",
+                xlabel="time (s)", ylabel="frequency (kHz)")
+
+    ax_mel.plot(frequencies / 1000, mel_weights, lw=0.7)
+    ax_mel.set(title=f"3. {mel_weights.shape[1]} mel triangles, 125-7500 Hz (HTK scale)",
+               xlabel="frequency (kHz)", ylabel="weight")
+
+    ax_log.imshow(log_mel[:n_frames].T, origin="lower", aspect="auto", cmap="magma",
+                  extent=(0, n_frames * hop, 0, log_mel.shape[1]))
+    for boundary in np.arange(0.96, n_frames * hop, 0.96):
+        ax_log.axvline(boundary, color="white", lw=1.5)
+    ax_log.set(title="4. log(mel + 0.01), cut into 0.96 s patches of 96 x 64 (white lines)",
+               xlabel="time (s)", ylabel="mel band")
+    fig.tight_layout()
+    return fig
+
+
+def vggish_patches(patches: dict[str, np.ndarray], *, axes=None):
+    """One 96 x 64 log-mel patch per genre, on a shared colour scale.
+
+    Notebook: 03_vggish_features.
+
+    Parameters
+    ----------
+    patches : dict genre -> np.ndarray [shape=(96, 64)]
+    axes : array of matplotlib Axes, optional (at least ``len(patches)``; default a 2 x 5 grid)
+
+    Returns
+    -------
+    fig : matplotlib Figure
+    """
+    if axes is None:
+        fig, axes = plt.subplots(2, 5, figsize=(13, 5.5), sharex=True, sharey=True)
+    else:
+        fig = np.ravel(axes)[0].figure
+    low = min(float(p.min()) for p in patches.values())
+    high = max(float(p.max()) for p in patches.values())
+    image = None
+    for ax, (genre, patch) in zip(np.ravel(axes), patches.items()):
+        image = ax.imshow(patch.T, origin="lower", aspect="auto", cmap="magma", vmin=low, vmax=high,
+                          extent=(0, 0.96, 0, patch.shape[1]))
+        ax.set_title(genre)
+        ax.label_outer()
+    fig.supxlabel("time (s)")
+    fig.supylabel("mel band")
+    fig.suptitle("VGGish input: one 0.96 s log-mel patch per genre")
+    if image is not None:
+        fig.colorbar(image, ax=np.ravel(axes).tolist(), label="log(mel + 0.01)")
+    return fig
+
+
+def embedding_projection(points: np.ndarray, genres, *, title: str = "", ax=None):
+    """Clips as points in a 2-D projection of their embeddings, one colour per genre.
+
+    Notebook: 03_vggish_features.
+
+    Parameters
+    ----------
+    points : np.ndarray [shape=(n_clips, 2)]
+        From ``genrelib.embed.project_clips``.
+    genres : sequence of str [length n_clips]
+    title : str
+        Say which backend, data and projection produced the points.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 6))
+    genres = np.asarray(genres)
+    for genre, color in genre_colors().items():
+        mask = genres == genre
+        if mask.any():
+            ax.scatter(points[mask, 0], points[mask, 1], color=color, label=genre, s=30, alpha=0.85)
+    ax.legend(fontsize=8, ncols=2, loc="best")
+    ax.set(title=title, xlabel="component 1", ylabel="component 2")
+    return ax

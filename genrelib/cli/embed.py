@@ -1,0 +1,54 @@
+"""``genrelib embed``: audio -> cached embedding sequences (one ``.npz`` per clip) and a summary.
+
+    genrelib embed                                  # every clip of $GENRELIB_DATA, backend auto
+    genrelib embed --backend vggish --data DIR
+    genrelib embed --backend mfcc a.wav b.ogg --output-dir out/
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ._types import add_data_argument, add_output_arguments, positive_int
+
+VERB = "embed"
+ORDER = 30
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(VERB, help="embed clips with VGGish / musicnn / mfcc (cached)",
+                                   description=__doc__.split("\n\n")[0])
+    parser.add_argument("files", nargs="*", help="audio files (default: every clip of --data)")
+    parser.add_argument("--backend", default="auto",
+                        help="auto (VGGish if its weights are converted, else the best offline backend), vggish, "
+                             "musicnn-msd, musicnn-mtt, vgg-msd, vgg-mtt or mfcc (default: auto)")
+    parser.add_argument("--batch-size", type=positive_int, default=None,
+                        help="patches per forward pass (default: the backend's, 64 for VGGish)")
+    add_data_argument(parser)
+    add_output_arguments(parser, default_help="$GENRELIB_CACHE/embeddings")
+    return parser
+
+
+def run(args) -> int:
+    from .. import data, embed
+
+    if args.files:
+        index = list(args.files)
+    else:
+        root, source = data.resolve_root(args.data)
+        index = data.load_gtzan(root)
+        if not args.quiet:
+            print(f"data: {root} ({source}), {len(index)} clips")
+    backend = embed.get_backend(args.backend)
+    result = embed.embed_dataset(index, backend=backend, cache_dir_=args.output_dir, batch_size=args.batch_size,
+                                 overwrite=args.overwrite, progress=not args.quiet, on_error="report")
+    failed = result[result["error"].notna()]
+    done = result[result["error"].isna()]
+    folder = Path(done["embedding_path"].iloc[0]).parent if len(done) else None
+    print(f"{len(done)} of {len(result)} clips embedded with backend {backend.name} "
+          f"(weights {backend.weights_checksum()[:16]}, front end {backend.front_end_version}): "
+          f"{int(done['n_patches'].sum())} patches of {backend.embedding_dim} values, in {folder}")
+    for error in failed["error"]:
+        print(f"  failed: {error}", file=sys.stderr)
+    return 1 if len(failed) else 0
