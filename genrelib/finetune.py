@@ -267,7 +267,9 @@ def unfreeze_top(backbone: Backbone, *, unfreeze: int | str) -> list[str]:
 
 def _inbound_tensors(model, operation) -> list:
     """The tensors ``operation`` consumes in ``model``'s graph (a reused layer has a node per graph)."""
-    nodes = [node for node in operation._inbound_nodes if node in model._nodes]
+    # Keras keys a graph's nodes as "<id(operation)>_ib-<index>" (keras.src.ops.function.make_node_key).
+    nodes = [node for index, node in enumerate(operation._inbound_nodes)
+             if f"{id(operation)}_ib-{index}" in model._nodes]
     return list(nodes[0].input_tensors) if nodes else []
 
 
@@ -518,9 +520,23 @@ def _cut_description(bottom) -> list[str]:
 BOTTOM_BATCH = 8
 
 
+def _inference(model):
+    """``model`` in inference mode as one graph traced once for any batch size (Keras' ``predict_on_batch``
+    retraces, and warns, for every new batch size and model)."""
+    import tensorflow as tf
+
+    function = getattr(model, "_genrelib_inference", None)
+    if function is None:
+        signature = [tf.TensorSpec((None, *shape), tf.float32) for shape in _input_shapes(model)]
+        function = tf.function(lambda *x: model(list(x) if len(x) > 1 else x[0], training=False),
+                               input_signature=signature, autograph=False)
+        model._genrelib_inference = function
+    return function
+
+
 def _run_bottom(bottom, patches: np.ndarray) -> list[np.ndarray]:
-    chunks = [bottom.predict_on_batch(patches[start:start + BOTTOM_BATCH])
-              for start in range(0, len(patches), BOTTOM_BATCH)]
+    forward = _inference(bottom)
+    chunks = [forward(patches[start:start + BOTTOM_BATCH]) for start in range(0, len(patches), BOTTOM_BATCH)]
     chunks = [chunk if isinstance(chunk, (list, tuple)) else [chunk] for chunk in chunks]
     return [np.concatenate([np.asarray(chunk[i], np.float32) for chunk in chunks]) for i in range(len(chunks[0]))]
 
@@ -568,8 +584,7 @@ def _embed(top, inputs: list[np.ndarray], *, batch_patches: int = 256) -> np.nda
     flat = [x.reshape(n_items * n_patches, *x.shape[2:]) for x in inputs]
     chunks = []
     for start in range(0, n_items * n_patches, batch_patches):
-        batch = [x[start:start + batch_patches] for x in flat]
-        chunks.append(np.asarray(top.predict_on_batch(batch if len(batch) > 1 else batch[0]), np.float32))
+        chunks.append(np.asarray(_inference(top)(*[x[start:start + batch_patches] for x in flat]), np.float32))
     embedded = np.concatenate(chunks)
     return embedded.reshape(n_items, n_patches, -1)
 
@@ -598,9 +613,9 @@ def _take(inputs: list[np.ndarray], rows) -> Any:
 
 def _predict(model, inputs: list[np.ndarray], *, batch_size: int = 64) -> np.ndarray:
     """Class probabilities [shape=(n, n_classes)] in inference mode (no dropout)."""
-    n = len(inputs[0])
-    return np.concatenate([np.asarray(model.predict_on_batch(_take(inputs, slice(start, start + batch_size))))
-                           for start in range(0, n, batch_size)])
+    forward = _inference(model)
+    return np.concatenate([np.asarray(forward(*[x[start:start + batch_size] for x in inputs]))
+                           for start in range(0, len(inputs[0]), batch_size)])
 
 
 def _loss_and_accuracy(probabilities: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -723,6 +738,8 @@ def _estimate(backbone: Backbone, bottom, top, *, config: Config, sample: str | 
 
     seconds = {"front_end": 0.0, "frozen_layers": 0.0}
     if sample is not None and (n_front_end or n_bottom):
+        y = audio.load(sample, sr=backbone.sample_rate)
+        backbone.patches(y[: int(2 * backbone.patch_seconds * backbone.sample_rate)])  # imports, first calls
         started = time.perf_counter()
         patches = backbone.patches(audio.load(sample, sr=backbone.sample_rate))
         seconds["front_end"] = n_front_end * (time.perf_counter() - started)
@@ -817,12 +834,13 @@ def _describe(seconds: dict, *, backbone: Backbone, trained: list[str], table: p
     n_weights = int(sum(np.prod(v.shape) for v in backbone.model.weights))
     n_trained = int(sum(np.prod(v.shape) for v in backbone.model.trainable_weights))
     sides = table["side"].value_counts()
-    minutes = seconds["total"] / 60
+    total = seconds["total"]
+    total = f"{total / 60:.1f} min" if total >= 60 else f"{total:.0f} s"
     return (f"fine-tune {backbone.name}, unfreeze={unfreeze}: {n_trained:,} of {n_weights:,} backbone weights train "
             f"({', '.join(trained) or 'none: the head alone continues'}); {sides.get('train', 0)} training clips "
             f"({int((table['method'] != 'original').sum())} augmented), {sides.get('valid', 0)} validation, "
             f"{sides.get('test', 0)} test.\nEstimated time on this machine ({os.cpu_count()} CPU cores): "
-            f"{minutes:.1f} min = front end {seconds['front_end']:.0f} s + frozen layers "
+            f"{total} = front end {seconds['front_end']:.0f} s + frozen layers "
             f"{seconds['frozen_layers']:.0f} s (once per clip, then cached) + head-only stage "
             f"{seconds['head_only']:.0f} s + fine-tuning stage {seconds['fine_tuning']:.0f} s")
 
@@ -978,6 +996,8 @@ def _train_stages(table: pd.DataFrame, backbone: Backbone, bottom, top, *, confi
                   epochs: tuple[int, int], learning_rate: float, select: str, split, run_dir: Path,
                   progress: bool) -> dict:
     """Caches, then stage 1 (head on frozen embeddings), then stage 2 (top blocks + head); writes the results."""
+    import keras
+
     from .model import build_classifier
     from .train import set_determinism
 
@@ -1011,9 +1031,12 @@ def _train_stages(table: pd.DataFrame, backbone: Backbone, bottom, top, *, confi
     set_determinism(seed)
     head = build_classifier(n_patches=n_patches, embedding_dim=backbone.embedding_dim, config=config.model,
                             normalization_data=embedded["train"][0][0])
-    frozen, frozen_probabilities = run_stage(head, "frozen", embedded, epochs[0], config.train.learning_rate)
+    # Each stage compiles its own wrapper, so the head itself carries no optimizer into the saved weights.
+    head_only = keras.Model(head.inputs, head.outputs, name="head_only")
+    frozen, frozen_probabilities = run_stage(head_only, "frozen", embedded, epochs[0], config.train.learning_rate)
     predictions = _prediction_rows(table, frozen_probabilities, "frozen")
-    stage_two = head if top is None else _clip_model(top, head, n_patches=n_patches, name="finetune")
+    stage_two = keras.Model(head.inputs, head.outputs, name="head_continued") if top is None else \
+        _clip_model(top, head, n_patches=n_patches, name="finetune")
     finetuned, probabilities = run_stage(stage_two, "finetuned", embedded if top is None else data, epochs[1],
                                          learning_rate)
     predictions = pd.concat([predictions, _prediction_rows(table, probabilities, "finetuned")], ignore_index=True)
