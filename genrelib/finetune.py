@@ -63,6 +63,7 @@ __all__ = [
     "split_backbone",
     "build_end_to_end",
     "patch_dataset",
+    "load_patches",
     "item_table",
     "fine_tune",
     "run_protocol",
@@ -291,10 +292,10 @@ def split_backbone(model):
     Returns
     -------
     bottom : keras.Model or None
-        Input -> the cut tensors (a list when several). ``None`` when the whole model trains (the cut is the
-        input itself).
+        Input -> the cut tensors (a list when several); ``model`` itself when nothing trains; ``None`` when
+        the cut is the input itself (everything trains).
     top : keras.Model or None
-        Cut tensors -> output, sharing the layers (and weights) of ``model``. ``None`` when nothing trains.
+        Cut tensors -> output, sharing the layers (and weights) of ``model``; ``None`` when nothing trains.
     """
     import keras
 
@@ -304,7 +305,7 @@ def split_backbone(model):
         if operation.trainable_weights or parents & top:
             top.add(operation)
     if not top:
-        return None, None
+        return model, None
     cut, seen = [], set()
     for operation in model.operations:
         if operation in top:
@@ -493,6 +494,29 @@ def patch_dataset(table: pd.DataFrame, *, backbone: Backbone | str = "musicnn-ms
     result["patches_path"] = [str(target) for target, _, _ in results]
     result["n_patches"] = [count for _, count, _ in results]
     return result
+
+
+def load_patches(table: pd.DataFrame, *, n_patches: int, pad_mode: str = "repeat") -> np.ndarray:
+    """The cached patches of :func:`patch_dataset`'s rows, as the end-to-end model's input.
+
+    Notebook: 06_fine_tuning.
+
+    Parameters
+    ----------
+    table : pd.DataFrame
+        :func:`patch_dataset`'s result (``patches_path``).
+    n_patches : int > 0
+        Patches per clip the model takes (``model.input.shape[1]``); longer clips keep their central patches,
+        shorter ones repeat (``pad_mode``, as :func:`genrelib.model.fit_patches`).
+
+    Returns
+    -------
+    np.ndarray [shape=(n_clips, n_patches, *patch_shape)], float32
+    """
+    if "patches_path" not in table.columns:
+        raise ParameterError("table needs a 'patches_path' column (from genrelib.finetune.patch_dataset)")
+    return _stack(list(table["patches_path"]), ["patches"], n_patches=positive_int(n_patches, "n_patches"),
+                  pad_mode=pad_mode)[0]
 
 
 def _front_end_only(name: str) -> Backbone:

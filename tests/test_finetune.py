@@ -112,7 +112,7 @@ def test_split_backbone_is_exact(unfreeze, cut_shapes, rng):
 
 def test_split_backbone_edge_cases():
     backbone = finetune.load_backbone("musicnn-msd")
-    assert finetune.split_backbone(backbone.model) == (None, None)  # nothing trains
+    assert finetune.split_backbone(backbone.model) == (backbone.model, None)  # nothing trains
     finetune.unfreeze_top(backbone, unfreeze="all")
     bottom, top = finetune.split_backbone(backbone.model)
     # input_norm (batch norm, frozen) sits below every convolution, so even "all" leaves a one-layer bottom
@@ -233,8 +233,22 @@ def test_fine_tuned_model_end_to_end_reproduces_predictions(first_run, clips):
     test = predictions[(predictions["stage"] == "finetuned") & (predictions["side"] == "test")]
     paths = index.set_index("track_id").loc[test["track_id"], "path"]
     table = finetune.patch_dataset(pd.DataFrame({"path": paths}), backbone=backbone, progress=False)
-    x = np.stack([np.load(path)["patches"] for path in table["patches_path"]])
+    x = finetune.load_patches(table, n_patches=model.input.shape[1])
+    assert x.shape == (len(test), 1, 187, 96)
     np.testing.assert_allclose(model.predict(x, verbose=0), test[[f"p_{g}" for g in GENRES]], atol=1e-4)
+
+
+def test_unfreeze_zero_is_a_head_only_control(first_run, clips, tmp_path):
+    index, split = clips
+    run = finetune.fine_tune(split, index, unfreeze=0, run_dir=tmp_path / "run", **RUN)
+    model, backbone = finetune.load_finetuned(run)
+    pretrained = finetune.load_backbone("musicnn-msd")
+    for saved, original in zip(backbone.model.weights, pretrained.model.weights):
+        assert np.array_equal(saved.numpy(), original.numpy())
+    history = finetune.load_run(run)["history"]
+    # Stage 1 is the same computation as in first_run (same split, seed, head): identical numbers.
+    pd.testing.assert_frame_equal(history[history["stage"] == "frozen"],
+                                  finetune.load_run(first_run)["history"].query("stage == 'frozen'"))
 
 
 @pytest.mark.parametrize("interrupt_after", [2, 5])  # checkpoints: 3 + 1 in stage 1, then 2 + 1 in stage 2
@@ -269,7 +283,7 @@ def test_resume_gives_the_uninterrupted_weights(first_run, clips, tmp_path, monk
     pd.testing.assert_frame_equal(finetune.load_run(resumed)["history"], finetune.load_run(first_run)["history"])
 
 
-def test_leakage_guard_runs_before_every_fit(clips, tmp_path, monkeypatch):
+def test_leakage_guard_runs_before_every_fit(clips, tmp_path, monkeypatch, capsys):
     index, split = clips
     events = []
     guard, fit = finetune._guard, finetune._fit_stage
@@ -278,8 +292,10 @@ def test_leakage_guard_runs_before_every_fit(clips, tmp_path, monkeypatch):
     # An augmented copy of a training track is used; a copy is just another training clip here.
     copy = index.loc[index["track_id"] == split.train[0]].assign(item_id=f"{split.train[0]}+copy", method="copy")
     finetune.fine_tune(split, index, augmented=copy, run_dir=tmp_path / "run",
-                       **{**RUN, "config": QUICK.replace(augment_training=True)})
+                       **{**RUN, "config": QUICK.replace(augment_training=True), "progress": True})
     assert events == ["guard", "frozen", "guard", "finetuned"]
+    plan = capsys.readouterr().out  # printed before anything runs
+    assert "(1 augmented)" in plan and "Estimated time on this machine" in plan
     assert finetune.load_run(tmp_path / "run")["meta"]["augmented_clips"] == 1
 
 
