@@ -754,18 +754,21 @@ def _seconds_per_step(model, shapes: list[tuple[int, ...]], batch_size: int) -> 
     return time.perf_counter() - started
 
 
-def _estimate(backbone: Backbone, bottom, top, *, config: Config, sample: str | None, n_front_end: int,
-              n_bottom: int, n_train: int, n_patches: int, head_epochs: int, finetune_epochs: int) -> dict:
+def _estimate(backbone: Backbone, bottom, top, *, config: Config, table: pd.DataFrame, epochs: tuple[int, int]) -> dict:
     """Seconds each part of a run should take on this machine, from timing one clip and one batch."""
     from . import audio
     from .model import build_classifier
 
+    n_front_end, n_bottom = int((~table["patches_cached"]).sum()), int((~table["features_cached"]).sum())
+    n_train = int((table["side"] == "train").sum())
+    n_patches = max(1, int(round(_median_duration(table) / backbone.patch_seconds)))
+    sample = table["path"].iloc[0]
     seconds = {"front_end": 0.0, "frozen_layers": 0.0}
-    if sample is not None and (n_front_end or n_bottom):
-        y = audio.load(sample, sr=backbone.sample_rate)
-        backbone.patches(y[: int(2 * backbone.patch_seconds * backbone.sample_rate)])  # imports, first calls
+    if n_front_end or n_bottom:
+        backbone.patches(audio.load(sample, sr=backbone.sample_rate)[: int(2 * backbone.patch_seconds *
+                                                                           backbone.sample_rate)])  # first calls
         started = time.perf_counter()
-        patches = backbone.patches(audio.load(sample, sr=backbone.sample_rate))
+        patches = backbone.patches(audio.load(sample, sr=backbone.sample_rate))  # decoding counts too
         seconds["front_end"] = n_front_end * (time.perf_counter() - started)
         if bottom is not None:
             _run_bottom(bottom, patches[:1])  # traces the predict function
@@ -773,16 +776,16 @@ def _estimate(backbone: Backbone, bottom, top, *, config: Config, sample: str | 
             _run_bottom(bottom, patches)
             seconds["frozen_layers"] = n_bottom * (time.perf_counter() - started) * n_patches / len(patches)
     batch_size = min(config.train.batch_size, n_train)
-    steps = -(-n_train // batch_size)
+    # Training steps per epoch, plus the validation pass (a forward pass costs about a third of a step).
+    steps = -(-n_train // batch_size) + -(-int((table["side"] == "valid").sum()) // batch_size) / 3
     # A throw-away head of the same shape: the real one is built after seeding, from training statistics.
     head = build_classifier(n_patches=n_patches, embedding_dim=backbone.embedding_dim, config=config.model)
-    seconds["head_only"] = head_epochs * steps * _seconds_per_step(head, _input_shapes(head), batch_size)
+    seconds["head_only"] = epochs[0] * steps * _seconds_per_step(head, _input_shapes(head), batch_size)
     if top is None:
         stage_two = head
     else:
         stage_two = _clip_model(top, head, n_patches=n_patches, name="timing")
-    seconds["fine_tuning"] = finetune_epochs * steps * _seconds_per_step(stage_two, _input_shapes(stage_two),
-                                                                          batch_size)
+    seconds["fine_tuning"] = epochs[1] * steps * _seconds_per_step(stage_two, _input_shapes(stage_two), batch_size)
     seconds["total"] = sum(seconds.values())
     return seconds
 
@@ -947,14 +950,8 @@ def fine_tune(split, index: pd.DataFrame, *, augmented: pd.DataFrame | None = No
     clip whatever the number of epochs, folds and seeds. The leakage guard checks the training clips before
     each stage. Checkpoints are written atomically after every epoch.
     """
-    seed = config.seed if seed is None else seed
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ParameterError(f"seed={seed!r} must be an integer")
-    epochs = (positive_int(config.train.epochs if head_epochs is None else head_epochs, "head_epochs"),
-              positive_int(finetune_epochs, "finetune_epochs"))
-    learning_rate = positive_number(finetune_learning_rate, "finetune_learning_rate")
-    positive_int(config.train.batch_size, "batch_size")
-    select = one_of(getattr(config.train, "checkpoint", "best"), ("best", "last"), "checkpoint")
+    seed, epochs, learning_rate, select = _check_schedule(config, seed, head_epochs, finetune_epochs,
+                                                          finetune_learning_rate)
     if config.augment_training and augmented is None:
         raise ParameterError("config.augment_training is on but no augmented clips were given; pass augmented=... "
                              "(genrelib.augment.augment_split) or set augment_training=False")
@@ -964,7 +961,7 @@ def fine_tune(split, index: pd.DataFrame, *, augmented: pd.DataFrame | None = No
     bottom, top = split_backbone(model.model)
     table = _with_digests(table, model, bottom)
     settings = {"backbone": backbone, "weights": model.weights_checksum, "unfreeze": _n_blocks(model, unfreeze),
-                "config": {k: v for k, v in config.to_dict().items() if k != "seed"}, "seed": int(seed),
+                "config": {k: v for k, v in config.to_dict().items() if k != "seed"}, "seed": seed,
                 "epochs": epochs, "finetune_learning_rate": learning_rate, "split": dataclasses.asdict(split),
                 "items": sorted(zip(table["item_id"], table["audio_sha256"]))}
     key = params_key(settings)
@@ -973,33 +970,41 @@ def fine_tune(split, index: pd.DataFrame, *, augmented: pd.DataFrame | None = No
     if _prepare_run_dir(run_dir, key, overwrite=overwrite):
         return run_dir
     started, cpu_started = time.perf_counter(), time.process_time()
-    n_patches_guess = int(round(_median_duration(table) / model.patch_seconds)) or 1
-    seconds = _estimate(model, bottom, top, config=config, sample=table["path"].iloc[0],
-                        n_front_end=int((~table["patches_cached"]).sum()),
-                        n_bottom=int((~table["features_cached"]).sum()), n_train=int((table["side"] == "train").sum()),
-                        n_patches=n_patches_guess, head_epochs=epochs[0], finetune_epochs=epochs[1])
-    plan = _describe(seconds, backbone=model, trained=trained, table=table, unfreeze=unfreeze)
+    seconds = _estimate(model, bottom, top, config=config, table=table, epochs=epochs)
     if progress:
-        print(plan, flush=True)
+        print(_describe(seconds, backbone=model, trained=trained, table=table, unfreeze=unfreeze), flush=True)
     meta = {"status": "running", "key": key, "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "backbone": backbone,
             "weights_checksum": model.weights_checksum, "weights": None if weights is None else str(weights),
-            "unfreeze": settings["unfreeze"], "trained_layers": trained, "seed": int(seed),
-            "protocol": split.protocol, "split_seed": split.seed, "fold": split.fold,
-            "head_epochs": epochs[0], "finetune_epochs": epochs[1], "learning_rates": [config.train.learning_rate,
-                                                                                       learning_rate],
-            "clips": table["side"].value_counts().to_dict(), "augmented_clips": int((table["method"] != "original").sum()),
+            "unfreeze": settings["unfreeze"], "trained_layers": trained, "seed": seed, "protocol": split.protocol,
+            "split_seed": split.seed, "fold": split.fold, "head_epochs": epochs[0], "finetune_epochs": epochs[1],
+            "learning_rates": [config.train.learning_rate, learning_rate], "clips": table["side"].value_counts().to_dict(),
+            "augmented_clips": int((table["method"] != "original").sum()),
             "estimate_seconds": {k: round(v, 1) for k, v in seconds.items()}, "versions": _versions(),
             "host": platform.node(), "cpu_count": os.cpu_count()}
     config.to_json(run_dir / "config.json")
     split.to_json(run_dir / "split.json")
     _write_json(run_dir / "meta.json", meta)
-    outcome = _train_stages(table, model, bottom, top, config=config, seed=int(seed), epochs=epochs,
+    outcome = _train_stages(table, model, bottom, top, config=config, seed=seed, epochs=epochs,
                             learning_rate=learning_rate, select=select, split=split, run_dir=run_dir,
                             progress=progress)
+    # Times and memory of this process (a resumed run counts from its restart).
     meta.update(outcome, status="complete", wall_seconds=round(time.perf_counter() - started, 1),
                 cpu_seconds=round(time.process_time() - cpu_started, 1), peak_rss_mb=round(_peak_rss_mb()))
     _write_json(run_dir / "meta.json", meta)
     return run_dir
+
+
+def _check_schedule(config: Config, seed, head_epochs, finetune_epochs, finetune_learning_rate) -> tuple:
+    """(seed, (stage 1 epochs, stage 2 epochs), stage 2 learning rate, checkpoint choice), checked."""
+    seed = config.seed if seed is None else seed
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ParameterError(f"seed={seed!r} must be an integer")
+    epochs = (positive_int(config.train.epochs if head_epochs is None else head_epochs, "head_epochs"),
+              positive_int(finetune_epochs, "finetune_epochs"))
+    learning_rate = positive_number(finetune_learning_rate, "finetune_learning_rate")
+    positive_int(config.train.batch_size, "batch_size")
+    select = one_of(getattr(config.train, "checkpoint", "best"), ("best", "last"), "checkpoint")
+    return int(seed), epochs, learning_rate, select
 
 
 def _median_duration(table: pd.DataFrame) -> float:
@@ -1061,6 +1066,8 @@ def _train_stages(table: pd.DataFrame, backbone: Backbone, bottom, top, *, confi
     predictions = _prediction_rows(table, frozen_probabilities, "frozen")
     stage_two = keras.Model(head.inputs, head.outputs, name="head_continued") if top is None else \
         _clip_model(top, head, n_patches=n_patches, name="finetune")
+    pretrained = {layer.name: [np.array(w.numpy()) for w in layer.trainable_weights]
+                  for layer in backbone.model.layers if layer.trainable_weights}
     finetuned, probabilities = run_stage(stage_two, "finetuned", embedded if top is None else data, epochs[1],
                                          learning_rate)
     predictions = pd.concat([predictions, _prediction_rows(table, probabilities, "finetuned")], ignore_index=True)
@@ -1073,7 +1080,15 @@ def _train_stages(table: pd.DataFrame, backbone: Backbone, bottom, top, *, confi
     accuracy = {stage: float((rows["predicted"] == rows["genre"]).mean()) if len(rows) else None
                 for stage, rows in test.groupby("stage")}
     return {"n_patches": n_patches, "best_epoch": {"frozen": frozen["best_epoch"], "finetuned": finetuned["best_epoch"]},
-            "test_accuracy": accuracy, "timing": timing}
+            "test_accuracy": accuracy, "timing": timing,
+            "weight_change": {name: _relative_change(before, backbone.model.get_layer(name).trainable_weights)
+                              for name, before in pretrained.items()}}
+
+
+def _relative_change(before: list[np.ndarray], after) -> float:
+    """How far fine-tuning moved a layer: ||w - w_pretrained|| / ||w_pretrained|| over all its weights."""
+    difference = sum(float(np.sum((np.asarray(w.numpy()) - b) ** 2)) for b, w in zip(before, after))
+    return float(np.sqrt(difference / sum(float(np.sum(b ** 2)) for b in before)))
 
 
 # ------------------------------------------------------------------------------------------ protocols
@@ -1094,17 +1109,20 @@ def run_protocol(index: pd.DataFrame, *, backbone: str = "musicnn-msd", unfreeze
     Returns
     -------
     list of Path
-        Run directories ``<runs_dir>/finetune-<protocol>-<backbone>-unfreeze<N>-<aug|noaug>/seed<S>-fold<F>``
-        (default ``runs_dir``: ``output_dir("runs")``); :func:`summarize` tabulates them.
+        Run directories ``<runs_dir>/finetune-<protocol>-<backbone>-unfreeze<N>-<aug|noaug>-<key>/seed<S>-fold<F>``
+        (default ``runs_dir``: ``output_dir("runs")``; ``key`` hashes the other settings, so a change starts a
+        new folder and the same settings resume); :func:`summarize` tabulates them.
     """
     from .train import make_splits
 
     n_seeds = positive_int(getattr(config.train, "n_seeds", 1), "n_seeds")
     jobs = [(seed, split) for seed in range(config.seed, config.seed + n_seeds)
             for split in make_splits(index, protocol=config.protocol, seed=seed, config=config)]
-    n_blocks = "all" if unfreeze == "all" else unfreeze
-    group = Path(runs_dir or output_dir("runs")) / (f"finetune-{config.protocol}-{backbone}-unfreeze{n_blocks}-"
-                                                    f"{'aug' if config.augment_training else 'noaug'}")
+    settings = {"config": {k: v for k, v in config.to_dict().items() if k != "seed"}, "weights": weights,
+                "epochs": [head_epochs, finetune_epochs], "finetune_learning_rate": finetune_learning_rate}
+    group = Path(runs_dir or output_dir("runs")) / (f"finetune-{config.protocol}-{backbone}-unfreeze{unfreeze}-"
+                                                    f"{'aug' if config.augment_training else 'noaug'}-"
+                                                    f"{params_key(settings, length=8)}")
     if progress:
         print(f"{len(jobs)} run(s): protocol {config.protocol}, seeds {config.seed}..{config.seed + n_seeds - 1}, "
               f"into {group}", flush=True)
@@ -1147,7 +1165,9 @@ def summarize(run_dirs: Sequence[str | os.PathLike]) -> tuple[pd.DataFrame, pd.D
     -------
     runs : pd.DataFrame
         One row per run: ``seed``, ``fold``, ``n_test``, ``frozen`` and ``finetuned`` test accuracy,
-        ``difference`` (finetuned - frozen, same clips), ``best_epoch_frozen``, ``best_epoch_finetuned``.
+        ``difference`` (finetuned - frozen, same clips), ``best_epoch_frozen``, ``best_epoch_finetuned``,
+        ``weight_change`` (the largest relative change ``||w - w_pretrained|| / ||w_pretrained||`` of a
+        fine-tuned backbone layer; 0 when only the head trained).
     table : pd.DataFrame
         Rows ``frozen``, ``finetuned``, ``difference``: ``mean``, ``std`` (over runs, ddof=0, as
         :mod:`genrelib.baselines`), ``min``, ``max``, ``n_runs``; ``table.attrs["protocol"]`` says what they
@@ -1165,7 +1185,8 @@ def summarize(run_dirs: Sequence[str | os.PathLike]) -> tuple[pd.DataFrame, pd.D
                      "frozen": accuracy["frozen"], "finetuned": accuracy["finetuned"],
                      "difference": accuracy["finetuned"] - accuracy["frozen"],
                      "best_epoch_frozen": meta["best_epoch"]["frozen"],
-                     "best_epoch_finetuned": meta["best_epoch"]["finetuned"]})
+                     "best_epoch_finetuned": meta["best_epoch"]["finetuned"],
+                     "weight_change": max(meta["weight_change"].values(), default=0.0)})
     runs = pd.DataFrame(rows)
     columns = ["frozen", "finetuned", "difference"]
     table = pd.DataFrame({"mean": runs[columns].mean(), "std": runs[columns].std(ddof=0),

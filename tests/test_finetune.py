@@ -217,6 +217,7 @@ def test_fine_tune_run_learns_and_records(first_run, clips, capsys):
         test = predictions[(predictions["stage"] == stage) & (predictions["side"] == "test")]
         assert accuracy == pytest.approx((test["predicted"] == test["genre"]).mean())
     assert run["meta"]["trained_layers"] == ["penultimate_dense"]
+    assert list(run["meta"]["weight_change"]) == ["penultimate_dense"] and run["meta"]["weight_change"]["penultimate_dense"] > 0
     assert run["meta"]["peak_rss_mb"] > 0 and run["meta"]["cpu_seconds"] > 0
 
 
@@ -245,6 +246,7 @@ def test_unfreeze_zero_is_a_head_only_control(first_run, clips, tmp_path):
     pretrained = finetune.load_backbone("musicnn-msd")
     for saved, original in zip(backbone.model.weights, pretrained.model.weights):
         assert np.array_equal(saved.numpy(), original.numpy())
+    assert finetune.load_run(run)["meta"]["weight_change"] == {}
     history = finetune.load_run(run)["history"]
     # Stage 1 is the same computation as in first_run (same split, seed, head): identical numbers.
     pd.testing.assert_frame_equal(history[history["stage"] == "frozen"],
@@ -363,4 +365,4 @@ def test_cli_runs_and_prints_estimate_and_summary(clips, tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert "3 run(s)" in out and "frozen: test accuracy" in out and "finetuned: test accuracy" in out
-    assert len(list(tmp_path.glob("finetune-kfold-musicnn-msd-unfreeze1-noaug/seed0-fold*/meta.json"))) == 3
+    assert len(list(tmp_path.glob("finetune-kfold-musicnn-msd-unfreeze1-noaug-*/seed0-fold*/meta.json"))) == 3

@@ -64,7 +64,7 @@ def run_setting(name: str, *, data: str | None, folds: int, seeds: int, runs_dir
         "finetune_epochs": FINETUNE_EPOCHS, "head_epochs": meta["head_epochs"],
         "data": {"root": str(root), "source": source, "n_clips": len(index)},
         "protocol": table.attrs["protocol"],
-        "runs": runs.round(4).to_dict(orient="records"),
+        "runs": runs.round(6).to_dict(orient="records"),
         "summary": {stage: {k: round(float(v), 4) for k, v in table.loc[stage].items()} for stage in table.index},
         "augmented_clips_per_run": meta["augmented_clips"],
         "stage_seconds_first_run": meta["timing"],
@@ -91,11 +91,13 @@ def markdown(report: dict) -> str:
         f"column; stage 2 continues from it for {FINETUNE_EPOCHS} epochs with the top `unfreeze` blocks of the "
         "backbone trainable (batch norm frozen, in inference mode) at the stated learning rate, again keeping "
         "the best validation epoch - the **fine-tuned** column. Accuracy on each fold's test tracks; mean ± std "
-        "over runs (ddof 0); *difference* is fine-tuned minus frozen on the same run (paired).",
+        "over runs (ddof 0); *difference* is fine-tuned minus frozen on the same run (paired); *weights moved*: "
+        "the largest relative change ||w - w_pretrained|| / ||w_pretrained|| of a fine-tuned backbone layer over "
+        "the runs.",
         "",
         "| setting | unfreeze (trained layers) | stage-2 lr | frozen | fine-tuned | difference | runs better / same / "
-        "worse | wall | CPU | peak RSS |",
-        "| --- | --- | ---: | ---: | ---: | ---: | :---: | ---: | ---: | ---: |",
+        "worse | weights moved | wall | CPU | peak RSS |",
+        "| --- | --- | ---: | ---: | ---: | ---: | :---: | ---: | ---: | ---: | ---: |",
     ]
     for row in report["results"]:
         s = row["summary"]
@@ -107,6 +109,7 @@ def markdown(report: dict) -> str:
             f"{row['finetune_learning_rate']:g} | {100 * s['frozen']['mean']:.1f} ± {100 * s['frozen']['std']:.1f} % | "
             f"{100 * s['finetuned']['mean']:.1f} ± {100 * s['finetuned']['std']:.1f} % | "
             f"{100 * s['difference']['mean']:+.1f} ± {100 * s['difference']['std']:.1f} pts | {counts} | "
+            f"{100 * max(run['weight_change'] for run in row['runs']):.2g} % | "
             f"{row['wall_seconds'] / 60:.1f} min | {row['cpu_seconds'] / 60:.1f} min | "
             f"{max(row['peak_rss_mb'], row['peak_rss_children_mb']) / 1024:.1f} GB |")
     lines += [
