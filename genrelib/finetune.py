@@ -60,6 +60,7 @@ __all__ = [
     "Backbone",
     "load_backbone",
     "unfreeze_top",
+    "block_table",
     "split_backbone",
     "build_end_to_end",
     "patch_dataset",
@@ -264,6 +265,22 @@ def unfreeze_top(backbone: Backbone, *, unfreeze: int | str) -> list[str]:
     return trained
 
 
+def block_table(backbone: Backbone) -> pd.DataFrame:
+    """The blocks ``unfreeze`` counts, top first: ``block`` (1 = top), ``layers`` that can train (batch-norm
+    layers omitted: they stay frozen), ``weights`` those layers hold, and ``trainable`` (their current state).
+
+    Notebook: 06_fine_tuning.
+    """
+    rows = []
+    for number, block in enumerate(backbone.blocks, start=1):
+        layers = [backbone.model.get_layer(name) for name in block]
+        layers = [layer for layer in layers if type(layer).__name__ != "BatchNormalization"]
+        rows.append({"block": number, "layers": ", ".join(layer.name for layer in layers),
+                     "weights": sum(layer.count_params() for layer in layers),
+                     "trainable": all(layer.trainable for layer in layers)})
+    return pd.DataFrame(rows)
+
+
 # ------------------------------------------------------------------------------------ cutting the graph
 
 def _inbound_tensors(model, operation) -> list:
@@ -412,7 +429,8 @@ def item_table(split, index: pd.DataFrame, *, augmented: pd.DataFrame | None = N
         copies = copies.assign(side="train", path=copies["path"].astype(str))
         table = pd.concat([table, copies[list(table.columns)]], ignore_index=True)
     if table["item_id"].duplicated().any():
-        raise DataError(f"item id(s) listed twice: {sorted(set(table.loc[table['item_id'].duplicated(), 'item_id']))[:5]}")
+        repeated = sorted(set(table.loc[table["item_id"].duplicated(), "item_id"]))
+        raise DataError(f"item id(s) listed twice: {', '.join(repeated[:5])}")
     assert_no_leakage(split, table[table["side"] == "train"])
     return table
 
@@ -977,7 +995,8 @@ def fine_tune(split, index: pd.DataFrame, *, augmented: pd.DataFrame | None = No
             "weights_checksum": model.weights_checksum, "weights": None if weights is None else str(weights),
             "unfreeze": settings["unfreeze"], "trained_layers": trained, "seed": seed, "protocol": split.protocol,
             "split_seed": split.seed, "fold": split.fold, "head_epochs": epochs[0], "finetune_epochs": epochs[1],
-            "learning_rates": [config.train.learning_rate, learning_rate], "clips": table["side"].value_counts().to_dict(),
+            "learning_rates": [config.train.learning_rate, learning_rate],
+            "clips": table["side"].value_counts().to_dict(),
             "augmented_clips": int((table["method"] != "original").sum()),
             "estimate_seconds": {k: round(v, 1) for k, v in seconds.items()}, "versions": _versions(),
             "host": platform.node(), "cpu_count": os.cpu_count()}
@@ -1079,8 +1098,8 @@ def _train_stages(table: pd.DataFrame, backbone: Backbone, bottom, top, *, confi
     test = predictions[predictions["side"] == "test"]
     accuracy = {stage: float((rows["predicted"] == rows["genre"]).mean()) if len(rows) else None
                 for stage, rows in test.groupby("stage")}
-    return {"n_patches": n_patches, "best_epoch": {"frozen": frozen["best_epoch"], "finetuned": finetuned["best_epoch"]},
-            "test_accuracy": accuracy, "timing": timing,
+    return {"n_patches": n_patches, "test_accuracy": accuracy, "timing": timing,
+            "best_epoch": {"frozen": frozen["best_epoch"], "finetuned": finetuned["best_epoch"]},
             "weight_change": {name: _relative_change(before, backbone.model.get_layer(name).trainable_weights)
                               for name, before in pretrained.items()}}
 
@@ -1192,8 +1211,9 @@ def summarize(run_dirs: Sequence[str | os.PathLike]) -> tuple[pd.DataFrame, pd.D
     table = pd.DataFrame({"mean": runs[columns].mean(), "std": runs[columns].std(ddof=0),
                           "min": runs[columns].min(), "max": runs[columns].max(), "n_runs": len(runs)})
     first = load_run(run_dirs[0])["meta"]
+    trained = ", ".join(first["trained_layers"]) or "head only"
     table.attrs["protocol"] = (f"{first['protocol']} x seeds {sorted(set(runs['seed']))}, {len(runs)} runs; backbone "
-                               f"{first['backbone']}, unfreeze {first['unfreeze']} ({', '.join(first['trained_layers']) or 'head only'}); "
+                               f"{first['backbone']}, unfreeze {first['unfreeze']} ({trained}); "
                                f"stage 1 {first['head_epochs']} epochs at lr {first['learning_rates'][0]}, stage 2 "
                                f"{first['finetune_epochs']} epochs at lr {first['learning_rates'][1]}; "
                                f"{first['augmented_clips']} augmented training clips per run")
@@ -1217,8 +1237,8 @@ def load_finetuned(run_dir: str | os.PathLike):
     meta = run["meta"]
     backbone = load_backbone(meta["backbone"], weights=meta.get("weights"))
     if backbone.weights_checksum != meta["weights_checksum"]:
-        raise DataError(f"{run_dir}: fine-tuned from weights {meta['weights_checksum'][:16]}..., but {meta['backbone']} "
-                        f"now loads {backbone.weights_checksum[:16]}...")
+        raise DataError(f"{run_dir}: fine-tuned from weights {meta['weights_checksum'][:16]}..., but "
+                        f"{meta['backbone']} now loads {backbone.weights_checksum[:16]}...")
     head = build_classifier(n_patches=meta["n_patches"], embedding_dim=backbone.embedding_dim,
                             config=run["config"].model)
     model = build_end_to_end(backbone, head)

@@ -106,7 +106,8 @@ def markdown(report: dict) -> str:
                  f"{sum(d < 0 for d in differences)}"
         lines.append(
             f"| {row['setting']} | {row['unfreeze']} ({', '.join(row['trained_layers']) or 'head only'}) | "
-            f"{row['finetune_learning_rate']:g} | {100 * s['frozen']['mean']:.1f} ± {100 * s['frozen']['std']:.1f} % | "
+            f"{row['finetune_learning_rate']:g} | "
+            f"{100 * s['frozen']['mean']:.1f} ± {100 * s['frozen']['std']:.1f} % | "
             f"{100 * s['finetuned']['mean']:.1f} ± {100 * s['finetuned']['std']:.1f} % | "
             f"{100 * s['difference']['mean']:+.1f} ± {100 * s['difference']['std']:.1f} pts | {counts} | "
             f"{100 * max(run['weight_change'] for run in row['runs']):.2g} % | "
