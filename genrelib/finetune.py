@@ -310,7 +310,7 @@ def split_backbone(model):
     -------
     bottom : keras.Model or None
         Input -> the cut tensors (a list when several); ``model`` itself when nothing trains; ``None`` when
-        the cut is the input itself (everything trains).
+        no layer with weights lies below the cut (VGGish with every block trainable).
     top : keras.Model or None
         Cut tensors -> output, sharing the layers (and weights) of ``model``; ``None`` when nothing trains.
     """
@@ -330,8 +330,8 @@ def split_backbone(model):
                 if tensor._keras_history.operation not in top and id(tensor) not in seen:
                     seen.add(id(tensor))
                     cut.append(tensor)
-    if len(cut) == 1 and cut[0] is model.input:
-        return None, model
+    if not any(operation.weights for operation in model.operations if operation not in top):
+        return None, model  # a bottom of reshapes and padding is not worth caching: train on the patches
     outputs = cut[0] if len(cut) == 1 else cut
     return keras.Model(model.input, outputs, name=f"{model.name}_bottom"), \
         keras.Model(outputs, model.output, name=f"{model.name}_top")

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from genrelib import GENRES, Config, LeakageError, ParameterError
-from genrelib.errors import DataError, GenrelibError
+from genrelib.errors import DataError, GenrelibError, WeightsError
 
 finetune = pytest.importorskip("genrelib.finetune")
 
@@ -82,6 +82,7 @@ def test_top_block_weight_count():
 
 @pytest.mark.parametrize("name, context", [
     ("musicnn-msd", nullcontext()), ("vgg-msd", nullcontext()),
+    ("vggish", pytest.raises(WeightsError, match="vggish")),  # converted weights are not cached in tests
     ("musicnn", pytest.raises(ParameterError, match="backbone='musicnn'")),
     ("mfcc", pytest.raises(ParameterError)),
 ])
@@ -164,6 +165,8 @@ def test_batch_norm_stays_in_inference_mode(rng):
 
 def test_vggish_one_step_random_weights(rng):
     backbone = finetune.load_backbone("vggish", weights="random")
+    assert finetune.unfreeze_top(backbone, unfreeze="all") == [name for block in backbone.blocks[::-1] for name in block]
+    assert finetune.split_backbone(backbone.model) == (None, backbone.model)  # below conv1: only a reshape
     assert finetune.unfreeze_top(backbone, unfreeze=1) == ["fc2"]
     x = rng.normal(0.0, 1.0, (1, 1, 96, 64)).astype(np.float32)
     model, before, after = _one_step(backbone, _head(backbone, 1), x)
