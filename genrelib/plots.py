@@ -251,3 +251,97 @@ def embedding_projection(points: np.ndarray, genres, *, title: str = "", ax=None
     ax.legend(fontsize=8, ncols=2, loc="best")
     ax.set(title=title, xlabel="component 1", ylabel="component 2")
     return ax
+
+
+__all__ += ["fig2_genre_distribution"]  # appended here, not in the list above, so parallel additions merge
+
+
+def fig2_genre_distribution(manifest_or_counts, *, ax=None):
+    """Fig 2: training clips per genre after augmentation, the original and each method stacked (seaborn).
+
+    Notebook: 02_augmentation.
+
+    Parameters
+    ----------
+    manifest_or_counts : pd.DataFrame
+        Either a manifest from :func:`genrelib.augment.augment_split` (one row per item, with ``genre`` and
+        ``method``) or its counts from :func:`genrelib.augment.count_items` (``genre``, ``method``,
+        ``count``). Method ``"original"`` marks the un-augmented clips.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    ax : matplotlib Axes
+        One stacked bar per genre, in GTZAN order; the stack's height is the genre's number of training
+        items, each segment one method's share.
+    """
+    import pandas as pd
+    import seaborn as sns
+
+    from .errors import ParameterError
+
+    table = manifest_or_counts
+    if not isinstance(table, pd.DataFrame) or not {"genre", "method"} <= set(table.columns):
+        raise ParameterError("fig2_genre_distribution needs a DataFrame with 'genre' and 'method' columns")
+    if "count" not in table.columns:
+        table = table.groupby(["genre", "method"]).size().rename("count").reset_index()
+    genres = [g for g in GENRES if g in set(table["genre"])] + sorted(set(table["genre"]) - set(GENRES))
+    table = table.assign(genre=pd.Categorical(table["genre"], categories=genres, ordered=True))
+    augmented = sorted(set(table["method"]) - {"original"})
+    palette = {"original": "0.6", **dict(zip(augmented, sns.color_palette("deep", len(augmented))))}
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 4.5))
+    # seaborn stacks the last hue at the bottom: originals at the base, legend read top to bottom.
+    sns.histplot(data=table, x="genre", hue="method", weights="count", multiple="stack", discrete=True,
+                 shrink=0.8, hue_order=[*augmented[::-1], "original"], palette=palette, ax=ax)
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.set_xlabel("genre")
+    ax.set_ylabel("training clips")
+    ax.set_title("Fig 2 - training clips per genre, original and augmented")
+    return ax
+
+
+# Appended by the scale-out stage (kept at the end so parallel branches merge cleanly).
+__all__ += ["pipeline_stages"]
+
+
+def pipeline_stages(stages, *, ax=None):
+    """The scale-out pipeline as boxes and arrows, each box labelled with where it runs and its cost.
+
+    Notebook: 07_scaling_out.
+
+    Parameters
+    ----------
+    stages : pd.DataFrame
+        One row per stage, in order, with ``stage``, ``runs_on`` and ``seconds_per_clip`` (NaN where not
+        measured), e.g. :func:`genrelib.scale.pipeline_stages`.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    ax : matplotlib Axes
+    """
+    from matplotlib.patches import FancyBboxPatch
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(2.3 * len(stages), 2.8))
+    n = len(stages)
+    width, gap = 1.0, 0.45
+    colors = plt.get_cmap("Pastel1")
+    for i, row in enumerate(stages.itertuples()):
+        x = i * (width + gap)
+        ax.add_patch(FancyBboxPatch((x, 0), width, 1, boxstyle="round,pad=0.03", facecolor=colors(i),
+                                    edgecolor="0.3"))
+        ax.text(x + width / 2, 0.68, row.stage, ha="center", va="center", fontsize=9, weight="bold", wrap=True)
+        ax.text(x + width / 2, 0.36, row.runs_on, ha="center", va="center", fontsize=7.5, color="0.25")
+        cost = row.seconds_per_clip
+        if np.isfinite(cost):
+            ax.text(x + width / 2, -0.18, f"{cost * 1000:.0f} ms / clip", ha="center", va="top", fontsize=8.5)
+        if i < n - 1:
+            ax.annotate("", xy=(x + width + gap - 0.04, 0.5), xytext=(x + width + 0.04, 0.5),
+                        arrowprops={"arrowstyle": "-|>", "color": "0.3"})
+    ax.set_xlim(-0.1, n * (width + gap) - gap + 0.1)
+    ax.set_ylim(-0.45, 1.1)
+    ax.set_axis_off()
+    ax.set_title("Scale-out pipeline on Ray Data (cost measured per clip in one process)", fontsize=10)
+    return ax

@@ -36,3 +36,22 @@ def add_output_arguments(parser: argparse.ArgumentParser, *, default_help: str) 
     parser.add_argument("--output-dir", default=None, help=f"where to write (default: {default_help})")
     parser.add_argument("--overwrite", action="store_true", help="recompute items already on disk")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+#: Engines of ``--engine`` (the same tuple as :data:`genrelib.scale.ENGINES`, spelled out so that ``--help``
+#: needs no heavy import).
+ENGINES = ("local", "ray")
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser, *, workers: bool = True) -> None:
+    """``--engine``, ``--address`` and (``workers``) ``--num-workers``: where a stage runs (here, or on Ray)."""
+    parser.add_argument("--engine", choices=ENGINES, default="local",
+                        help="local: this process (default); ray: Ray Data on a local or remote cluster "
+                             "(needs genrelib[scale])")
+    parser.add_argument("--address", default=None,
+                        help="Ray cluster address for --engine ray (default $RAY_ADDRESS, else a local 2-CPU Ray)")
+    if not workers:
+        return  # a stage without a model runs as tasks on every CPU of the cluster
+    parser.add_argument("--num-workers", type=positive_int, default=1,
+                        help="model actors for --engine ray: one model copy each, one GPU each where present "
+                             "(default: 1)")

@@ -3,6 +3,7 @@
     genrelib embed                                  # every clip of $GENRELIB_DATA, backend auto
     genrelib embed --backend vggish --data DIR
     genrelib embed --backend mfcc a.wav b.ogg --output-dir out/
+    genrelib embed --engine ray --data DIR --output-dir s3://bucket/embeddings   # Parquet, on Ray (docs/scaling.md)
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ._types import add_data_argument, add_output_arguments, positive_int
+from ._types import add_data_argument, add_engine_arguments, add_output_arguments, positive_int
 
 VERB = "embed"
 ORDER = 30
@@ -26,11 +27,16 @@ def add_parser(subparsers):
     parser.add_argument("--batch-size", type=positive_int, default=None,
                         help="patches per forward pass (default: the backend's, 64 for VGGish)")
     add_data_argument(parser)
-    add_output_arguments(parser, default_help="$GENRELIB_CACHE/embeddings")
+    add_output_arguments(parser, default_help="$GENRELIB_CACHE/embeddings; --engine ray: $GENRELIB_CACHE/catalogue")
+    add_engine_arguments(parser)
     return parser
 
 
 def run(args) -> int:
+    if args.engine == "ray":
+        from ..scale import run_embed_cli
+
+        return run_embed_cli(args)
     from .. import data, embed
 
     if args.files:

@@ -1,0 +1,108 @@
+"""genrelib.widgets: the listening panel, driven without a browser - build it, move its widgets, check the
+audio and the figure it produces against the augmentation functions and librosa."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+
+import librosa
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+from genrelib import augment, data, widgets
+from genrelib.config import AugmentConfig
+from genrelib.errors import ParameterError
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory):
+    root = data.synthetic_gtzan(tmp_path_factory.mktemp("gtzan"), per_genre=2, seconds=3.0, seed=2)
+    return data.load_gtzan(root)
+
+
+@pytest.fixture(scope="module")
+def panel(index):
+    return widgets.augmentation_panel(index, offset=0.5, duration=2.0)
+
+
+def played(audio) -> np.ndarray:
+    """Decode what an IPython.display.Audio object would play."""
+    y, rate = sf.read(io.BytesIO(audio.data), dtype="float32")
+    assert rate == SR
+    return y
+
+
+def test_panel_starts_on_the_first_track_with_the_strongest_stretch(panel, index):
+    assert panel.genre.value == "blues" and panel.track.value == "blues.00000"
+    assert panel.method.value == "time_stretch" and panel.params == {"rate": 1.25}
+    assert (panel.slider.min, panel.slider.max) == AugmentConfig().stretch_rate_range
+    clip, rate = sf.read(index.loc[0, "path"], dtype="float32")
+    source = librosa.resample(clip, orig_sr=rate, target_sr=SR, res_type="soxr_hq")
+    assert panel.original.shape == (2 * SR,)
+    np.testing.assert_allclose(panel.original, source[SR // 2: SR // 2 + 2 * SR], atol=1e-6)
+
+
+def test_moving_the_slider_recomputes_audio_and_figure(panel):
+    panel.method.value = "pitch_shift"
+    assert panel.slider.description == "semitones" and panel.slider.max == 2.0
+    before = panel.image.value
+    panel.slider.value = -1.5
+    assert panel.params == {"n_steps": -1.5}
+    expected = augment.pitch_shift(panel.original, sr=SR, n_steps=-1.5)
+    np.testing.assert_array_equal(panel.augmented, expected)
+    # Audio(normalize=False) writes round(y * 32767) as 16-bit PCM; one gain for both players
+    gain = 32767 / 32768 / max(1.0, np.abs(expected).max(), np.abs(panel.original).max())
+    np.testing.assert_allclose(played(panel.audio[1]), expected * gain, atol=1 / 32768 + 1e-6)
+    np.testing.assert_allclose(played(panel.audio[0]), panel.original * gain, atol=1 / 32768 + 1e-6)
+    assert panel.image.value != before
+    assert Image.open(io.BytesIO(panel.image.value)).size[0] > 400
+    assert "n_steps=-1.5" in panel.figure._suptitle.get_text()
+
+
+def test_players_hold_the_html_audio_of_both_clips(panel):
+    panel.method.value = "white_noise"
+    for out, audio in zip(panel.players, panel.audio):
+        html = out.outputs[0]["data"]["text/html"]
+        assert "<audio" in html
+        encoded = re.search(r'src="data:audio/wav;base64,([^"]+)"', html).group(1)
+        assert base64.b64decode(encoded) == audio.data
+
+
+def test_figure_spectrograms_are_librosa_mel_db_of_the_clips(panel):
+    panel.method.value = "white_noise"
+    panel.slider.value = 16.0
+    noisy = augment.add_white_noise(panel.original, snr_db=16.0, rng=0)
+    np.testing.assert_array_equal(panel.augmented, noisy)
+    mels = [librosa.feature.melspectrogram(y=y, sr=SR, n_mels=64) for y in (panel.original, noisy)]
+    reference = max(m.max() for m in mels)
+    meshes = [ax.collections[0] for ax in panel.figure.axes[2:4]]
+    for mesh, mel in zip(meshes, mels):
+        expected = librosa.power_to_db(mel, ref=reference, top_db=80.0)
+        np.testing.assert_allclose(np.asarray(mesh.get_array()).reshape(expected.shape), expected, atol=1e-3)
+    # white noise raises the floor of the spectrogram: the quietest cells get louder
+    floors = [np.percentile(np.asarray(mesh.get_array()), 10) for mesh in meshes]
+    assert floors[1] > floors[0] + 1.0
+
+
+def test_changing_genre_lists_its_tracks_and_updates_once(panel, monkeypatch):
+    calls = []
+    real_update = panel.update
+    monkeypatch.setattr(panel, "update", lambda: (calls.append(1), real_update()))
+    panel.genre.value = "metal"
+    assert list(panel.track.options) == ["metal.00000", "metal.00001"]
+    assert panel.track.value == "metal.00000" and len(calls) == 1
+    panel.track.value = "metal.00001"
+    assert len(calls) == 2
+
+
+def test_panel_rejects_an_empty_index(index):
+    with pytest.raises(ParameterError, match="non-empty DataFrame"):
+        widgets.augmentation_panel(index.iloc[:0])
+    with pytest.raises(ParameterError, match="duration=0"):
+        widgets.augmentation_panel(index, duration=0)
