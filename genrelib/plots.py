@@ -345,3 +345,136 @@ def pipeline_stages(stages, *, ax=None):
     ax.set_axis_off()
     ax.set_title("Scale-out pipeline on Ray Data (cost measured per clip in one process)", fontsize=10)
     return ax
+
+
+# --------------------------------------------------------------------- Figs 4-6 (04_cnn_training, 05_evaluation)
+# Extended here rather than in the list above, so each figure's author edits only their own lines.
+__all__ += ["fig4_cnn_architecture", "fig5_training_curves", "fig6_confusion_matrix"]
+
+_LAYER_COLORS = {"InputLayer": "#dddddd", "Normalization": "#c7dcef", "Conv1D": "#f4a582", "MaxPooling1D": "#92c5de",
+                 "Flatten": "#e0e0e0", "Dense": "#b2df8a", "Dropout": "#fddbc7"}
+
+
+def fig4_cnn_architecture(model, *, ax=None):
+    """Fig 4: the classifier's layers as a column of boxes, read from the built Keras model.
+
+    Each box names the layer, its kind and settings (filters x kernel, pool, units, dropout rate), its
+    output shape (without the batch axis) and its number of weights; the figure is drawn from
+    :func:`genrelib.model.layer_table`, so it cannot disagree with the code.
+
+    Parameters
+    ----------
+    model : keras.Model
+        From :func:`genrelib.model.build_classifier` (or a loaded checkpoint).
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    ax : matplotlib Axes
+    """
+    from matplotlib.patches import FancyBboxPatch
+
+    from .model import layer_table
+
+    rows = layer_table(model)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 0.75 * len(rows) + 1))
+    height, gap = 0.62, 0.38
+    for i, row in enumerate(rows):
+        top = -(i * (height + gap))
+        box = FancyBboxPatch((0.05, top - height), 0.9, height, boxstyle="round,pad=0.02",
+                                                facecolor=_LAYER_COLORS.get(row["kind"], "#ffffff"), edgecolor="0.3")
+        ax.add_patch(box)
+        shape = " x ".join(str(n) for n in row["output_shape"])
+        settings = f" ({row['detail']})" if row["detail"] else ""
+        ax.text(0.5, top - height / 2, f"{row['kind']}{settings}\noutput {shape}  |  {row['params']:,} weights",
+                ha="center", va="center", fontsize=9)
+        if i < len(rows) - 1:
+            ax.annotate("", xy=(0.5, top - height - gap + 0.02), xytext=(0.5, top - height - 0.02),
+                        arrowprops={"arrowstyle": "->", "color": "0.3"})
+    total = sum(row["params"] for row in rows)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-(len(rows) * (height + gap)), 0.15)
+    ax.axis("off")
+    ax.set_title(f"Fig 4 - the classifier CNN ({total:,} weights)")
+    return ax
+
+
+def fig5_training_curves(histories, *, title: str = "", axes=None):
+    """Fig 5: accuracy and loss per epoch, training vs validation.
+
+    Parameters
+    ----------
+    histories : pd.DataFrame or list of pd.DataFrame
+        ``history.csv`` of one or several runs (``epoch``, ``accuracy``, ``loss`` and optionally
+        ``val_accuracy``, ``val_loss``). Several runs are drawn as their mean with a band of one
+        standard deviation.
+    title : str
+        Appended to the figure title (say which protocol, backend and data).
+    axes : pair of matplotlib Axes, optional
+
+    Returns
+    -------
+    fig : matplotlib Figure
+    """
+    import pandas as pd
+
+    frames = [histories] if isinstance(histories, pd.DataFrame) else list(histories)
+    if not frames:
+        from .errors import ParameterError
+
+        raise ParameterError("no training histories to plot")
+    combined = pd.concat(frames, ignore_index=True)
+    stats = combined.groupby("epoch").agg(["mean", "std"])
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig = axes[0].figure
+    for ax, metric in zip(axes, ("accuracy", "loss")):
+        for column, label, color in ((metric, "train", "tab:blue"), (f"val_{metric}", "validation", "tab:orange")):
+            if column not in stats:
+                continue
+            mean, std = stats[(column, "mean")], stats[(column, "std")].fillna(0)
+            ax.plot(stats.index, mean, color=color, label=label)
+            if len(frames) > 1:
+                ax.fill_between(stats.index, mean - std, mean + std, color=color, alpha=0.2)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric if metric == "accuracy" else "categorical cross-entropy")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    runs = f"mean ± std of {len(frames)} runs" if len(frames) > 1 else "one run"
+    fig.suptitle(f"Fig 5 - training curves ({runs}){' - ' + title if title else ''}")
+    fig.tight_layout()
+    return fig
+
+
+def fig6_confusion_matrix(counts, *, title: str = "", ax=None):
+    """Fig 6: confusion matrix as a seaborn heatmap; each cell shows its count and its share of the row.
+
+    Parameters
+    ----------
+    counts : pd.DataFrame [shape=(n_classes, n_classes)]
+        Rows true genres, columns predicted (:func:`genrelib.evaluate.confusion_matrix`).
+    title : str
+        Appended to the title (protocol, backend, data, runs pooled).
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    ax : matplotlib Axes
+        Colours show the row-normalised values (recall on the diagonal).
+    """
+    import seaborn as sns
+
+    values = counts.to_numpy(dtype=float)
+    totals = values.sum(axis=1, keepdims=True)
+    shares = np.divide(values, totals, out=np.zeros_like(values), where=totals > 0)
+    labels = np.array([[f"{int(n)}\n{s:.2f}" for n, s in zip(row_n, row_s)] for row_n, row_s in zip(values, shares)])
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8.5, 7))
+    sns.heatmap(shares, annot=labels, fmt="", cmap="Blues", vmin=0, vmax=1, square=True, ax=ax,
+                xticklabels=list(counts.columns), yticklabels=list(counts.index), annot_kws={"fontsize": 8},
+                cbar_kws={"label": "share of the true genre's clips"})
+    ax.set_xlabel("predicted genre")
+    ax.set_ylabel("true genre")
+    ax.set_title(f"Fig 6 - confusion matrix (count, row share){' - ' + title if title else ''}")
+    return ax

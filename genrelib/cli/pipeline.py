@@ -1,0 +1,53 @@
+"""``genrelib run``: the whole pipeline (data -> augment -> embed -> train -> evaluate -> figures)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._types import add_data_argument
+from .train import PROTOCOLS, add_config_arguments, add_training_arguments
+
+VERB = "run"
+ORDER = 90
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(VERB, help="run every stage; write results/ and figures/",
+                                   description="Embed, augment, train and evaluate for each protocol, then "
+                                               "write the results tables and Figs 1-6. Every stage is cached: a "
+                                               "re-run recomputes nothing. --figures-only redraws the figures "
+                                               "from stored runs without training.")
+    add_data_argument(parser)
+    add_config_arguments(parser)
+    add_training_arguments(parser)
+    parser.add_argument("--protocols", nargs="+", choices=PROTOCOLS, default=None,
+                        help="protocols to run (default: the configuration's protocol)")
+    parser.add_argument("--figures-only", action="store_true",
+                        help="redraw Figs 1-6 from the data and the newest stored runs of the configured "
+                             "protocol and backend; train nothing")
+    parser.add_argument("--runs-dir", default=None, help="default: $GENRELIB_OUTPUT/runs or ./runs")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import pipeline
+    from .train import config_from_args
+
+    config = config_from_args(args)
+    if args.figures_only:
+        written = pipeline.regenerate_figures(config, root=args.data, runs_dir=args.runs_dir,
+                                              progress=not args.quiet)
+        print(f"{len(written)} figure file(s) written to {written[-1].parent}")
+        return 0
+    outcome = pipeline.run_pipeline(config, root=args.data, protocols=args.protocols, runs_dir=args.runs_dir,
+                                    progress=not args.quiet)
+    for protocol, result in outcome.items():
+        if protocol == "figures":
+            continue
+        for summary in result["summaries"]:
+            facts = summary["facts"]
+            print(f"{facts['protocol']} / {facts['model']}: test accuracy {summary['accuracy']['mean']:.4f} ± "
+                  f"{summary['accuracy']['std']:.4f} ({facts['backend']}, {facts['data']}, {facts['runs']} runs)")
+    print(f"figures: {outcome['figures'][-1].parent}")
+    return 0

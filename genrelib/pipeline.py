@@ -1,0 +1,272 @@
+"""The whole pipeline in one call: data -> augment -> embed -> train -> evaluate -> figures and results.
+
+Notebooks: 04_cnn_training, 05_evaluation. CLI: ``genrelib run [--config FILE] [--figures-only]``.
+
+Each stage is a public function of its module; this one only joins them and records what produced each
+figure. Every stage caches (embeddings, augmented audio, complete run directories), so a second run of the
+same configuration recomputes nothing and an interrupted one resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import pandas as pd
+
+from .config import Config
+from .errors import DataError, GenrelibError, ParameterError
+from .storage import atomic_write_bytes, output_dir
+
+__all__ = ["load_tracks", "make_augmenter", "evaluate_runs", "run_pipeline", "latest_group", "regenerate_figures",
+           "write_figures_readme"]
+
+
+def load_tracks(root: str | os.PathLike | None = None, *, backend: Any = "auto", per_genre: int | None = None,
+                allow_download: bool = False, allow_synthetic: bool = False, progress: bool = True):
+    """Find and index the data, embed every track (cached), and describe the data for run records.
+
+    Notebook: 04_cnn_training.
+
+    Parameters
+    ----------
+    per_genre : int > 0, optional
+        Keep only the first ``per_genre`` tracks of each genre (:func:`genrelib.data.example_tracks`):
+        the notebooks' quick mode.
+
+    Returns
+    -------
+    tracks : pd.DataFrame
+        The index (:func:`genrelib.data.load_gtzan`) plus ``embedding_path``, ``n_patches``, ``error``.
+    data : dict
+        ``name`` (folder name), ``root``, ``source`` (how it was found), ``n_tracks``, ``checksum``.
+    model : backend object
+    """
+    from . import data as gdata
+    from .embed import embed_dataset, get_backend
+    from .train import data_checksum
+
+    root, source = gdata.resolve_root(root, allow_download=allow_download, allow_synthetic=allow_synthetic)
+    index = gdata.load_gtzan(root)
+    if per_genre is not None:
+        index = gdata.example_tracks(index, per_genre=per_genre)
+    model = get_backend(backend) if isinstance(backend, str) else backend
+    tracks = embed_dataset(index, backend=model, progress=progress)
+    facts = {"name": Path(root).name if source != "synthetic" else "SYNTHETIC (not music)", "root": str(root),
+             "source": source, "n_tracks": len(index), "checksum": data_checksum(index)}
+    return tracks, facts, model
+
+
+def make_augmenter(index: pd.DataFrame, *, config: Config = Config(), backend: Any = "auto",
+                   progress: bool = True) -> Callable:
+    """A function Split -> embedded augmentation manifest, for :func:`genrelib.train.run_protocol`.
+
+    Notebook: 04_cnn_training.
+
+    It augments only the split's training tracks (``genrelib.augment.augment_split`` with
+    ``config.augment``) and embeds the augmented copies (:func:`genrelib.embed.embed_dataset`). The
+    augmentation seed is ``config.seed`` for every split and repetition, so a track's copies are drawn once
+    and cached, whichever fold it trains in.
+    """
+    from .embed import embed_dataset
+
+    def augmented_for(split):
+        try:
+            from .augment import augment_split
+        except ImportError as exc:  # the augmentation stage is a separate issue
+            raise GenrelibError("augmentation is not available in this installation (genrelib.augment); "
+                                "set augment_training=false") from exc
+        manifest = augment_split(index, split, config=config.augment, seed=config.seed, progress=progress)
+        copies = manifest[manifest["method"] != "original"]
+        return embed_dataset(copies, backend=backend, progress=progress)
+
+    return augmented_for
+
+
+def evaluate_runs(run_dirs: list[Path], tracks: pd.DataFrame, *, baseline: bool = True,
+                  results_dir: str | os.PathLike | None = None) -> list[dict]:
+    """Summaries of a group of runs (the CNN and, with ``baseline``, the clip-mean baseline on the same
+    folds), written to the results tables.
+
+    Notebook: 05_evaluation.
+    """
+    from . import evaluate
+
+    summaries = [evaluate.summarize_runs(run_dirs, model="cnn")]
+    if baseline:
+        evaluate.add_baseline(run_dirs, tracks)
+        summaries.append(evaluate.summarize_runs(run_dirs, model="baseline"))
+    evaluate.write_results(summaries, output_dir_=results_dir)
+    return summaries
+
+
+def run_pipeline(config: Config = Config(), *, root: str | os.PathLike | None = None,
+                 protocols: Iterable[str] | None = None, runs_dir: str | os.PathLike | None = None,
+                 allow_download: bool = True, allow_synthetic: bool = False, progress: bool = True) -> dict:
+    """Run every stage for each protocol; write results tables and Figs 1-6.
+
+    Notebook: 05_evaluation. CLI: ``genrelib run``.
+
+    Parameters
+    ----------
+    config : Config
+        One configuration; ``config.protocol`` is replaced by each of ``protocols``.
+    root : path, optional
+        Data folder (default: :func:`genrelib.data.resolve_root`).
+    protocols : iterable of str, optional
+        Default: ``[config.protocol]``.
+    runs_dir : path, optional
+        Default ``output_dir("runs")``.
+
+    Returns
+    -------
+    dict
+        ``protocol -> {"runs": [...], "summaries": [...]}`` and ``"figures"``: the written figure files.
+    """
+    from .train import PROTOCOLS, run_protocol
+
+    protocols = list(protocols or [config.protocol])
+    for protocol in protocols:
+        if protocol not in PROTOCOLS:
+            raise ParameterError(f"protocol={protocol!r} must be one of {', '.join(map(repr, PROTOCOLS))}")
+    tracks, facts, model = load_tracks(root, backend=config.embed.backend, allow_download=allow_download,
+                                       allow_synthetic=allow_synthetic, progress=progress)
+    augmenter = make_augmenter(tracks, config=config, backend=model, progress=progress)
+    outcome: dict[str, Any] = {}
+    for protocol in protocols:
+        variant = config.replace(protocol=protocol)
+        runs = run_protocol(tracks, config=variant, backend=model, runs_dir=runs_dir, data=facts,
+                            augmented_for=augmenter if variant.augment_training else None, progress=progress)
+        outcome[protocol] = {"runs": runs, "summaries": evaluate_runs(runs, tracks)}
+    outcome["figures"] = regenerate_figures(config, root=root, runs_dir=runs_dir)
+    return outcome
+
+
+# -------------------------------------------------------------------------------------------- figures
+
+def latest_group(*, protocol: str, backend: str | None = None, augmented: bool | None = None,
+                 runs_dir: str | os.PathLike | None = None) -> list[Path]:
+    """The runs of the most recently trained group matching a protocol (and backend, augmentation).
+
+    A group is one folder of :func:`genrelib.train.run_protocol`. Raises :class:`DataError` when none matches.
+    """
+    from .train import find_runs, load_run
+
+    groups: dict[Path, list[Path]] = {}
+    for run_dir in find_runs(runs_dir):
+        meta = load_run(run_dir)["meta"]
+        if meta["protocol"] != protocol or (backend and meta["backend"]["name"] != backend) or \
+                (augmented is not None and meta["augmented"] != augmented):
+            continue
+        groups.setdefault(run_dir.parent, []).append(run_dir)
+    if not groups:
+        raise DataError(f"no complete runs of protocol {protocol!r}"
+                        f"{f' with backend {backend!r}' if backend else ''} under "
+                        f"{runs_dir or output_dir('runs', create=False)}: train first (genrelib train / run)")
+    newest = max(groups, key=lambda g: max(r.joinpath("meta.json").stat().st_mtime for r in groups[g]))
+    return sorted(groups[newest])
+
+
+def regenerate_figures(config: Config = Config(), *, root: str | os.PathLike | None = None,
+                       runs_dir: str | os.PathLike | None = None, figures_dir: str | os.PathLike | None = None,
+                       progress: bool = False) -> list[Path]:
+    """Redraw Figs 1-6 from the data and the stored runs, without training anything.
+
+    Notebook: 05_evaluation. CLI: ``genrelib run --figures-only`` (``make figures``).
+
+    - Fig 1 (waveforms) and Fig 3 (mel-spectrogram of the first disco track): from the audio, as in
+      notebook 01.
+    - Fig 2 (training clips per genre and augmentation method): from the augmentation manifest of the
+      ``paper`` split of ``config.seed`` (augmented audio is cached, so this only re-reads it; skipped with
+      a note when the augmentation stage is not installed).
+    - Figs 4-6: from the newest group of complete runs of ``config.protocol`` with the configured backend
+      and augmentation - Fig 4 from its first run's saved network, Fig 5 from every run's history, Fig 6
+      from every run's test predictions pooled.
+
+    Writes ``figures/README.md`` saying what produced each figure. Returns the written files.
+    """
+    from . import audio, evaluate, plots
+    from . import data as gdata
+    from .embed import resolve_backend
+    from .train import load_run
+
+    # Find the runs first: without them there is nothing to redraw Figs 4-6 from, and the error should
+    # come before minutes of drawing.
+    runs = latest_group(protocol=config.protocol, backend=resolve_backend(config.embed.backend),
+                        augmented=config.augment_training, runs_dir=runs_dir)
+    folder = Path(figures_dir) if figures_dir else output_dir("figures")
+    root, source = gdata.resolve_root(root)
+    index = gdata.load_gtzan(root)
+    examples = gdata.example_tracks(index).set_index("genre")  # the clips notebook 01 shows
+    data_label = f"{Path(root).name} ({len(index)} tracks, found via {source})"
+    written, notes = [], {}
+    sr = 22050
+    waveforms = {genre: audio.load(row["path"], sr=sr) for genre, row in examples.iterrows()}
+    written += plots.save_figure(plots.fig1_waveforms(waveforms, sr=sr, seconds=10), "fig1_waveforms",
+                                 output_dir=folder)
+    notes["fig1_waveforms"] = f"{data_label}: first 10 s of the first track of each genre"
+    disco = examples.loc["disco", "track_id"]
+    ax = plots.fig3_mel_spectrogram(waveforms["disco"], sr=sr, title=f"Fig 3 - mel-spectrogram of {disco}")
+    written += plots.save_figure(ax.figure, "fig3_mel_spectrogram", output_dir=folder)
+    notes["fig3_mel_spectrogram"] = f"{data_label}: {disco}, 128 mel bands at {sr} Hz"
+    written += _fig2(index, config, folder, notes, data_label, progress=progress)
+
+    loaded = [load_run(run) for run in runs]
+    summary = evaluate.summarize_runs(runs)
+    facts = summary["facts"]
+    label = f"{facts['data']}, {facts['protocol']}, {facts['backend']}, augmentation {facts['augmentation']}"
+    import keras
+
+    network = keras.models.load_model(runs[0] / "last.keras")
+    written += plots.save_figure(plots.fig4_cnn_architecture(network).figure, "fig4_cnn_architecture",
+                                 output_dir=folder)
+    notes["fig4_cnn_architecture"] = f"the network of run {runs[0].parent.name}/{runs[0].name} (input " \
+                                     f"{loaded[0]['meta']['n_patches']} patches x {loaded[0]['meta']['embedding_dim']} " \
+                                     f"of {facts['backend']})"
+    written += plots.save_figure(plots.fig5_training_curves([run["history"] for run in loaded], title=label),
+                                 "fig5_training_curves", output_dir=folder)
+    notes["fig5_training_curves"] = f"{label}: {facts['runs']} runs (seeds {facts['seeds']}), mean ± std per epoch"
+    ax = plots.fig6_confusion_matrix(summary["confusion"], title=f"{facts['protocol']}, {facts['backend']}")
+    written += plots.save_figure(ax.figure, "fig6_confusion_matrix", output_dir=folder)
+    notes["fig6_confusion_matrix"] = f"{label}: test predictions of {facts['runs']} runs pooled " \
+                                     f"(accuracy {summary['accuracy']['mean']:.3f} ± {summary['accuracy']['std']:.3f})"
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+    written.append(write_figures_readme(notes, figures_dir=folder))
+    return written
+
+
+def _fig2(index, config: Config, folder: Path, notes: dict, data_label: str, *, progress: bool) -> list[Path]:
+    from . import plots
+    from .train import make_splits
+
+    try:
+        from .augment import augment_split
+    except ImportError:
+        notes["fig2_genre_distribution"] = "not drawn: the augmentation stage (genrelib.augment) is not installed"
+        return []
+    split = make_splits(index, protocol="paper", seed=config.seed, config=config)[0]
+    manifest = augment_split(index, split, config=config.augment, seed=config.seed, progress=progress)
+    ax = plots.fig2_genre_distribution(manifest)
+    notes["fig2_genre_distribution"] = f"{data_label}: training tracks of the paper split (seed {config.seed}) " \
+                                       f"and their augmented copies"
+    return plots.save_figure(ax.figure, "fig2_genre_distribution", output_dir=folder)
+
+
+def write_figures_readme(notes: dict[str, str], *, figures_dir: str | os.PathLike | None = None) -> Path:
+    """Write ``figures/README.md``: one line per figure saying which data, backend and protocol made it.
+
+    Entries for figures not in ``notes`` are kept from the existing ``figures/figures.json``.
+    """
+    folder = Path(figures_dir) if figures_dir else output_dir("figures")
+    record = folder / "figures.json"
+    known = json.loads(record.read_text()) if record.exists() else {}
+    known.update(notes)
+    atomic_write_bytes(record, (json.dumps(dict(sorted(known.items())), indent=1) + "\n").encode())
+    lines = ["# Figures", "", "Generated by `make demo` (the notebooks) or `make figures` "
+             "(`genrelib run --figures-only`); PNG and PDF of each. What produced each one:", ""]
+    lines += [f"- `{name}`: {text}" for name, text in sorted(known.items())]
+    return atomic_write_bytes(folder / "README.md", ("\n".join(lines) + "\n").encode())

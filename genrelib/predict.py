@@ -1,0 +1,204 @@
+"""Predicting the genre of any audio file with a trained run.
+
+Notebook: 05_evaluation.
+
+A run directory (:func:`genrelib.train.train_split`) holds the network and names the embedding backend it
+was trained on; :func:`load_classifier` loads both, checking that the backend's weights are those the
+network learned from. A file is decoded, down-mixed and resampled by :func:`genrelib.audio.load` (so any
+format, sample rate and channel count it reads works, and bad files raise the same :class:`AudioError`),
+embedded, and cut into windows of the network's input length whose genre probabilities are averaged.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from .checks import one_of, positive_int
+from .config import GENRES, Config
+from .errors import DataError, GenrelibError, WeightsError
+
+__all__ = ["Classifier", "load_classifier", "latest_run", "window_patches", "predict_audio", "predict_files"]
+
+
+@dataclass
+class Classifier:
+    """A trained network with everything needed to use it: input length, padding, backend, provenance."""
+
+    model: Any
+    backend: Any
+    n_patches: int
+    pad_mode: str
+    run_dir: Path
+    meta: dict
+
+
+def latest_run(root: str | os.PathLike | None = None) -> Path:
+    """The most recently finished run under ``root`` (default ``output_dir("runs")``).
+
+    Raises :class:`WeightsError` when there is none.
+    """
+    from .train import find_runs
+
+    runs = find_runs(root)
+    if not runs:
+        where = root if root is not None else "runs/"
+        raise WeightsError(f"no trained model found under {where}: train one with `genrelib train` "
+                           f"(or `genrelib run`), or pass --model RUN_DIR")
+    return runs[-1]
+
+
+def load_classifier(run_dir: str | os.PathLike | None = None, *, backend: Any = None) -> Classifier:
+    """Load a run's network (the checkpoint its test predictions came from) and its embedding backend.
+
+    Notebook: 05_evaluation.
+
+    Parameters
+    ----------
+    run_dir : path, optional
+        A complete run directory; default :func:`latest_run`.
+    backend : backend object, optional
+        Use this object instead of creating the run's backend by name (tests, or a loop that already holds it).
+
+    Raises
+    ------
+    DataError
+        ``run_dir`` is not a complete run.
+    WeightsError
+        The checkpoint is missing or unreadable, or the backend's weights differ from the run's.
+    """
+    import keras
+
+    from .embed import get_backend
+    from .train import load_run
+
+    run_dir = Path(run_dir) if run_dir is not None else latest_run()
+    run = load_run(run_dir)
+    config: Config = run["config"]
+    checkpoint = run_dir / ("best.keras" if config.train.checkpoint == "best" else "last.keras")
+    if not checkpoint.exists():  # a run without validation tracks has no best checkpoint
+        checkpoint = run_dir / "last.keras"
+    try:
+        model = keras.models.load_model(checkpoint)
+    except (OSError, ValueError) as exc:
+        raise WeightsError(f"{checkpoint}: cannot load the trained network ({exc})") from exc
+    recorded = run["meta"]["backend"]
+    backend = backend if backend is not None else get_backend(recorded["name"])
+    if backend.weights_checksum() != recorded["weights_checksum"]:
+        raise WeightsError(f"{run_dir}: the network learned from {recorded['name']} embeddings with weights "
+                           f"{recorded['weights_checksum']}, but the backend now has {backend.weights_checksum()}; "
+                           f"retrain, or restore those weights")
+    return Classifier(model=model, backend=backend, n_patches=int(run["meta"]["n_patches"]),
+                      pad_mode=config.model.pad_mode, run_dir=run_dir, meta=run["meta"])
+
+
+def window_patches(embedding: np.ndarray, *, n_patches: int, pad_mode: str = "repeat") -> np.ndarray:
+    """Cut a clip's embedding sequence into the network's input windows.
+
+    Notebook: 05_evaluation.
+
+    Parameters
+    ----------
+    embedding : np.ndarray [shape=(n, d)]
+    n_patches : int > 0
+    pad_mode : {"repeat", "zero"}
+
+    Returns
+    -------
+    np.ndarray [shape=(n_windows, n_patches, d)]
+        A clip of at most ``n_patches`` rows gives one window, padded as in training
+        (:func:`genrelib.model.fit_patches`). A longer one gives consecutive non-overlapping windows from
+        its start, plus one ending at its last row when the length is not a multiple, so every patch is
+        seen and none is invented: ``ceil(n / n_patches)`` windows.
+    """
+    from .model import fit_patches
+
+    n_patches = positive_int(n_patches, "n_patches")
+    embedding = np.asarray(embedding, dtype=np.float32)
+    n = embedding.shape[0] if embedding.ndim == 2 else 0
+    if n <= n_patches:
+        return fit_patches(embedding, n_patches=n_patches, pad_mode=pad_mode)[np.newaxis]
+    starts = list(range(0, n - n_patches + 1, n_patches))
+    if starts[-1] + n_patches < n:
+        starts.append(n - n_patches)
+    return np.stack([embedding[start:start + n_patches] for start in starts])
+
+
+def predict_audio(y: np.ndarray, *, sr: int, classifier: Classifier) -> np.ndarray:
+    """Genre probabilities of one mono waveform.
+
+    Notebook: 05_evaluation.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)], float
+    sr : int > 0 [Hz]
+        Resampled to the backend's rate when different.
+    classifier : Classifier
+        From :func:`load_classifier`.
+
+    Returns
+    -------
+    np.ndarray [shape=(10,)]
+        Probabilities in :data:`genrelib.config.GENRES` order: the mean over the clip's windows
+        (:func:`window_patches`).
+    """
+    from .embed import embed_audio
+
+    embedding = embed_audio(y, sr=sr, backend=classifier.backend)
+    windows = window_patches(embedding, n_patches=classifier.n_patches, pad_mode=classifier.pad_mode)
+    return classifier.model.predict(windows, verbose=0).mean(axis=0)
+
+
+def predict_files(paths: Iterable[str | os.PathLike], *, classifier: Classifier | None = None,
+                  run_dir: str | os.PathLike | None = None, on_error: str = "raise") -> pd.DataFrame:
+    """Predict the genre of audio files.
+
+    Notebook: 05_evaluation. CLI: ``genrelib predict FILE... [--model RUN_DIR]``.
+
+    Parameters
+    ----------
+    paths : iterable of path
+        Any format :func:`genrelib.audio.load` reads; any sample rate; mono or stereo (averaged).
+    classifier : Classifier, optional
+        A loaded classifier; else :func:`load_classifier` of ``run_dir``.
+    run_dir : path, optional
+        Default: the most recent run.
+    on_error : {"raise", "report"}
+        A file that cannot be used: raise its :class:`AudioError` at once, or report it in the ``error``
+        column and go on with the others.
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per file: ``path``, ``genre`` (most probable), ``probability`` (its probability),
+        ``p_<genre>`` for every genre, ``error`` (``None`` when it worked).
+    """
+    from . import audio
+
+    one_of(on_error, ("raise", "report"), "on_error")
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise DataError("no audio files given")
+    classifier = classifier or load_classifier(run_dir)
+    backend = classifier.backend
+    rows = []
+    for path in paths:
+        try:
+            y = audio.load(path, sr=backend.sample_rate, min_duration=backend.patch_seconds)
+            probabilities = predict_audio(y, sr=backend.sample_rate, classifier=classifier)
+        except GenrelibError as exc:
+            if on_error == "raise":
+                raise
+            rows.append({"path": str(path), "genre": None, "probability": np.nan,
+                         **{f"p_{g}": np.nan for g in GENRES}, "error": str(exc)})
+            continue
+        best = int(np.argmax(probabilities))
+        rows.append({"path": str(path), "genre": GENRES[best], "probability": float(probabilities[best]),
+                     **{f"p_{g}": float(p) for g, p in zip(GENRES, probabilities)}, "error": None})
+    return pd.DataFrame(rows)

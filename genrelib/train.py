@@ -1,0 +1,557 @@
+"""Training the paper's CNN: Table 1 defaults, deterministic seeds, protocols, run directories.
+
+Notebook: 04_cnn_training.
+
+Three levels, arrays first:
+
+- :func:`fit_classifier` - arrays in, a trained Keras model and its history out (Table 1 from
+  :class:`genrelib.config.TrainConfig`; deterministic for a seed).
+- :func:`train_split` - one split of embedded tracks (plus augmented copies of its training tracks) into a
+  *run directory*: ``config.json``, ``split.json``, ``meta.json`` (seed, backend, data checksum, package
+  versions, git commit), ``history.csv``, ``best.keras`` / ``last.keras`` and ``predictions.csv``
+  (validation and test tracks, with the probability of every genre).
+- :func:`run_protocol` - every split and seed of a protocol (``paper``, ``fault_filtered``, ``kfold``).
+
+All splits are by track, made before augmentation; augmented copies come only from training tracks, and
+the leakage guard checks every clip that reaches :meth:`keras.Model.fit` or a prediction before training.
+A run directory whose ``meta.json`` says ``"status": "complete"`` is reused, so an interrupted protocol
+resumes with the next unfinished run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from . import data as gdata
+from .checks import one_of, positive_int
+from .config import GENRES, Config
+from .errors import DataError, ParameterError
+from .storage import atomic_path, atomic_write_bytes, file_digest, output_dir, params_key
+
+__all__ = [
+    "PROTOCOLS",
+    "OPTIMIZERS",
+    "set_determinism",
+    "fit_classifier",
+    "make_splits",
+    "clip_table",
+    "data_checksum",
+    "train_split",
+    "run_protocol",
+    "load_run",
+    "find_runs",
+]
+
+PROTOCOLS = ("paper", "fault_filtered", "kfold")
+OPTIMIZERS = ("rmsprop", "adam", "sgd")
+CHECKPOINTS = ("best", "last")
+_SIDES = ("train", "valid", "test")
+#: Every file a run directory may hold (``baseline.csv`` is added by :func:`genrelib.evaluate.add_baseline`).
+RUN_FILES = ("meta.json", "config.json", "split.json", "history.csv", "best.keras", "last.keras",
+             "predictions.csv", "baseline.csv")
+
+
+# ------------------------------------------------------------------------------------------ fitting
+
+def set_determinism(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow and make TensorFlow's ops deterministic (same seed, same weights).
+
+    Op determinism is process-wide and slows some GPU kernels; on the CPU it costs little.
+    """
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(int(seed))
+    tf.config.experimental.enable_op_determinism()
+
+
+def _check_arrays(x, y, name: str) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(x, dtype=np.float32)
+    y = np.asarray(y)
+    if x.ndim != 3 or x.shape[0] == 0:
+        raise ParameterError(f"x_{name} must have shape (n_clips >= 1, n_patches, d), got {x.shape}")
+    if y.shape != (x.shape[0],) or not np.issubdtype(y.dtype, np.integer):
+        raise ParameterError(f"y_{name} must be integer genre labels of shape ({x.shape[0]},), got {y.dtype} {y.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ParameterError(f"x_{name} holds {int(np.count_nonzero(~np.isfinite(x)))} NaN or infinite values")
+    return x, y
+
+
+def _optimizer(train_config):
+    import keras
+
+    one_of(train_config.optimizer, OPTIMIZERS, "optimizer")
+    if train_config.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate=train_config.learning_rate, rho=train_config.rho)
+    if train_config.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate=train_config.learning_rate)
+    return keras.optimizers.SGD(learning_rate=train_config.learning_rate)
+
+
+def _recorder(run_dir: Path | None, *, progress: bool, epochs: int):
+    """A Keras callback keeping the lowest-validation-loss weights in memory and, given ``run_dir``,
+    writing ``history.csv`` after every epoch and ``best.keras`` whenever validation loss improves, all
+    atomically (Keras' own CSVLogger and ModelCheckpoint write in place)."""
+    import keras
+    from tqdm.auto import tqdm
+
+    class Recorder(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.rows, self.best_loss, self.best_epoch, self.best_weights = [], np.inf, None, None
+            self.bar = tqdm(total=epochs, disable=not progress, desc="train", unit="epoch", leave=False)
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.rows.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
+            self.bar.update(1)
+            self.bar.set_postfix({k: f"{v:.3f}" for k, v in self.rows[-1].items() if k != "epoch"})
+            val_loss = self.rows[-1].get("val_loss", np.nan)
+            if np.isfinite(val_loss) and val_loss < self.best_loss:
+                self.best_loss, self.best_epoch = val_loss, epoch + 1
+                self.best_weights = self.model.get_weights()
+                if run_dir is not None:
+                    _save_model(self.model, run_dir / "best.keras")
+            if run_dir is not None:
+                _write_csv(pd.DataFrame(self.rows), run_dir / "history.csv")
+
+        def on_train_end(self, logs=None):
+            self.bar.close()
+
+    return Recorder()
+
+
+def _save_model(model, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    atomic_write_bytes(path, frame.to_csv(index=False).encode())
+
+
+def fit_classifier(x_train, y_train, *, x_valid=None, y_valid=None, config: Config = Config(), seed: int = 0,
+                   run_dir: str | os.PathLike | None = None, progress: bool = False):
+    """Train the paper's CNN on arrays of clips.
+
+    Notebook: 04_cnn_training.
+
+    Parameters
+    ----------
+    x_train : np.ndarray [shape=(n, n_patches, d)]
+        Training clips (already cropped / padded, see :func:`genrelib.model.stack_patches`).
+    y_train : np.ndarray [shape=(n,)], int
+        Genre indices into :data:`genrelib.config.GENRES` (one-hot encoding happens here, for the
+        categorical cross-entropy of Table 1).
+    x_valid, y_valid : optional
+        Validation clips: their loss and accuracy are logged each epoch and pick the ``"best"`` checkpoint.
+    config : Config
+        ``config.model`` builds the network, ``config.train`` trains it (optimizer, learning rate, rho,
+        epochs, batch size, which checkpoint to return).
+    seed : int
+        Seeds weights, dropout and shuffling (:func:`set_determinism`): the same seed on the same machine
+        gives identical weights and history.
+    run_dir : path, optional
+        Write ``history.csv`` each epoch, ``best.keras`` on each improvement and ``last.keras`` at the end.
+    progress : bool
+        An epoch progress bar.
+
+    Returns
+    -------
+    model : keras.Model
+        With the weights of ``config.train.checkpoint`` (lowest validation loss, or the last epoch).
+    history : pd.DataFrame
+        One row per epoch: ``epoch`` (from 1), ``loss``, ``accuracy`` and, with validation data,
+        ``val_loss``, ``val_accuracy``; ``history.attrs["best_epoch"]`` names the selected epoch.
+    """
+    import keras
+
+    from .model import build_classifier
+
+    x_train, y_train = _check_arrays(x_train, y_train, "train")
+    has_valid = x_valid is not None and y_valid is not None
+    if has_valid:
+        x_valid, y_valid = _check_arrays(x_valid, y_valid, "valid")
+        if x_valid.shape[1:] != x_train.shape[1:]:
+            raise ParameterError(f"x_valid clips have shape {x_valid.shape[1:]}, x_train clips {x_train.shape[1:]}")
+    train = config.train
+    one_of(train.checkpoint, CHECKPOINTS, "checkpoint")
+    if train.checkpoint == "best" and not has_valid:
+        raise ParameterError("checkpoint='best' picks the epoch by validation loss: pass x_valid and y_valid, "
+                             "or set train.checkpoint='last'")
+    epochs, batch_size = positive_int(train.epochs, "epochs"), positive_int(train.batch_size, "batch_size")
+    one_of(train.loss, ("categorical_crossentropy",), "loss")
+    n_classes = len(GENRES)
+    if y_train.min() < 0 or max(y_train.max(), y_valid.max() if has_valid else 0) >= n_classes:
+        raise ParameterError(f"labels must lie in [0, {n_classes - 1}] (indices into GENRES)")
+    run_dir = Path(run_dir) if run_dir is not None else None
+
+    set_determinism(seed)
+    model = build_classifier(n_patches=x_train.shape[1], embedding_dim=x_train.shape[2], n_classes=n_classes,
+                             config=config.model, normalization_data=x_train)
+    model.compile(optimizer=_optimizer(train), loss=train.loss, metrics=["accuracy"], jit_compile=False)
+    recorder = _recorder(run_dir, progress=progress, epochs=epochs)
+    validation = (x_valid, keras.utils.to_categorical(y_valid, n_classes)) if has_valid else None
+    model.fit(x_train, keras.utils.to_categorical(y_train, n_classes), validation_data=validation,
+              epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0, callbacks=[recorder])
+    if run_dir is not None:
+        _save_model(model, run_dir / "last.keras")
+    history = pd.DataFrame(recorder.rows)
+    history.attrs["best_epoch"] = epochs
+    if train.checkpoint == "best" and recorder.best_weights is not None:
+        model.set_weights(recorder.best_weights)
+        history.attrs["best_epoch"] = recorder.best_epoch
+    return model, history
+
+
+# ------------------------------------------------------------------------------------ splits & items
+
+def _n_folds(index: pd.DataFrame, folds: int) -> int:
+    if folds:
+        return positive_int(folds, "folds")
+    return 10 if index["genre"].value_counts().min() >= 50 else 5
+
+
+def make_splits(index: pd.DataFrame, *, protocol: str, seed: int = 0, config: Config = Config()) -> list[gdata.Split]:
+    """The track splits of one protocol and seed.
+
+    Notebook: 04_cnn_training.
+
+    Parameters
+    ----------
+    index : pd.DataFrame
+        ``track_id`` and ``genre`` per track (:func:`genrelib.data.load_gtzan`).
+    protocol : {"paper", "fault_filtered", "kfold"}
+        ``"paper"``: stratified random ``test_size`` split with validation carved from training (the
+        paper's most likely setting); ``"fault_filtered"``: Kereliuk et al.'s artist-disjoint split (the
+        same for every seed: seeds then vary only the network); ``"kfold"``: stratified k-fold
+        (``config.train.folds``; 10, or 5 on a set with fewer than 50 tracks per genre).
+    seed : int
+        Seeds the random splits.
+
+    Returns
+    -------
+    list of Split
+        One split (``paper``, ``fault_filtered``) or k folds.
+    """
+    one_of(protocol, PROTOCOLS, "protocol")
+    train = config.train
+    if protocol == "paper":
+        try:
+            return [gdata.split_random(index, test_size=train.test_size, valid_size=train.valid_size, seed=seed)]
+        except ValueError as exc:  # scikit-learn's stratification refuses sides smaller than the genre count
+            raise DataError(f"the paper split of {len(index)} tracks (test_size={train.test_size}, valid_size="
+                            f"{train.valid_size}) leaves a side with fewer tracks than genres: {exc}") from exc
+    if protocol == "fault_filtered":
+        split = gdata.split_fault_filtered(index)
+        if not split.test or not split.train:
+            raise DataError(f"the fault-filtered split keeps {len(split.train)} training and {len(split.test)} "
+                            f"test tracks of this data set: too few to train and test")
+        return [split]
+    return gdata.kfold(index, k=_n_folds(index, train.folds), seed=seed, valid_size=train.valid_size)
+
+
+def clip_table(split: gdata.Split, tracks: pd.DataFrame, *, augmented: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every clip a run uses, with its side: the split's tracks plus augmented copies of training tracks.
+
+    Notebook: 04_cnn_training.
+
+    Parameters
+    ----------
+    split : Split
+    tracks : pd.DataFrame
+        Embedded tracks (:func:`genrelib.embed.embed_dataset` of the index): ``track_id``, ``genre``,
+        ``embedding_path``.
+    augmented : pd.DataFrame, optional
+        Embedded augmentation manifest of this split (``item_id``, ``track_id``, ``genre``, ``method``,
+        ``embedding_path``); its ``"original"`` rows are ignored, since the originals come from ``tracks``.
+
+    Returns
+    -------
+    pd.DataFrame
+        ``item_id``, ``track_id``, ``genre``, ``method``, ``side``, ``embedding_path``.
+
+    Raises
+    ------
+    DataError
+        A track of the split has no embedding (missing, or failed in ``embed_dataset``).
+    LeakageError
+        An augmented clip derives from a validation or test track (or one outside the split): augmented
+        copies are training material only, and validation and test see originals only.
+    """
+    needed = {"track_id", "genre", "embedding_path"}
+    if not needed <= set(tracks.columns):
+        raise ParameterError(f"tracks needs columns {sorted(needed)} (from genrelib.embed.embed_dataset)")
+    by_id = tracks.set_index("track_id")
+    rows = []
+    for side in _SIDES:
+        for track_id in getattr(split, side):
+            path = by_id["embedding_path"].get(track_id)
+            if path is None or pd.isna(path):
+                raise DataError(f"track {track_id} ({side}) has no embedding: embed it first "
+                                f"(genrelib.embed.embed_dataset) or check its 'error' column")
+            rows.append({"item_id": track_id, "track_id": track_id, "genre": by_id.at[track_id, "genre"],
+                         "method": "original", "side": side, "embedding_path": path})
+    table = pd.DataFrame(rows)
+    if augmented is not None and len(augmented):
+        copies = augmented[augmented["method"] != "original"].assign(side="train")
+        failed = copies[copies["embedding_path"].isna()]
+        if len(failed):
+            raise DataError(f"{len(failed)} augmented clip(s) have no embedding, e.g. {failed['item_id'].iloc[0]}: "
+                            f"check the manifest's 'error' column")
+        table = pd.concat([table, copies[list(table.columns)]], ignore_index=True)
+    if table["item_id"].duplicated().any():
+        repeated = sorted(set(table.loc[table["item_id"].duplicated(), "item_id"]))
+        raise DataError(f"item id(s) listed twice: {', '.join(repeated[:5])}")
+    # The augmentation stage's guard, run on the final training table: what it passes is exactly what the
+    # network learns from.
+    from .augment import assert_no_leakage
+
+    assert_no_leakage(split, table[table["side"] == "train"])
+    return table
+
+
+def data_checksum(tracks: pd.DataFrame) -> str:
+    """A short hash of the audio of every track (``track_id`` and the SHA-256 of its file).
+
+    Stored in each run's ``meta.json`` and part of a protocol's folder name, so results computed on
+    different data never mix. Reads every file once (about 2 s for the 1.2 GB of full GTZAN).
+    """
+    return params_key({row.track_id: file_digest(row.path) for row in tracks.itertuples()})
+
+
+# ------------------------------------------------------------------------------------- run directories
+
+def _package_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    from . import __version__
+
+    versions = {"python": platform.python_version(), "genrelib": __version__}
+    for name in ("numpy", "tensorflow", "keras", "scikit-learn", "librosa", "pandas"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def _git_commit() -> str:
+    """The commit of the genrelib checkout (``+dirty`` with uncommitted changes), or ``"unknown"``."""
+    folder = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder,
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+def _backend_info(backend) -> dict[str, Any]:
+    if isinstance(backend, dict):
+        return backend
+    from .embed import get_backend
+
+    model = get_backend(backend) if isinstance(backend, str) else backend
+    return {"name": model.name, "weights_checksum": model.weights_checksum(),
+            "front_end_version": model.front_end_version, "embedding_dim": int(model.embedding_dim)}
+
+
+def _write_json(path: Path, values: dict) -> None:
+    atomic_write_bytes(path, (json.dumps(values, indent=1, default=str) + "\n").encode())
+
+
+def _is_complete(run_dir: Path) -> bool:
+    try:
+        return json.loads((run_dir / "meta.json").read_text()).get("status") == "complete"
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def _arrays(clips: pd.DataFrame, *, n_patches: int, pad_mode: str) -> tuple[np.ndarray, np.ndarray]:
+    from .embed import load_embeddings
+    from .model import stack_patches
+
+    unknown = sorted(set(clips["genre"]) - set(GENRES))
+    if unknown:
+        raise DataError(f"unknown genre(s) {', '.join(unknown)}; expected {', '.join(GENRES)}")
+    x = stack_patches(load_embeddings(clips), n_patches=n_patches, pad_mode=pad_mode)
+    y = np.array([GENRES.index(g) for g in clips["genre"]], dtype=np.int64)
+    return x, y
+
+
+def train_split(split: gdata.Split, tracks: pd.DataFrame, *, run_dir: str | os.PathLike,
+                augmented: pd.DataFrame | None = None, config: Config = Config(), seed: int = 0,
+                backend: Any = "auto", data: dict | None = None, overwrite: bool = False,
+                progress: bool = False) -> Path:
+    """Train on one split and store everything about the run in ``run_dir``.
+
+    Notebook: 04_cnn_training.
+
+    Parameters
+    ----------
+    split : Split
+    tracks : pd.DataFrame
+        Embedded tracks (``track_id``, ``genre``, ``path``, ``embedding_path``, ``n_patches``).
+    run_dir : path
+        Created if needed. Skipped (and returned) when it holds a complete run, unless ``overwrite``.
+    augmented : pd.DataFrame, optional
+        Embedded augmentation manifest of ``split`` (used when ``config.augment_training``).
+    config : Config
+    seed : int
+        Network seed (weights, dropout, shuffling).
+    backend : str, backend object or dict
+        The embedding backend that made ``tracks`` (its name, weights checksum and front end are recorded;
+        ``predict`` embeds new audio with it).
+    data : dict, optional
+        Facts about the data recorded in ``meta.json``, e.g. ``{"root": ..., "source": ...,
+        "checksum": ...}``; the checksum is computed when absent.
+
+    Returns
+    -------
+    Path
+        ``run_dir``, holding ``config.json``, ``split.json``, ``meta.json``, ``history.csv``,
+        ``best.keras`` (with validation tracks), ``last.keras`` and ``predictions.csv``.
+    """
+    run_dir = Path(run_dir)
+    if _is_complete(run_dir) and not overwrite:
+        return run_dir
+    if config.augment_training and augmented is None:
+        raise ParameterError("config.augment_training is on but no augmented clips were given; pass "
+                             "augmented=... or set augment_training=False")
+    clips = clip_table(split, tracks, augmented=augmented if config.augment_training else None)
+    training = clips[clips["side"] == "train"]
+    # The median length of the training originals: a typical clip passes intact, others are cropped/padded.
+    n_patches = int(np.median(tracks.set_index("track_id").loc[list(split.train), "n_patches"]))
+    pad_mode = config.model.pad_mode
+    x_train, y_train = _arrays(training, n_patches=n_patches, pad_mode=pad_mode)
+    evaluated = clips[clips["side"].isin(["valid", "test"])]
+    x_eval, y_eval = _arrays(evaluated, n_patches=n_patches, pad_mode=pad_mode)
+    is_valid = (evaluated["side"] == "valid").to_numpy()
+
+    # An unfinished or overwritten run starts afresh: no file of an earlier attempt may survive beside the
+    # new ones (a stale baseline.csv, a best.keras of other weights). Only our own files are removed.
+    for name in RUN_FILES:
+        run_dir.joinpath(name).unlink(missing_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "seed": int(seed),
+        "protocol": split.protocol, "split_seed": split.seed, "fold": split.fold,
+        "backend": _backend_info(backend), "n_patches": n_patches, "embedding_dim": int(x_train.shape[2]),
+        "genres": list(GENRES), "augmented": bool(config.augment_training),
+        "clips": {side: int((clips["side"] == side).sum()) for side in _SIDES},
+        "augmented_clips": int((training["method"] != "original").sum()),
+        "data": {**(data or {}), "checksum": (data or {}).get("checksum") or data_checksum(tracks)},
+        "versions": _package_versions(), "git_commit": _git_commit(), "host": platform.node(),
+    }
+    config.to_json(run_dir / "config.json")
+    split.to_json(run_dir / "split.json")
+    _write_json(run_dir / "meta.json", meta)
+    started = time.perf_counter()
+    model, history = fit_classifier(x_train, y_train, x_valid=x_eval[is_valid] if is_valid.any() else None,
+                                    y_valid=y_eval[is_valid] if is_valid.any() else None, config=config,
+                                    seed=seed, run_dir=run_dir, progress=progress)
+    probabilities = model.predict(x_eval, batch_size=256, verbose=0)
+    predictions = evaluated[["item_id", "track_id", "genre", "side"]].reset_index(drop=True)
+    predictions["predicted"] = [GENRES[i] for i in probabilities.argmax(axis=1)]
+    predictions[[f"p_{g}" for g in GENRES]] = probabilities
+    _write_csv(predictions, run_dir / "predictions.csv")
+    meta.update(status="complete", best_epoch=int(history.attrs["best_epoch"]),
+                train_seconds=round(time.perf_counter() - started, 2))
+    _write_json(run_dir / "meta.json", meta)
+    return run_dir
+
+
+def run_protocol(tracks: pd.DataFrame, *, config: Config = Config(), backend: Any = "auto",
+                 augmented_for: Callable[[gdata.Split], pd.DataFrame] | None = None,
+                 runs_dir: str | os.PathLike | None = None, data: dict | None = None, overwrite: bool = False,
+                 progress: bool = True) -> list[Path]:
+    """Train every split of ``config.protocol`` for ``config.train.n_seeds`` seeds.
+
+    Notebook: 04_cnn_training.
+
+    Parameters
+    ----------
+    tracks : pd.DataFrame
+        Embedded index of all tracks.
+    config : Config
+        ``protocol``, ``seed`` (the first seed), ``augment_training``, ``model``, ``train``.
+    backend : str, backend object or dict
+        The backend that embedded ``tracks``.
+    augmented_for : callable Split -> pd.DataFrame, optional
+        Returns the embedded augmentation manifest of a split (augmenting only its training tracks);
+        required when ``config.augment_training``. The pipeline passes one built on
+        ``genrelib.augment.augment_split`` and :func:`genrelib.embed.embed_dataset`.
+    runs_dir : path, optional
+        Parent of the protocol's folder; default ``output_dir("runs")``.
+
+    Returns
+    -------
+    list of Path
+        One run directory per (seed, split), under
+        ``<runs_dir>/<protocol>-<backend>-<aug|noaug>-<key>/seed<S>-fold<F>``, ``key`` hashing the
+        configuration (less its seed), backend and data checksum: changing any of them starts a new folder,
+        re-running the same one resumes it.
+    """
+    one_of(config.protocol, PROTOCOLS, "protocol")
+    n_seeds = positive_int(config.train.n_seeds, "n_seeds")
+    if config.augment_training and augmented_for is None:
+        raise ParameterError("config.augment_training is on: pass augmented_for=... (a function returning the "
+                             "embedded augmentation manifest of a split), or set augment_training=False")
+    backend_info = _backend_info(backend)
+    data = {**(data or {}), "checksum": (data or {}).get("checksum") or data_checksum(tracks)}
+    settings = {k: v for k, v in config.to_dict().items() if k != "seed"}
+    key = params_key({"config": settings, "backend": backend_info, "data": data["checksum"]}, length=8)
+    group = Path(runs_dir or output_dir("runs")) / \
+        f"{config.protocol}-{backend_info['name']}-{'aug' if config.augment_training else 'noaug'}-{key}"
+    from tqdm.auto import tqdm
+
+    jobs = [(seed, split) for seed in range(config.seed, config.seed + n_seeds)
+            for split in make_splits(tracks, protocol=config.protocol, seed=seed, config=config)]
+    run_dirs = []
+    for seed, split in tqdm(jobs, desc=f"{config.protocol} runs", unit="run", disable=not progress):
+        run_dir = group / f"seed{seed}-fold{split.fold or 0}"
+        if not (_is_complete(run_dir) and not overwrite):
+            augmented = augmented_for(split) if config.augment_training else None
+            train_split(split, tracks, run_dir=run_dir, augmented=augmented, config=config.replace(seed=seed),
+                        seed=seed, backend=backend_info, data=data, overwrite=overwrite)
+        run_dirs.append(run_dir)
+    return run_dirs
+
+
+def find_runs(root: str | os.PathLike | None = None) -> list[Path]:
+    """Complete run directories under ``root`` (default ``output_dir("runs")``), oldest first."""
+    root = Path(root) if root is not None else output_dir("runs", create=False)
+    if not root.exists():
+        return []
+    runs = [meta.parent for meta in root.rglob("meta.json") if _is_complete(meta.parent)]
+    return sorted(runs, key=lambda run: (run.joinpath("meta.json").stat().st_mtime, str(run)))
+
+
+def load_run(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """Read a run directory back: ``config`` (Config), ``split`` (Split), ``meta`` (dict), ``history`` and
+    ``predictions`` (DataFrames) and ``run_dir``.
+
+    Raises :class:`DataError` naming the folder when it is not a complete run.
+    """
+    run_dir = Path(run_dir)
+    if not _is_complete(run_dir):
+        raise DataError(f"{run_dir}: not a complete training run (no meta.json with status 'complete'); "
+                        f"train with `genrelib train` or genrelib.train.train_split")
+    return {
+        "run_dir": run_dir,
+        "config": Config.from_json(run_dir / "config.json"),
+        "split": gdata.Split.from_json(run_dir / "split.json"),
+        "meta": json.loads((run_dir / "meta.json").read_text()),
+        "history": pd.read_csv(run_dir / "history.csv"),
+        "predictions": pd.read_csv(run_dir / "predictions.csv"),
+    }

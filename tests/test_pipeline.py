@@ -1,0 +1,66 @@
+"""`genrelib run` end to end on a tiny synthetic GTZAN, and `--figures-only` redrawing without training."""
+
+import importlib.util
+import json
+
+import pytest
+
+from genrelib.cli import main, parse_args
+from genrelib.data import synthetic_gtzan
+
+FIGURES = ["fig1_waveforms", "fig3_mel_spectrogram", "fig4_cnn_architecture", "fig5_training_curves",
+           "fig6_confusion_matrix"]
+HAS_AUGMENT = importlib.util.find_spec("genrelib.augment") is not None
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(tmp_path_factory):
+    """One `genrelib run` (kfold, 2 folds, 2 epochs, MFCC backend, no augmentation) into a temporary output."""
+    root = synthetic_gtzan(tmp_path_factory.mktemp("data"), per_genre=4, seconds=2.0, seed=0)
+    output = tmp_path_factory.mktemp("output")
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setenv("GENRELIB_OUTPUT", str(output))
+    monkeypatch.setenv("GENRELIB_CACHE", str(output / "cache"))
+    arguments = ["--data", str(root), "--backend", "mfcc", "--no-augment", "--protocol", "kfold",
+                 "--set", "train.folds=2", "--set", "train.valid_size=0.25", "--epochs", "2", "--quiet"]
+    code = main(["run", *arguments])
+    yield code, output, arguments
+    monkeypatch.undo()
+
+
+def test_run_writes_results_with_baseline_and_figures(pipeline_run):
+    code, output, _ = pipeline_run
+    assert code == 0
+    rows = json.loads((output / "results" / "table3_accuracy.json").read_text())["rows"]
+    assert [r["model"] for r in rows] == ["paper CNN", "clip-mean + logistic regression"]
+    assert {(r["protocol"], r["backend"], r["runs"]) for r in rows} == {("kfold (2-fold)", "mfcc", 2)}
+    assert rows[0]["data"].endswith("(40 tracks)")
+    for name in FIGURES + (["fig2_genre_distribution"] if HAS_AUGMENT else []):
+        assert (output / "figures" / f"{name}.png").exists() and (output / "figures" / f"{name}.pdf").exists()
+    readme = (output / "figures" / "README.md").read_text()
+    assert all(f"`{name}`" in readme for name in FIGURES) and "kfold (2-fold), mfcc" in readme
+
+
+def test_figures_only_redraws_without_training(pipeline_run, capsys):
+    code, output, arguments = pipeline_run
+    runs = sorted((output / "runs").rglob("meta.json"))
+    stamps = [p.stat().st_mtime_ns for p in runs]
+    for name in FIGURES:
+        (output / "figures" / f"{name}.png").unlink()
+    assert main(["run", "--figures-only", *arguments]) == 0
+    assert all((output / "figures" / f"{name}.png").exists() for name in FIGURES)
+    assert sorted((output / "runs").rglob("meta.json")) == runs
+    assert [p.stat().st_mtime_ns for p in runs] == stamps
+
+
+def test_figures_only_without_runs_is_a_clear_error(pipeline_run, tmp_path, capsys):
+    _, _, arguments = pipeline_run
+    assert main(["run", "--figures-only", "--runs-dir", str(tmp_path), *arguments]) == 2
+    assert "no complete runs of protocol 'kfold'" in capsys.readouterr().err
+
+
+def test_run_parses_protocols_and_config():
+    args = parse_args(["run", "--protocols", "paper", "kfold", "--config", "c.json", "--figures-only"])
+    assert args.protocols == ["paper", "kfold"] and args.config == "c.json" and args.figures_only
+    with pytest.raises(SystemExit):
+        parse_args(["run", "--protocols", "random"])

@@ -1,0 +1,123 @@
+"""genrelib.predict and `genrelib predict`: any file format, rate and channel count; windows; clear errors."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from genrelib import predict, train
+from genrelib.audio import load
+from genrelib.data import Split, load_gtzan, synthetic_gtzan
+from genrelib.embed import MfccBackend, embed_audio, embed_dataset
+from genrelib.errors import AudioError, WeightsError
+from genrelib.model import fit_patches
+
+from tests.classifier_helpers import TINY
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A run trained on MFCC embeddings of a tiny synthetic GTZAN (3 s clips: 3 patches each)."""
+    root = tmp_path_factory.mktemp("data")
+    synthetic_gtzan(root, per_genre=4, seconds=3.0, seed=0)
+    index = load_gtzan(root)
+    tracks = embed_dataset(index, backend=MfccBackend(), cache_dir_=root / "embeddings", progress=False)
+    ids = {genre: sorted(group["track_id"]) for genre, group in index.groupby("genre")}
+    split = Split(train=tuple(t for g in ids.values() for t in g[:2]), valid=tuple(g[2] for g in ids.values()),
+                  test=tuple(g[3] for g in ids.values()), protocol="paper", seed=0)
+    run_dir = train.train_split(split, tracks, run_dir=root / "runs" / "group" / "seed0-fold0",
+                                config=TINY.replace(**{"train.epochs": 10}), backend=MfccBackend())
+    return run_dir, index
+
+
+@pytest.fixture(scope="module")
+def classifier(trained):
+    return predict.load_classifier(trained[0], backend=MfccBackend())
+
+
+def test_window_patches_cover_every_patch():
+    embedding = np.arange(25, dtype=np.float32)[:, None]
+    windows = predict.window_patches(embedding, n_patches=10)
+    assert windows.shape == (3, 10, 1)
+    assert [w[0, 0] for w in windows] == [0, 10, 15]  # the last window ends at the last patch
+    np.testing.assert_array_equal(predict.window_patches(embedding[:10], n_patches=10)[0], embedding[:10])
+    np.testing.assert_array_equal(predict.window_patches(embedding[:4], n_patches=10)[0],
+                                  fit_patches(embedding[:4], n_patches=10))
+
+
+def test_predicting_a_clip_is_the_network_on_its_embedding(trained, classifier):
+    path = trained[1]["path"].iloc[0]
+    y = load(path, sr=16000)
+    expected = classifier.model.predict(fit_patches(embed_audio(y, sr=16000, backend=MfccBackend()),
+                                                    n_patches=classifier.n_patches)[None], verbose=0)[0]
+    np.testing.assert_allclose(predict.predict_audio(y, sr=16000, classifier=classifier), expected, atol=1e-6)
+    table = predict.predict_files([path], classifier=classifier)
+    np.testing.assert_allclose(table[[c for c in table.columns if c.startswith("p_")]].to_numpy()[0], expected,
+                               atol=1e-6)
+    assert table.loc[0, "genre"] == ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal",
+                                     "pop", "reggae", "rock"][int(np.argmax(expected))]
+    assert table.loc[0, "probability"] == pytest.approx(expected.max()) and table.loc[0, "error"] is None
+
+
+def test_long_files_average_their_windows(trained, classifier):
+    paths = trained[1]["path"].iloc[[0, 30]]
+    y = np.concatenate([load(p, sr=16000) for p in paths])  # 6 s: two windows of 3 patches
+    windows = predict.window_patches(embed_audio(y, sr=16000, backend=MfccBackend()), n_patches=3)
+    expected = classifier.model.predict(windows, verbose=0).mean(axis=0)
+    np.testing.assert_allclose(predict.predict_audio(y, sr=16000, classifier=classifier), expected, atol=1e-6)
+
+
+def test_any_rate_and_channel_count(tmp_path, trained, classifier):
+    y, sr = sf.read(trained[1]["path"].iloc[12], dtype="float32")
+    stereo_44k = tmp_path / "stereo.flac"
+    import librosa
+
+    sf.write(stereo_44k, np.stack([librosa.resample(y, orig_sr=sr, target_sr=44100)] * 2, axis=1), 44100)
+    table = predict.predict_files([trained[1]["path"].iloc[12], stereo_44k], classifier=classifier)
+    assert table["error"].isna().all() and table.loc[0, "genre"] == table.loc[1, "genre"]
+    probabilities = table[[c for c in table.columns if c.startswith("p_")]].to_numpy()
+    np.testing.assert_allclose(probabilities[0], probabilities[1], atol=0.05)  # resampling differs slightly
+
+
+def test_bad_files_raise_or_are_reported(tmp_path, classifier):
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    short = tmp_path / "short.wav"
+    sf.write(short, np.random.default_rng(0).normal(size=8000).astype(np.float32) * 0.1, 16000)  # 0.5 s
+    text = tmp_path / "notes.txt"
+    text.write_text("not audio")
+    for path, message in [(empty, "empty"), (short, "shorter than"), (text, "unknown audio extension"),
+                          (tmp_path / "missing.ogg", "no such file")]:
+        with pytest.raises(AudioError, match=message):
+            predict.predict_files([path], classifier=classifier)
+    table = predict.predict_files([empty, short], classifier=classifier, on_error="report")
+    assert table["genre"].isna().all() and str(empty) in table.loc[0, "error"]
+
+
+def test_missing_model_or_changed_weights_are_weights_errors(tmp_path, trained):
+    with pytest.raises(WeightsError, match="no trained model"):
+        predict.latest_run(tmp_path)
+
+    class Retrained(MfccBackend):
+        def weights_checksum(self):
+            return "other"
+
+    with pytest.raises(WeightsError, match="weights"):
+        predict.load_classifier(trained[0], backend=Retrained())
+
+
+def test_latest_run_is_the_newest_complete_one(trained):
+    assert predict.latest_run(trained[0].parent.parent) == trained[0]
+
+
+def test_cli_prints_genre_and_probabilities(trained, tmp_path, capsys):
+    from genrelib.cli import main
+
+    good = trained[1]["path"].iloc[5]
+    assert main(["predict", good, "--model", str(trained[0])]) == 0
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if line.startswith(good))
+    assert line.count(" 0.") + line.count(" 1.0") >= 10  # all ten probabilities printed
+    missing = tmp_path / "missing.wav"
+    assert main(["predict", good, str(missing), "--model", str(trained[0])]) == 2
+    captured = capsys.readouterr()
+    assert f"{missing}: no such file" in captured.err and good in captured.out
