@@ -1,0 +1,374 @@
+"""Fine-tuning: which weights train, the graph cut, caches, the two stages, resume, the leakage guard, the CLI.
+
+Most tests use musicnn-msd (792 k weights, real pretrained checkpoints) on a synthetic GTZAN of 3.2 s clips
+(one 2.99 s patch each); VGGish (72 M weights) gets one training step on one patch.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from genrelib import GENRES, Config, LeakageError, ParameterError
+from genrelib.errors import DataError, GenrelibError, WeightsError
+
+finetune = pytest.importorskip("genrelib.finetune")
+
+#: Fast settings: no augmentation, small batches, few epochs; stage 2 at 1e-3 so its updates are visible.
+QUICK = Config().replace(**{"augment_training": False, "train.batch_size": 8})
+RUN = {"config": QUICK, "head_epochs": 3, "finetune_epochs": 2, "finetune_learning_rate": 1e-3, "progress": False}
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory):
+    """Index and one 3-fold split of a synthetic GTZAN: 10 genres x 3 tracks of 3.2 s (one musicnn patch)."""
+    from genrelib import data
+
+    root = data.synthetic_gtzan(tmp_path_factory.mktemp("finetune_gtzan"), per_genre=3, seconds=3.2, seed=2)
+    index = data.load_gtzan(root)
+    split = data.kfold(index, k=3, seed=0, valid_size=0.5)[0]
+    return index, split
+
+
+@pytest.fixture(scope="session")
+def first_run(clips, tmp_path_factory):
+    """One complete run (musicnn-msd, top block), shared by the read-only tests."""
+    index, split = clips
+    return finetune.fine_tune(split, index, run_dir=tmp_path_factory.mktemp("runs") / "run", **RUN)
+
+
+def _values(model) -> list[np.ndarray]:
+    return [np.array(v.numpy()) for v in model.weights]
+
+
+# ------------------------------------------------------------------------------------------ freezing
+
+def _musicnn_layers(backbone, kind: str) -> set[str]:
+    return {layer.name for layer in backbone.model.layers if type(layer).__name__ == kind}
+
+
+@pytest.mark.parametrize("unfreeze, expected, context", [
+    (0, set(), nullcontext()),
+    (1, {"penultimate_dense"}, nullcontext()),
+    (2, {"penultimate_dense", "mid_3_conv"}, nullcontext()),
+    ("all", None, nullcontext()),
+    (6, None, pytest.raises(ParameterError, match="unfreeze=6")),
+    (-1, None, pytest.raises(ParameterError, match="unfreeze=-1")),
+    (1.5, None, pytest.raises(ParameterError)),
+    (True, None, pytest.raises(ParameterError)),
+])
+def test_unfreeze_top_trains_top_blocks_never_batch_norm(unfreeze, expected, context):
+    backbone = finetune.load_backbone("musicnn-msd")
+    with context:
+        trained = finetune.unfreeze_top(backbone, unfreeze=unfreeze)
+        convolutions = _musicnn_layers(backbone, "Conv2D") | _musicnn_layers(backbone, "Conv1D")
+        if expected is None:  # "all": every convolution and the dense layer
+            expected = convolutions | {"penultimate_dense"}
+        assert set(trained) == expected
+        assert {layer.name for layer in backbone.model.layers if layer.trainable_weights} == expected
+        norms = _musicnn_layers(backbone, "BatchNormalization")
+        assert len(norms) == 11 and not any(backbone.model.get_layer(name).trainable for name in norms)
+
+
+def test_top_block_weight_count():
+    backbone = finetune.load_backbone("musicnn-msd")
+    finetune.unfreeze_top(backbone, unfreeze=1)
+    # penultimate_dense: 2 x 753 pooled features (max and mean) -> 200 units, plus 200 biases.
+    assert sum(int(np.prod(w.shape)) for w in backbone.model.trainable_weights) == 1506 * 200 + 200
+
+
+@pytest.mark.parametrize("name, context", [
+    ("musicnn-msd", nullcontext()), ("vgg-msd", nullcontext()),
+    ("vggish", pytest.raises(WeightsError, match="vggish")),  # converted weights are not cached in tests
+    ("musicnn", pytest.raises(ParameterError, match="backbone='musicnn'")),
+    ("mfcc", pytest.raises(ParameterError)),
+])
+def test_load_backbone_by_registry_name(name, context):
+    with context:
+        backbone = finetune.load_backbone(name)
+        assert backbone.model.output.shape[1:] == ((200,) if name.startswith("musicnn") else (256,))
+        assert not backbone.model.trainable_weights
+
+
+# ------------------------------------------------------------------------------------------ the cut
+
+@pytest.mark.parametrize("unfreeze, cut_shapes", [
+    (1, [(1506,)]),  # pool_norm's output, just below penultimate_dense
+    # mid_3 reads mid_2 padded (193 frames) and adds it back; the concatenation above it needs front_end and mid_1
+    (2, [(193, 64), (187, 561), (187, 64), (187, 64)]),
+    (5, [(187, 96, 1), (193, 96, 1)]),  # the front end: normalised input, and its time-padded copy
+])
+def test_split_backbone_is_exact(unfreeze, cut_shapes, rng):
+    backbone = finetune.load_backbone("musicnn-msd")
+    finetune.unfreeze_top(backbone, unfreeze=unfreeze)
+    bottom, top = finetune.split_backbone(backbone.model)
+    outputs = bottom.outputs if isinstance(bottom.outputs, list) else [bottom.outputs]
+    assert sorted(tuple(t.shape[1:]) for t in outputs) == sorted(cut_shapes)
+    x = rng.normal(1.0, 0.5, (3, 187, 96)).astype(np.float32)
+    whole = backbone.model(x, training=False).numpy()
+    np.testing.assert_allclose(top(bottom(x, training=False), training=False).numpy(), whole, rtol=1e-5, atol=1e-5)
+
+
+def test_split_backbone_edge_cases():
+    backbone = finetune.load_backbone("musicnn-msd")
+    assert finetune.split_backbone(backbone.model) == (backbone.model, None)  # nothing trains
+    finetune.unfreeze_top(backbone, unfreeze="all")
+    bottom, top = finetune.split_backbone(backbone.model)
+    # input_norm (batch norm, frozen) sits below every convolution, so even "all" leaves a one-layer bottom
+    assert [layer.name for layer in bottom.layers][-1] in {"input_norm", "timbral_pad"}
+    assert top.count_params() == backbone.model.count_params() - backbone.model.get_layer("input_norm").count_params()
+
+
+# ------------------------------------------------------------------------------------------ a training step
+
+def _head(backbone, n_patches: int):
+    from genrelib.model import build_classifier
+
+    return build_classifier(n_patches=n_patches, embedding_dim=backbone.embedding_dim, config=QUICK.model)
+
+
+def _one_step(backbone, head, x: np.ndarray, *, learning_rate: float = 1e-3):
+    import keras
+
+    model = finetune.build_end_to_end(backbone, head)
+    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate), loss="categorical_crossentropy")
+    before = _values(model)
+    model.train_on_batch(x, keras.utils.to_categorical(np.arange(len(x)) % len(GENRES), len(GENRES)))
+    return model, before, _values(model)
+
+
+def test_train_step_changes_exactly_the_unfrozen_weights(rng):
+    backbone = finetune.load_backbone("musicnn-msd")
+    finetune.unfreeze_top(backbone, unfreeze=2)
+    x = rng.normal(1.0, 0.5, (2, 2, 187, 96)).astype(np.float32)  # 2 clips x 2 patches
+    model, before, after = _one_step(backbone, _head(backbone, 2), x)
+    trainable = {id(v) for v in model.trainable_weights}
+    assert {v.path.split("/")[0] for v in backbone.model.trainable_weights} == {"mid_3_conv", "penultimate_dense"}
+    for variable, old, new in zip(model.weights, before, after):
+        if id(variable) in trainable:  # the two blocks and the head
+            assert not np.array_equal(old, new), f"{variable.path} did not train"
+        else:  # frozen layers, every batch-norm statistic and scale included: bit-identical
+            assert np.array_equal(old, new), f"frozen {variable.path} changed"
+    assert sum("moving_mean" in v.path for v in model.weights) == 11
+
+
+def test_batch_norm_stays_in_inference_mode(rng):
+    backbone = finetune.load_backbone("musicnn-msd")
+    finetune.unfreeze_top(backbone, unfreeze="all")
+    x = rng.normal(1.0, 0.5, (4, 187, 96)).astype(np.float32)
+    # With batch statistics the two calls would differ (4 patches are no population).
+    np.testing.assert_array_equal(backbone.model(x, training=True).numpy(), backbone.model(x, training=False).numpy())
+
+
+def test_vggish_one_step_random_weights(rng):
+    backbone = finetune.load_backbone("vggish", weights="random")
+    assert finetune.unfreeze_top(backbone, unfreeze="all") == [name for block in backbone.blocks[::-1] for name in block]
+    assert finetune.split_backbone(backbone.model) == (None, backbone.model)  # below conv1: only a reshape
+    assert finetune.unfreeze_top(backbone, unfreeze=1) == ["fc2"]
+    x = rng.normal(0.0, 1.0, (1, 1, 96, 64)).astype(np.float32)
+    model, before, after = _one_step(backbone, _head(backbone, 1), x)
+    changed = {id(v): not np.array_equal(old, new) for v, old, new in zip(model.weights, before, after)}
+    for layer in backbone.model.layers:
+        for variable in layer.weights:
+            assert changed[id(variable)] == (layer.name == "fc2"), f"{variable.path}"
+
+
+# ------------------------------------------------------------------------------------------ caches
+
+def test_patch_dataset_matches_front_end_and_caches(clips, monkeypatch, tmp_path):
+    from genrelib import audio, musicnn
+
+    index, _ = clips
+    table = finetune.patch_dataset(index.head(3), backbone="musicnn-msd", cache_dir_=tmp_path, progress=False)
+    y = audio.load(index["path"].iloc[0], sr=16000)
+    with np.load(table["patches_path"].iloc[0]) as stored:
+        np.testing.assert_array_equal(stored["patches"], musicnn.to_patches(musicnn.log_mel(y, sr=16000)))
+    assert list(table["n_patches"]) == [1, 1, 1]
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the front end ran again for a cached clip")
+
+    monkeypatch.setattr(finetune.Backbone, "patches", refuse)
+    again = finetune.patch_dataset(index.head(3), backbone="musicnn-msd", cache_dir_=tmp_path, progress=False)
+    assert list(again["patches_path"]) == list(table["patches_path"])
+
+
+def test_patch_dataset_reports_short_files(tmp_path, sine):
+    import soundfile as sf
+
+    short = tmp_path / "short.wav"
+    sf.write(short, sine(440.0, seconds=1.0), 16000)
+    with pytest.raises(GenrelibError, match="short.wav"):
+        finetune.patch_dataset(pd.DataFrame({"path": [str(short)]}), cache_dir_=tmp_path / "cache", progress=False)
+
+
+# ------------------------------------------------------------------------------------------ whole runs
+
+def test_fine_tune_run_learns_and_records(first_run, clips, capsys):
+    index, split = clips
+    run = finetune.load_run(first_run)
+    history = run["history"]
+    assert list(history["stage"]) == ["frozen"] * 3 + ["finetuned"] * 2
+    frozen = history[history["stage"] == "frozen"]
+    assert frozen["loss"].iloc[-1] < frozen["loss"].iloc[0]
+    predictions = run["predictions"]
+    assert set(predictions["stage"]) == {"frozen", "finetuned"}
+    assert sorted(predictions.loc[predictions["stage"] == "frozen", "track_id"]) == sorted(split.valid + split.test)
+    for stage, accuracy in run["meta"]["test_accuracy"].items():
+        test = predictions[(predictions["stage"] == stage) & (predictions["side"] == "test")]
+        assert accuracy == pytest.approx((test["predicted"] == test["genre"]).mean())
+    assert run["meta"]["trained_layers"] == ["penultimate_dense"]
+    assert list(run["meta"]["weight_change"]) == ["penultimate_dense"]
+    assert run["meta"]["weight_change"]["penultimate_dense"] > 0
+    assert run["meta"]["peak_rss_mb"] > 0 and run["meta"]["cpu_seconds"] > 0
+
+
+def test_fine_tuned_model_end_to_end_reproduces_predictions(first_run, clips):
+    """The saved model runs on log-mel patches through the whole backbone: what the cut trained is what it is."""
+    index, _ = clips
+    model, backbone = finetune.load_finetuned(first_run)
+    pretrained = finetune.load_backbone("musicnn-msd")
+    for layer in pretrained.model.layers:
+        for saved, original in zip(backbone.model.get_layer(layer.name).weights, layer.weights):
+            same = np.array_equal(saved.numpy(), original.numpy())
+            assert same != (layer.name == "penultimate_dense"), f"{layer.name}/{saved.name}"
+    predictions = finetune.load_run(first_run)["predictions"]
+    test = predictions[(predictions["stage"] == "finetuned") & (predictions["side"] == "test")]
+    paths = index.set_index("track_id").loc[test["track_id"], "path"]
+    table = finetune.patch_dataset(pd.DataFrame({"path": paths}), backbone=backbone, progress=False)
+    x = finetune.load_patches(table, n_patches=model.input.shape[1])
+    assert x.shape == (len(test), 1, 187, 96)
+    np.testing.assert_allclose(model.predict(x, verbose=0), test[[f"p_{g}" for g in GENRES]], atol=1e-4)
+
+
+def test_unfreeze_zero_is_a_head_only_control(first_run, clips, tmp_path):
+    index, split = clips
+    run = finetune.fine_tune(split, index, unfreeze=0, run_dir=tmp_path / "run", **RUN)
+    model, backbone = finetune.load_finetuned(run)
+    pretrained = finetune.load_backbone("musicnn-msd")
+    for saved, original in zip(backbone.model.weights, pretrained.model.weights):
+        assert np.array_equal(saved.numpy(), original.numpy())
+    assert finetune.load_run(run)["meta"]["weight_change"] == {}
+    history = finetune.load_run(run)["history"]
+    # Stage 1 is the same computation as in first_run (same split, seed, head): identical numbers.
+    pd.testing.assert_frame_equal(history[history["stage"] == "frozen"],
+                                  finetune.load_run(first_run)["history"].query("stage == 'frozen'"))
+
+
+@pytest.mark.parametrize("interrupt_after", [2, 5])  # checkpoints: 3 + 1 in stage 1, then 2 + 1 in stage 2
+def test_resume_gives_the_uninterrupted_weights(first_run, clips, tmp_path, monkeypatch, interrupt_after):
+    index, split = clips
+    save = finetune._save_checkpoint
+    calls = []
+
+    def save_then_stop(*args, **kwargs):
+        save(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == interrupt_after:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(finetune, "_save_checkpoint", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        finetune.fine_tune(split, index, run_dir=tmp_path / "run", **RUN)
+    monkeypatch.setattr(finetune, "_save_checkpoint", save)
+    resumed = finetune.fine_tune(split, index, run_dir=tmp_path / "run", **RUN)
+    import h5py
+
+    def arrays(run_dir):
+        with h5py.File(run_dir / "finetuned.weights.h5") as handle:
+            found = {}
+            handle.visititems(lambda name, item: found.update({name: item[()]}) if hasattr(item, "shape") else None)
+            return found
+
+    expected, actual = arrays(first_run), arrays(resumed)
+    assert expected.keys() == actual.keys() and len(expected) > 50
+    for name in expected:
+        assert np.array_equal(expected[name], actual[name]), name
+    pd.testing.assert_frame_equal(finetune.load_run(resumed)["history"], finetune.load_run(first_run)["history"])
+
+
+def test_leakage_guard_runs_before_every_fit(clips, tmp_path, monkeypatch, capsys):
+    index, split = clips
+    events = []
+    guard, fit = finetune._guard, finetune._fit_stage
+    monkeypatch.setattr(finetune, "_guard", lambda *a, **k: (events.append("guard"), guard(*a, **k))[1])
+    monkeypatch.setattr(finetune, "_fit_stage", lambda *a, **k: (events.append(k["stage"]), fit(*a, **k))[1])
+    # An augmented copy of a training track is used; a copy is just another training clip here.
+    copy = index.loc[index["track_id"] == split.train[0]].assign(item_id=f"{split.train[0]}+copy", method="copy")
+    finetune.fine_tune(split, index, augmented=copy, run_dir=tmp_path / "run",
+                       **{**RUN, "config": QUICK.replace(augment_training=True), "progress": True})
+    assert events == ["guard", "frozen", "guard", "finetuned"]
+    plan = capsys.readouterr().out  # printed before anything runs
+    assert "(1 augmented)" in plan and "Estimated time on this machine" in plan
+    assert finetune.load_run(tmp_path / "run")["meta"]["augmented_clips"] == 1
+
+
+def test_leaked_copy_is_refused_before_training(clips, tmp_path):
+    index, split = clips
+    leak = index.loc[index["track_id"] == split.test[0]].assign(item_id="leak", method="time_stretch")
+    with pytest.raises(LeakageError, match=split.test[0]):
+        finetune.fine_tune(split, index, augmented=leak, run_dir=tmp_path / "run",
+                           **{**RUN, "config": QUICK.replace(augment_training=True)})
+    assert not (tmp_path / "run" / "checkpoint_frozen.npz").exists()
+
+
+@pytest.mark.parametrize("options, context", [
+    ({}, nullcontext()),
+    ({"unfreeze": 9}, pytest.raises(ParameterError, match="unfreeze=9")),
+    ({"finetune_epochs": 0}, pytest.raises(ParameterError, match="finetune_epochs=0")),
+    ({"finetune_learning_rate": -1.0}, pytest.raises(ParameterError, match="finetune_learning_rate=-1.0")),
+    ({"head_epochs": 1}, pytest.raises(ParameterError, match="other settings")),
+    ({"config": QUICK.replace(augment_training=True)}, pytest.raises(ParameterError, match="augment")),
+])
+def test_fine_tune_checks_arguments_and_run_dir(first_run, clips, monkeypatch, options, context):
+    index, split = clips
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a complete run must not train again")
+
+    monkeypatch.setattr(finetune, "_train_stages", no_training)
+    with context:
+        assert finetune.fine_tune(split, index, run_dir=first_run, **{**RUN, **options}) == first_run
+
+
+def test_summarize(first_run):
+    runs, table = finetune.summarize([first_run, first_run])
+    assert len(runs) == 2 and table.loc["frozen", "n_runs"] == 2
+    means = table["mean"]
+    assert means["difference"] == pytest.approx(means["finetuned"] - means["frozen"])
+    assert table.loc["frozen", "std"] == 0.0
+    assert "musicnn-msd" in table.attrs["protocol"] and "kfold" in table.attrs["protocol"]
+    with pytest.raises(ParameterError):
+        finetune.summarize([])
+    with pytest.raises(DataError, match="not a complete"):
+        finetune.load_run(first_run.parent)
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+def test_cli_parse():
+    from genrelib.cli import parse_args
+
+    args = parse_args(["finetune", "--backbone", "vggish", "--unfreeze", "all", "--finetune-learning-rate", "1e-4"])
+    assert (args.backbone, args.unfreeze, args.finetune_learning_rate) == ("vggish", "all", 1e-4)
+    assert parse_args(["finetune"]).unfreeze == 1
+    for bad in (["--unfreeze", "-1"], ["--unfreeze", "top"], ["--backbone", "mfcc"]):
+        with pytest.raises(SystemExit):
+            parse_args(["finetune", *bad])
+
+
+def test_cli_runs_and_prints_estimate_and_summary(clips, tmp_path, capsys):
+    from genrelib.cli import main
+
+    index, _ = clips
+    root = index["path"].iloc[0].rsplit("/genres/", 1)[0]
+    code = main(["finetune", "--data", root, "--protocol", "kfold", "--folds", "3", "--no-augment",
+                 "--set", "train.valid_size=0.5", "--batch-size", "8", "--head-epochs", "2", "--finetune-epochs", "1",
+                 "--output-dir", str(tmp_path), "--quiet"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "3 run(s)" in out and "frozen: test accuracy" in out and "finetuned: test accuracy" in out
+    assert len(list(tmp_path.glob("finetune-kfold-musicnn-msd-unfreeze1-noaug-*/seed0-fold*/meta.json"))) == 3
