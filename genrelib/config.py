@@ -178,7 +178,9 @@ class Config:
         return cls.from_dict(values)
 
     def to_json(self, path: str | os.PathLike) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        from .storage import atomic_write_json
+
+        atomic_write_json(path, self.to_dict(), indent=2)
 
     def replace(self, **overrides: Any) -> "Config":
         """Copy with dotted overrides, e.g. ``replace(**{"train.epochs": 5, "seed": 1})``."""

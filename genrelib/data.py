@@ -508,9 +508,9 @@ class Split:
         return None
 
     def to_json(self, path: str | os.PathLike) -> None:
-        from .storage import atomic_write_bytes
+        from .storage import atomic_write_json
 
-        atomic_write_bytes(path, (json.dumps(asdict(self), indent=1) + "\n").encode())
+        atomic_write_json(path, asdict(self))
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> "Split":

@@ -55,7 +55,9 @@ import pandas as pd
 from .checks import one_of, positive_int, positive_number
 from .config import GENRES, Config
 from .errors import DataError, GenrelibError, ParameterError
-from .storage import atomic_path, atomic_save_npz, atomic_write_bytes, cache_dir, file_digest, output_dir, params_key
+from .storage import (atomic_path, atomic_save_npz, atomic_write_bytes, atomic_write_json, cache_dir, file_digest,
+                      output_dir, params_key)
+from .train import build_optimizer, check_clip_table, make_splits, set_determinism
 
 __all__ = [
     "BACKBONES",
@@ -409,8 +411,6 @@ def item_table(split, index: pd.DataFrame, *, augmented: pd.DataFrame | None = N
     LeakageError
         An augmented copy derives from a validation or test track.
     """
-    from .augment import assert_no_leakage
-
     if not {"track_id", "genre", "path"} <= set(index.columns):
         raise ParameterError("index needs 'track_id', 'genre' and 'path' columns (genrelib.data.load_gtzan)")
     by_id = index.set_index("track_id")
@@ -430,11 +430,7 @@ def item_table(split, index: pd.DataFrame, *, augmented: pd.DataFrame | None = N
                             f"{failed['error'].iloc[0] if 'error' in failed else 'see the manifest'}")
         copies = copies.assign(side="train", path=copies["path"].astype(str))
         table = pd.concat([table, copies[list(table.columns)]], ignore_index=True)
-    if table["item_id"].duplicated().any():
-        repeated = sorted(set(table.loc[table["item_id"].duplicated(), "item_id"]))
-        raise DataError(f"item id(s) listed twice: {', '.join(repeated[:5])}")
-    assert_no_leakage(split, table[table["side"] == "train"])
-    return table
+    return check_clip_table(split, table)
 
 
 def _patches_key(backbone: Backbone, audio_digest: str) -> str:
@@ -635,18 +631,9 @@ def _embed(top, inputs: list[np.ndarray], *, batch_patches: int = 256) -> np.nda
 
 # ------------------------------------------------------------------------------------------ training
 
-def _optimizer(train_config, learning_rate: float):
-    import keras
-
-    kinds = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
-    kind = one_of(train_config.optimizer, tuple(kinds), "optimizer")
-    options = {"rho": train_config.rho} if kind == "rmsprop" else {}
-    return kinds[kind](learning_rate=learning_rate, **options)
-
-
 def _compile(model, train_config, learning_rate: float) -> None:
     one_of(train_config.loss, ("categorical_crossentropy",), "loss")
-    model.compile(optimizer=_optimizer(train_config, learning_rate), loss=train_config.loss,
+    model.compile(optimizer=build_optimizer(train_config, learning_rate=learning_rate), loss=train_config.loss,
                   metrics=["accuracy"], jit_compile=False)
 
 
@@ -838,10 +825,6 @@ def _read_meta(run_dir: Path) -> dict | None:
         return None
 
 
-def _write_json(path: Path, values: dict) -> None:
-    atomic_write_bytes(path, (json.dumps(values, indent=1, default=str) + "\n").encode())
-
-
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
@@ -1004,14 +987,14 @@ def fine_tune(split, index: pd.DataFrame, *, augmented: pd.DataFrame | None = No
             "host": platform.node(), "cpu_count": os.cpu_count()}
     config.to_json(run_dir / "config.json")
     split.to_json(run_dir / "split.json")
-    _write_json(run_dir / "meta.json", meta)
+    atomic_write_json(run_dir / "meta.json", meta)
     outcome = _train_stages(table, model, bottom, top, config=config, seed=seed, epochs=epochs,
                             learning_rate=learning_rate, select=select, split=split, run_dir=run_dir,
                             progress=progress)
     # Times and memory of this process (a resumed run counts from its restart).
     meta.update(outcome, status="complete", wall_seconds=round(time.perf_counter() - started, 1),
                 cpu_seconds=round(time.process_time() - cpu_started, 1), peak_rss_mb=round(_peak_rss_mb()))
-    _write_json(run_dir / "meta.json", meta)
+    atomic_write_json(run_dir / "meta.json", meta)
     return run_dir
 
 
@@ -1049,7 +1032,6 @@ def _train_stages(table: pd.DataFrame, backbone: Backbone, bottom, top, *, confi
     import keras
 
     from .model import build_classifier
-    from .train import set_determinism
 
     clock = time.perf_counter()
     table = patch_dataset(table, backbone=backbone, progress=progress)
@@ -1134,8 +1116,6 @@ def run_protocol(index: pd.DataFrame, *, backbone: str = "musicnn-msd", unfreeze
         (default ``runs_dir``: ``output_dir("runs")``; ``key`` hashes the other settings, so a change starts a
         new folder and the same settings resume); :func:`summarize` tabulates them.
     """
-    from .train import make_splits
-
     n_seeds = positive_int(getattr(config.train, "n_seeds", 1), "n_seeds")
     jobs = [(seed, split) for seed in range(config.seed, config.seed + n_seeds)
             for split in make_splits(index, protocol=config.protocol, seed=seed, config=config)]

@@ -27,6 +27,7 @@ __all__ = [
     "output_dir",
     "atomic_path",
     "atomic_write_bytes",
+    "atomic_write_json",
     "atomic_save_npz",
     "file_digest",
     "params_key",
@@ -89,6 +90,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+def atomic_write_json(path: str | os.PathLike, values: Any, *, indent: int = 1) -> Path:
+    """``values`` as indented JSON (what JSON cannot spell, e.g. a ``Path``, as ``str``), atomically."""
+    return atomic_write_bytes(path, (json.dumps(values, indent=indent, default=str) + "\n").encode())
 
 
 def atomic_save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:

@@ -35,15 +35,17 @@ from . import data as gdata
 from .checks import one_of, positive_int
 from .config import GENRES, Config
 from .errors import DataError, ParameterError
-from .storage import atomic_path, atomic_write_bytes, file_digest, output_dir, params_key
+from .storage import atomic_path, atomic_write_bytes, atomic_write_json, file_digest, output_dir, params_key
 
 __all__ = [
     "PROTOCOLS",
     "OPTIMIZERS",
+    "build_optimizer",
     "set_determinism",
     "fit_classifier",
     "make_splits",
     "clip_table",
+    "check_clip_table",
     "data_checksum",
     "train_split",
     "run_protocol",
@@ -86,15 +88,15 @@ def _check_arrays(x, y, name: str) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def _optimizer(train_config):
+def build_optimizer(train_config, *, learning_rate: float | None = None):
+    """The Keras optimizer of ``train_config`` (Table 1: RMSprop, rho 0.9) at ``learning_rate`` (default: the
+    configuration's, 1e-3)."""
     import keras
 
-    one_of(train_config.optimizer, OPTIMIZERS, "optimizer")
-    if train_config.optimizer == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate=train_config.learning_rate, rho=train_config.rho)
-    if train_config.optimizer == "adam":
-        return keras.optimizers.Adam(learning_rate=train_config.learning_rate)
-    return keras.optimizers.SGD(learning_rate=train_config.learning_rate)
+    kinds = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
+    kind = one_of(train_config.optimizer, OPTIMIZERS, "optimizer")
+    options = {"rho": train_config.rho} if kind == "rmsprop" else {}
+    return kinds[kind](learning_rate=train_config.learning_rate if learning_rate is None else learning_rate, **options)
 
 
 def _recorder(run_dir: Path | None, *, progress: bool, epochs: int):
@@ -196,7 +198,7 @@ def fit_classifier(x_train, y_train, *, x_valid=None, y_valid=None, config: Conf
     set_determinism(seed)
     model = build_classifier(n_patches=x_train.shape[1], embedding_dim=x_train.shape[2], n_classes=n_classes,
                              config=config.model, normalization_data=x_train)
-    model.compile(optimizer=_optimizer(train), loss=train.loss, metrics=["accuracy"], jit_compile=False)
+    model.compile(optimizer=build_optimizer(train), loss=train.loss, metrics=["accuracy"], jit_compile=False)
     recorder = _recorder(run_dir, progress=progress, epochs=epochs)
     validation = (x_valid, keras.utils.to_categorical(y_valid, n_classes)) if has_valid else None
     model.fit(x_train, keras.utils.to_categorical(y_train, n_classes), validation_data=validation,
@@ -307,13 +309,21 @@ def clip_table(split: gdata.Split, tracks: pd.DataFrame, *, augmented: pd.DataFr
             raise DataError(f"{len(failed)} augmented clip(s) have no embedding, e.g. {failed['item_id'].iloc[0]}: "
                             f"check the manifest's 'error' column")
         table = pd.concat([table, copies[list(table.columns)]], ignore_index=True)
+    return check_clip_table(split, table)
+
+
+def check_clip_table(split: gdata.Split, table: pd.DataFrame) -> pd.DataFrame:
+    """Return ``table`` (``item_id``, ``track_id``, ``side``, ...) once no item is listed twice and no training
+    item derives from a validation or test track of ``split``; raise ``DataError`` / ``LeakageError`` otherwise.
+
+    The augmentation stage's guard, run on the final training table: what it passes is exactly what the
+    network learns from.
+    """
+    from .augment import assert_no_leakage
+
     if table["item_id"].duplicated().any():
         repeated = sorted(set(table.loc[table["item_id"].duplicated(), "item_id"]))
         raise DataError(f"item id(s) listed twice: {', '.join(repeated[:5])}")
-    # The augmentation stage's guard, run on the final training table: what it passes is exactly what the
-    # network learns from.
-    from .augment import assert_no_leakage
-
     assert_no_leakage(split, table[table["side"] == "train"])
     return table
 
@@ -364,10 +374,6 @@ def _backend_info(backend) -> dict[str, Any]:
     model = get_backend(backend) if isinstance(backend, str) else backend
     return {"name": model.name, "weights_checksum": model.weights_checksum(),
             "front_end_version": model.front_end_version, "embedding_dim": int(model.embedding_dim)}
-
-
-def _write_json(path: Path, values: dict) -> None:
-    atomic_write_bytes(path, (json.dumps(values, indent=1, default=str) + "\n").encode())
 
 
 def _is_complete(run_dir: Path) -> bool:
@@ -455,7 +461,7 @@ def train_split(split: gdata.Split, tracks: pd.DataFrame, *, run_dir: str | os.P
     }
     config.to_json(run_dir / "config.json")
     split.to_json(run_dir / "split.json")
-    _write_json(run_dir / "meta.json", meta)
+    atomic_write_json(run_dir / "meta.json", meta)
     started = time.perf_counter()
     model, history = fit_classifier(x_train, y_train, x_valid=x_eval[is_valid] if is_valid.any() else None,
                                     y_valid=y_eval[is_valid] if is_valid.any() else None, config=config,
@@ -467,7 +473,7 @@ def train_split(split: gdata.Split, tracks: pd.DataFrame, *, run_dir: str | os.P
     _write_csv(predictions, run_dir / "predictions.csv")
     meta.update(status="complete", best_epoch=int(history.attrs["best_epoch"]),
                 train_seconds=round(time.perf_counter() - started, 2))
-    _write_json(run_dir / "meta.json", meta)
+    atomic_write_json(run_dir / "meta.json", meta)
     return run_dir
 
 

@@ -22,6 +22,13 @@ def test_bad_flag_values_are_refused(capsys):
     with pytest.raises(SystemExit):
         cli.parse_args(["data", "split", "--k", "0", "--output", "x"])
     assert "must be a positive integer" in capsys.readouterr().err
+    assert cli.parse_args(["augment", "--seed", "0"]).seed == 0
+    for argv, message in ((["augment", "--seed", "-1"], "must be a non-negative integer"),
+                          (["finetune", "--unfreeze", "-1"], "must be a non-negative integer"),
+                          (["finetune", "--unfreeze", "top"], "is not an integer")):
+        with pytest.raises(SystemExit):
+            cli.parse_args(argv)
+        assert message in capsys.readouterr().err, argv
 
 
 def test_info_and_validate(tiny_gtzan, capsys):

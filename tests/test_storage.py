@@ -51,3 +51,12 @@ def test_cache_and_output_dirs_follow_environment(tmp_path, monkeypatch):
     monkeypatch.delenv("GENRELIB_OUTPUT")
     monkeypatch.chdir(tmp_path)
     assert storage.output_dir("results", create=False) == Path.cwd() / "results"
+
+
+def test_atomic_write_json_round_trip_leaves_no_temporary(tmp_path):
+    import json
+
+    path = storage.atomic_write_json(tmp_path / "meta.json", {"where": tmp_path, "n": 3}, indent=2)
+    assert json.loads(path.read_text()) == {"where": str(tmp_path), "n": 3}
+    assert path.read_text().startswith('{\n  "where"') and path.read_text().endswith("}\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["meta.json"]

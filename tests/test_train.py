@@ -256,3 +256,13 @@ def test_cli_builds_the_configuration_from_file_set_and_flags(tmp_path):
         config_from_args(parse_args(["train", "--set", "train.epoch=3"]))
     with pytest.raises(SystemExit):
         parse_args(["train", "--epochs", "0"])
+
+
+@pytest.mark.parametrize("name, kind", [("rmsprop", "RMSprop"), ("adam", "Adam"), ("sgd", "SGD")])
+def test_build_optimizer_kind_and_learning_rate_override(name, kind):
+    config = Config().replace(**{"train.optimizer": name, "train.rho": 0.8}).train
+    default, override = train.build_optimizer(config), train.build_optimizer(config, learning_rate=1e-5)
+    assert type(default).__name__ == type(override).__name__ == kind
+    assert float(default.learning_rate) == pytest.approx(config.learning_rate)
+    assert float(override.learning_rate) == pytest.approx(1e-5)
+    assert getattr(override, "rho", 0.8) == pytest.approx(0.8)

@@ -5,14 +5,22 @@ from __future__ import annotations
 import argparse
 
 
-def positive_int(text: str) -> int:
+def _integer_at_least(text: str, minimum: int, meaning: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive integer")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a {meaning} integer")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _integer_at_least(text, 1, "positive")
+
+
+def non_negative_int(text: str) -> int:
+    return _integer_at_least(text, 0, "non-negative")
 
 
 def positive_float(text: str) -> float:

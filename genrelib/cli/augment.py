@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from ..config import AugmentConfig
-from ._types import add_data_argument, add_engine_arguments, add_output_arguments, positive_int
+from ._types import add_data_argument, add_engine_arguments, add_output_arguments, non_negative_int, positive_int
 
 VERB = "augment"
 ORDER = 20
@@ -19,16 +19,6 @@ ORDER = 20
 SPLITS = ("paper", "fault_filtered")
 #: Same list as genrelib.augment.METHODS, spelled out so ``--help`` needs no heavy import.
 METHOD_NAMES = ("time_stretch", "pitch_shift", "white_noise")
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a non-negative integer")
-    return value
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

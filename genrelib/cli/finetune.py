@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._types import add_data_argument, add_output_arguments, positive_float, positive_int
+from ._types import add_data_argument, add_output_arguments, non_negative_int, positive_float, positive_int
 
 VERB = "finetune"
 ORDER = 60
@@ -22,15 +22,7 @@ PROTOCOLS = ("paper", "fault_filtered", "kfold")
 
 def unfreeze_value(text: str) -> int | str:
     """``all`` or a non-negative integer (0: only the head continues in stage 2)."""
-    if text == "all":
-        return text
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is neither 'all' nor an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more blocks")
-    return value
+    return text if text == "all" else non_negative_int(text)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
