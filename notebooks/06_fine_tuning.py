@@ -134,7 +134,8 @@ history = finetune.load_run(runs[0])["history"]
 ax = history[["loss", "val_loss"]].plot(xlabel="epoch (both stages)", ylabel="categorical cross-entropy",
                                         title=f"{BACKBONE}, unfreeze {UNFREEZE}: {runs[0].name}")
 ax.axvline((history["stage"] == "frozen").sum() - 0.5, color="gray", linestyle=":")
-plots.save_figure(ax.figure, "finetune_curves");
+plots.save_figure(ax.figure, "finetune_curves", note=f"{len(index)} tracks of {ROOT.name} ({SOURCE}): both stages of "
+                                                     f"fine-tuning run {runs[0].parent.name}/{runs[0].name}");
 
 # %% [markdown]
 # ## Frozen vs fine-tuned, run by run

@@ -84,7 +84,8 @@ display(costs.round(3))
 
 # %%
 ax = plots.pipeline_stages(scale.pipeline_stages(costs))
-plots.save_figure(ax.figure, "fig7_scale_pipeline");
+plots.save_figure(ax.figure, "fig7_scale_pipeline",
+                  note=f"{BACKEND_NAME}: {N_TIMED} clips of {ROOT.name} ({SOURCE}) timed stage by stage");
 
 # %% [markdown]
 # ## A run on local Ray

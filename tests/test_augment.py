@@ -467,8 +467,11 @@ def test_fig2_bars_are_the_manifest_counts(done, tmp_path):
     ax_counts = plots.fig2_genre_distribution(counts)
     drawn = [[bar.get_height() for container in a.containers for bar in container] for a in (ax, ax_counts)]
     assert drawn[0] == drawn[1]
-    paths = plots.save_figure(ax.figure, "fig2_genre_distribution", output_dir=tmp_path)
+    (tmp_path / "figures.json").write_text('{"fig1_waveforms": "drawn earlier"}')
+    paths = plots.save_figure(ax.figure, "fig2_genre_distribution", output_dir=tmp_path, note="a test manifest")
     assert all(p.stat().st_size > 1000 for p in paths) and {p.suffix for p in paths} == {".png", ".pdf"}
+    readme = (tmp_path / "README.md").read_text().splitlines()
+    assert readme[-2:] == ["- `fig1_waveforms`: drawn earlier", "- `fig2_genre_distribution`: a test manifest"]
 
 
 def test_fig2_refuses_a_table_without_genre_and_method():

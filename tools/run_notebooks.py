@@ -8,6 +8,7 @@ must never be committed, and an embedded player would do exactly that.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -51,6 +52,9 @@ def execute(source: Path, *, timeout: int) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # TensorFlow's C++ start-up lines (no CUDA driver on a CPU machine, oneDNN notes) would otherwise be
+    # committed into every notebook; Python warnings and errors still show.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="+", type=Path)
     parser.add_argument("--execute", action="store_true", help="execute (the only mode; kept for clarity)")
