@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -37,6 +38,31 @@ def strip_audio(notebook: nbformat.NotebookNode) -> int:
     return removed
 
 
+#: TensorFlow's native start-up log on a CPU machine (absl preamble, "failed call to cuInit", oneDNN notes):
+#: the same lines in every notebook, and nothing a reader can act on.
+NATIVE_LOG = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\)"
+                        r"|[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] )")
+
+
+def strip_native_log(notebook: nbformat.NotebookNode) -> int:
+    """Drop TensorFlow's native log lines from stderr outputs (and outputs left empty); return lines dropped."""
+    dropped = 0
+    for cell in notebook.cells:
+        kept = []
+        for output in cell.get("outputs", []):
+            if output.get("name") == "stderr":
+                lines = "".join(output["text"]).splitlines(keepends=True)
+                text = [line for line in lines if not NATIVE_LOG.match(line)]
+                dropped += len(lines) - len(text)
+                if not text:
+                    continue
+                output["text"] = "".join(text)
+            kept.append(output)
+        if cell.cell_type == "code":
+            cell["outputs"] = kept
+    return dropped
+
+
 def execute(source: Path, *, timeout: int) -> Path:
     notebook = jupytext.read(source)
     notebook.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3 (ipykernel)",
@@ -45,6 +71,7 @@ def execute(source: Path, *, timeout: int) -> Path:
     NotebookClient(notebook, timeout=timeout, kernel_name="python3",
                    resources={"metadata": {"path": str(source.parent)}}).execute()
     removed = strip_audio(notebook)
+    strip_native_log(notebook)
     target = source.with_suffix(".ipynb")
     jupytext.write(notebook, target, fmt="ipynb")
     print(f"{source.name}: executed in {time.time() - started:.0f} s, {removed} audio output(s) removed -> {target}")
@@ -52,9 +79,7 @@ def execute(source: Path, *, timeout: int) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # TensorFlow's C++ start-up lines (no CUDA driver on a CPU machine, oneDNN notes) would otherwise be
-    # committed into every notebook; Python warnings and errors still show.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # fewer native lines for strip_native_log to drop
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="+", type=Path)
     parser.add_argument("--execute", action="store_true", help="execute (the only mode; kept for clarity)")
