@@ -81,7 +81,7 @@ print(f"mel filterbank {mel_weights.shape}, one patch {patches.shape[1:]} (frame
 fig = genrelib.plots.vggish_front_end(y, sr=genrelib.vggish.SAMPLE_RATE, magnitude=magnitude,
                                       mel_weights=mel_weights, log_mel=log_mel)
 genrelib.plots.save_figure(fig, "vggish_front_end", note=f"{EXAMPLE['track_id']} of {ROOT.name}: VGGish front end, "
-                                                          "waveform -> STFT -> mel -> log-mel patches")
+                                                          "waveform -> STFT -> mel -> log-mel patches");
 
 # %% [markdown]
 # The same pipeline also exists as a batched `tf.signal` graph in float32, which is what embedding runs
@@ -106,7 +106,7 @@ patch_per_genre = {
 }
 fig = genrelib.plots.vggish_patches(patch_per_genre)
 genrelib.plots.save_figure(fig, "vggish_patches", note=f"{ROOT.name}: VGGish log-mel patch {EXAMPLE_PATCH + 1} "
-                                                        "(0.96 s) of each genre's first clip")
+                                                        "(0.96 s) of each genre's first clip");
 
 # %% [markdown]
 # ## 4. The network
@@ -143,7 +143,7 @@ ax = genrelib.plots.embedding_projection(
     points, EMBEDDED["genre"],
     title=f"{BACKEND_NAME} embeddings (clip means, PCA): {len(SUBSET)} clips, {SOURCE} data")
 genrelib.plots.save_figure(ax.figure, "embedding_projection",
-                           note=f"{ROOT.name}, {len(SUBSET)} clips: {BACKEND_NAME} clip-mean embeddings, PCA to 2-D")
+                           note=f"{ROOT.name}, {len(SUBSET)} clips: {BACKEND_NAME} clip-mean embeddings, PCA to 2-D");
 
 # %% [markdown]
 # ## What we learned

@@ -63,6 +63,14 @@ def strip_native_log(notebook: nbformat.NotebookNode) -> int:
     return dropped
 
 
+def make_diffable(notebook: nbformat.NotebookNode, stem: str) -> None:
+    """Cell ids from the notebook's name and position, no execution timestamps: a re-run of ``make demo``
+    then changes only outputs that really changed."""
+    for number, cell in enumerate(notebook.cells):
+        cell["id"] = f"{stem[:2]}-{number:03d}"
+        cell.get("metadata", {}).pop("execution", None)
+
+
 def execute(source: Path, *, timeout: int) -> Path:
     notebook = jupytext.read(source)
     notebook.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3 (ipykernel)",
@@ -72,6 +80,7 @@ def execute(source: Path, *, timeout: int) -> Path:
                    resources={"metadata": {"path": str(source.parent)}}).execute()
     removed = strip_audio(notebook)
     strip_native_log(notebook)
+    make_diffable(notebook, source.stem)
     target = source.with_suffix(".ipynb")
     jupytext.write(notebook, target, fmt="ipynb")
     print(f"{source.name}: executed in {time.time() - started:.0f} s, {removed} audio output(s) removed -> {target}")
