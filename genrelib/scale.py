@@ -1158,22 +1158,15 @@ def run_embed_cli(args) -> int:
     ``address``, ``num_workers``. Exit status 0 when every clip is in the output, 1 when some failed or
     nothing was left to do.
     """
-    from . import data
+    from .cli._types import clips_to_embed
     from .storage import cache_dir
 
     if getattr(args, "batch_size", None):
         raise ParameterError("--batch-size sets the forward pass of --engine local; with --engine ray each actor "
                              "uses its backend's own (VGGish: 64 patches) and gets 16 clips at a time")
-    if args.files:
-        source = list(args.files)
-    else:
-        root, found_via = data.resolve_root(args.data)
-        source = data.load_gtzan(root)
-        if not args.quiet:
-            print(f"data: {root} ({found_via}), {len(source)} clips")
-    result = embed_catalogue(source, backend=args.backend, output=args.output_dir or cache_dir("catalogue"),
-                             address=args.address, num_workers=args.num_workers, overwrite=args.overwrite,
-                             progress=not args.quiet)
+    result = embed_catalogue(clips_to_embed(args), backend=args.backend,
+                             output=args.output_dir or cache_dir("catalogue"), address=args.address,
+                             num_workers=args.num_workers, overwrite=args.overwrite, progress=not args.quiet)
     attrs = result.attrs
     if attrs["n_new"] == 0 and attrs["n_errors"] == 0:
         print(f"nothing to do: all {attrs['n_items']} clips are already in {attrs['output']} (--overwrite redoes them)")

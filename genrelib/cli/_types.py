@@ -33,6 +33,20 @@ def positive_float(text: str) -> float:
     return value
 
 
+def clips_to_embed(args: argparse.Namespace):
+    """``args.files`` as a list, else every clip of the GTZAN root of ``--data`` (an index; says where it was
+    found unless ``--quiet``): what ``genrelib embed`` embeds on either engine."""
+    if args.files:
+        return list(args.files)
+    from .. import data
+
+    root, found_via = data.resolve_root(args.data)
+    index = data.load_gtzan(root)
+    if not args.quiet:
+        print(f"data: {root} ({found_via}), {len(index)} clips")
+    return index
+
+
 def add_data_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data", default=None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ._types import add_data_argument, add_engine_arguments, add_output_arguments, positive_int
+from ._types import add_data_argument, add_engine_arguments, add_output_arguments, clips_to_embed, positive_int
 
 VERB = "embed"
 ORDER = 30
@@ -37,15 +37,9 @@ def run(args) -> int:
         from ..scale import run_embed_cli
 
         return run_embed_cli(args)
-    from .. import data, embed
+    from .. import embed
 
-    if args.files:
-        index = list(args.files)
-    else:
-        root, source = data.resolve_root(args.data)
-        index = data.load_gtzan(root)
-        if not args.quiet:
-            print(f"data: {root} ({source}), {len(index)} clips")
+    index = clips_to_embed(args)
     backend = embed.get_backend(args.backend)
     result = embed.embed_dataset(index, backend=backend, cache_dir_=args.output_dir, batch_size=args.batch_size,
                                  overwrite=args.overwrite, progress=not args.quiet, on_error="report")
