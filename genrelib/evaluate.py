@@ -24,7 +24,7 @@ import pandas as pd
 
 from .config import GENRES
 from .errors import DataError, ParameterError
-from .storage import atomic_write_bytes, output_dir
+from .storage import atomic_write_bytes, atomic_write_csv, atomic_write_json, output_dir
 
 __all__ = [
     "PAPER_ACCURACY",
@@ -207,7 +207,7 @@ def add_baseline(run_dirs: Iterable[str | os.PathLike], tracks: pd.DataFrame, *,
                                            load_embeddings(by_id.loc[tested["track_id"]].reset_index()))
         tested["predicted"] = [GENRES[i] for i in probabilities.argmax(axis=1)]
         tested[_PROBABILITY_COLUMNS] = probabilities
-        atomic_write_bytes(target, tested.to_csv(index=False).encode())
+        atomic_write_csv(target, tested)
         written.append(target)
     return written
 
@@ -412,8 +412,7 @@ def write_results(summaries: Iterable[dict], *, output_dir_: str | os.PathLike |
     for stem, (table, key, to_markdown, title) in tables.items():
         merged = _merge(folder / f"{stem}.json", table, key)
         rows = json.loads(merged.to_json(orient="records"))
-        atomic_write_bytes(folder / f"{stem}.json", (json.dumps({"title": title, "note": _NOTE, "rows": rows},
-                                                                indent=1) + "\n").encode())
+        atomic_write_json(folder / f"{stem}.json", {"title": title, "note": _NOTE, "rows": rows})
         atomic_write_bytes(folder / f"{stem}.md", f"# {title}\n\n{_NOTE}\n\n{to_markdown(merged)}\n".encode())
         paths += [folder / f"{stem}.json", folder / f"{stem}.md"]
     return paths

@@ -55,9 +55,9 @@ import pandas as pd
 from .checks import one_of, positive_int, positive_number
 from .config import GENRES, Config
 from .errors import DataError, GenrelibError, ParameterError
-from .storage import (atomic_path, atomic_save_npz, atomic_write_bytes, atomic_write_json, cache_dir, file_digest,
+from .storage import (atomic_path, atomic_save_npz, atomic_write_csv, atomic_write_json, cache_dir, file_digest,
                       output_dir, params_key)
-from .train import build_optimizer, check_clip_table, make_splits, set_determinism
+from .train import build_optimizer, check_clip_table, make_splits, package_versions, set_determinism
 
 __all__ = [
     "BACKBONES",
@@ -804,20 +804,6 @@ RUN_FILES = ("meta.json", "config.json", "split.json", "history.csv", "predictio
              "checkpoint_finetuned.npz", "finetuned.weights.h5")
 
 
-def _versions() -> dict[str, str]:
-    from importlib import metadata
-
-    from . import __version__
-
-    versions = {"python": platform.python_version(), "genrelib": __version__}
-    for name in ("numpy", "tensorflow", "keras", "librosa", "scikit-learn"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
-
-
 def _read_meta(run_dir: Path) -> dict | None:
     try:
         return json.loads((run_dir / "meta.json").read_text())
@@ -983,7 +969,7 @@ def fine_tune(split, index: pd.DataFrame, *, augmented: pd.DataFrame | None = No
             "learning_rates": [config.train.learning_rate, learning_rate],
             "clips": table["side"].value_counts().to_dict(),
             "augmented_clips": int((table["method"] != "original").sum()),
-            "estimate_seconds": {k: round(v, 1) for k, v in seconds.items()}, "versions": _versions(),
+            "estimate_seconds": {k: round(v, 1) for k, v in seconds.items()}, "versions": package_versions(),
             "host": platform.node(), "cpu_count": os.cpu_count()}
     config.to_json(run_dir / "config.json")
     split.to_json(run_dir / "split.json")
@@ -1074,9 +1060,9 @@ def _train_stages(table: pd.DataFrame, backbone: Backbone, bottom, top, *, confi
     finetuned, probabilities = run_stage(stage_two, "finetuned", embedded if top is None else data, epochs[1],
                                          learning_rate)
     predictions = pd.concat([predictions, _prediction_rows(table, probabilities, "finetuned")], ignore_index=True)
-    atomic_write_bytes(run_dir / "predictions.csv", predictions.to_csv(index=False).encode())
+    atomic_write_csv(run_dir / "predictions.csv", predictions)
     history = pd.DataFrame(frozen["history"] + finetuned["history"])
-    atomic_write_bytes(run_dir / "history.csv", history.to_csv(index=False).encode())
+    atomic_write_csv(run_dir / "history.csv", history)
     with atomic_path(run_dir / "finetuned.weights.h5") as tmp:
         build_end_to_end(backbone, head).save_weights(tmp)
     test = predictions[predictions["side"] == "test"]

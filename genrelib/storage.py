@@ -13,10 +13,13 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 import platformdirs
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # mkstemp creates files readable by the owner only; finished files get the usual permissions instead.
 _UMASK = os.umask(0)
@@ -28,6 +31,7 @@ __all__ = [
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_json",
+    "atomic_write_csv",
     "atomic_save_npz",
     "file_digest",
     "params_key",
@@ -95,6 +99,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 def atomic_write_json(path: str | os.PathLike, values: Any, *, indent: int = 1) -> Path:
     """``values`` as indented JSON (what JSON cannot spell, e.g. a ``Path``, as ``str``), atomically."""
     return atomic_write_bytes(path, (json.dumps(values, indent=indent, default=str) + "\n").encode())
+
+
+def atomic_write_csv(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
+    """``frame`` as CSV without its index, atomically."""
+    return atomic_write_bytes(path, frame.to_csv(index=False).encode())
 
 
 def atomic_save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:

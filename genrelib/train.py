@@ -35,7 +35,7 @@ from . import data as gdata
 from .checks import one_of, positive_int
 from .config import GENRES, Config
 from .errors import DataError, ParameterError
-from .storage import atomic_path, atomic_write_bytes, atomic_write_json, file_digest, output_dir, params_key
+from .storage import atomic_path, atomic_write_csv, atomic_write_json, file_digest, output_dir, params_key
 
 __all__ = [
     "PROTOCOLS",
@@ -47,6 +47,7 @@ __all__ = [
     "clip_table",
     "check_clip_table",
     "data_checksum",
+    "package_versions",
     "train_split",
     "run_protocol",
     "load_run",
@@ -122,7 +123,7 @@ def _recorder(run_dir: Path | None, *, progress: bool, epochs: int):
                 if run_dir is not None:
                     _save_model(self.model, run_dir / "best.keras")
             if run_dir is not None:
-                _write_csv(pd.DataFrame(self.rows), run_dir / "history.csv")
+                atomic_write_csv(run_dir / "history.csv", pd.DataFrame(self.rows))
 
         def on_train_end(self, logs=None):
             self.bar.close()
@@ -133,10 +134,6 @@ def _recorder(run_dir: Path | None, *, progress: bool, epochs: int):
 def _save_model(model, path: Path) -> None:
     with atomic_path(path) as tmp:
         model.save(tmp)
-
-
-def _write_csv(frame: pd.DataFrame, path: Path) -> None:
-    atomic_write_bytes(path, frame.to_csv(index=False).encode())
 
 
 def fit_classifier(x_train, y_train, *, x_valid=None, y_valid=None, config: Config = Config(), seed: int = 0,
@@ -339,7 +336,8 @@ def data_checksum(tracks: pd.DataFrame) -> str:
 
 # ------------------------------------------------------------------------------------- run directories
 
-def _package_versions() -> dict[str, str]:
+def package_versions() -> dict[str, str]:
+    """Python, genrelib and the numerical packages' versions, as recorded with every run."""
     from importlib import metadata
 
     from . import __version__
@@ -457,7 +455,7 @@ def train_split(split: gdata.Split, tracks: pd.DataFrame, *, run_dir: str | os.P
         "clips": {side: int((clips["side"] == side).sum()) for side in _SIDES},
         "augmented_clips": int((training["method"] != "original").sum()),
         "data": {**(data or {}), "checksum": (data or {}).get("checksum") or data_checksum(tracks)},
-        "versions": _package_versions(), "git_commit": _git_commit(), "host": platform.node(),
+        "versions": package_versions(), "git_commit": _git_commit(), "host": platform.node(),
     }
     config.to_json(run_dir / "config.json")
     split.to_json(run_dir / "split.json")
@@ -470,7 +468,7 @@ def train_split(split: gdata.Split, tracks: pd.DataFrame, *, run_dir: str | os.P
     predictions = evaluated[["item_id", "track_id", "genre", "side"]].reset_index(drop=True)
     predictions["predicted"] = [GENRES[i] for i in probabilities.argmax(axis=1)]
     predictions[[f"p_{g}" for g in GENRES]] = probabilities
-    _write_csv(predictions, run_dir / "predictions.csv")
+    atomic_write_csv(run_dir / "predictions.csv", predictions)
     meta.update(status="complete", best_epoch=int(history.attrs["best_epoch"]),
                 train_seconds=round(time.perf_counter() - started, 2))
     atomic_write_json(run_dir / "meta.json", meta)

@@ -60,3 +60,13 @@ def test_atomic_write_json_round_trip_leaves_no_temporary(tmp_path):
     assert json.loads(path.read_text()) == {"where": str(tmp_path), "n": 3}
     assert path.read_text().startswith('{\n  "where"') and path.read_text().endswith("}\n")
     assert [p.name for p in tmp_path.iterdir()] == ["meta.json"]
+
+
+def test_atomic_write_csv_round_trip_without_index(tmp_path):
+    import pandas as pd
+
+    frame = pd.DataFrame({"track_id": ["blues.00000", "rock.00001"], "accuracy": [0.5, 1.0]}, index=[7, 9])
+    path = storage.atomic_write_csv(tmp_path / "runs.csv", frame)
+    pd.testing.assert_frame_equal(pd.read_csv(path), frame.reset_index(drop=True))
+    assert path.read_text().splitlines()[0] == "track_id,accuracy"
+    assert [p.name for p in tmp_path.iterdir()] == ["runs.csv"]

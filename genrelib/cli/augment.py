@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .. import augment, data
-    from ..storage import atomic_path, output_dir
+    from ..storage import atomic_write_csv, output_dir
 
     folder = Path(args.output_dir) if args.output_dir else output_dir("results")
     target = folder / manifest_name(args.split, args.seed)
@@ -74,8 +74,7 @@ def run(args: argparse.Namespace) -> int:
         manifest = augment.augment_split(index, split, config=config, cache_dir=args.cache_dir, seed=args.seed,
                                          n_jobs=args.n_jobs, progress=not args.quiet, overwrite=args.overwrite)
     folder.mkdir(parents=True, exist_ok=True)
-    with atomic_path(target) as tmp:
-        manifest.to_csv(tmp, index=False)
+    atomic_write_csv(target, manifest)
     n_augmented = int((manifest["method"] != "original").sum())
     print(f"genrelib augment: {n_augmented} augmented + {len(split.train)} original training items from "
           f"{len(split.train)} tracks (split {split.protocol}, seed {args.seed}) -> {target}")
