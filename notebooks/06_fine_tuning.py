@@ -27,7 +27,6 @@
 # %%
 from pathlib import Path
 
-import pandas as pd
 from IPython.display import Markdown, display
 
 import genrelib

@@ -2,7 +2,6 @@
 
 import hashlib
 import shutil
-import warnings
 from pathlib import Path
 
 import numpy as np
