@@ -57,7 +57,7 @@ from .config import GENRES, Config
 from .errors import DataError, GenrelibError, ParameterError
 from .storage import (atomic_path, atomic_save_npz, atomic_write_csv, atomic_write_json, cache_dir, file_digest,
                       output_dir, params_key)
-from .train import build_optimizer, check_clip_table, make_splits, package_versions, set_determinism
+from .train import build_optimizer, check_clip_table, make_splits, package_versions, read_meta, set_determinism
 
 __all__ = [
     "BACKBONES",
@@ -804,20 +804,13 @@ RUN_FILES = ("meta.json", "config.json", "split.json", "history.csv", "predictio
              "checkpoint_finetuned.npz", "finetuned.weights.h5")
 
 
-def _read_meta(run_dir: Path) -> dict | None:
-    try:
-        return json.loads((run_dir / "meta.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def _prepare_run_dir(run_dir: Path, key: str, *, overwrite: bool) -> bool:
     """True when ``run_dir`` already holds this complete run. A run of other settings is never mixed in."""
-    meta = _read_meta(run_dir)
+    meta = read_meta(run_dir)
     if meta is not None and not overwrite:
         if meta.get("key") != key:
             raise ParameterError(f"{run_dir} holds a fine-tuning run of other settings (key {meta.get('key')}, "
@@ -1134,7 +1127,7 @@ def load_run(run_dir: str | os.PathLike) -> dict:
     from .data import Split
 
     run_dir = Path(run_dir)
-    meta = _read_meta(run_dir)
+    meta = read_meta(run_dir)
     if meta is None or meta.get("status") != "complete":
         raise DataError(f"{run_dir}: not a complete fine-tuning run (no meta.json with status 'complete'); "
                         f"run genrelib.finetune.fine_tune or `genrelib finetune` (it resumes)")

@@ -48,6 +48,7 @@ __all__ = [
     "check_clip_table",
     "data_checksum",
     "package_versions",
+    "read_meta",
     "train_split",
     "run_protocol",
     "load_run",
@@ -374,11 +375,16 @@ def _backend_info(backend) -> dict[str, Any]:
             "front_end_version": model.front_end_version, "embedding_dim": int(model.embedding_dim)}
 
 
-def _is_complete(run_dir: Path) -> bool:
+def read_meta(run_dir: str | os.PathLike) -> dict | None:
+    """A run folder's ``meta.json`` (training or fine-tuning), or None when it is missing or unreadable."""
     try:
-        return json.loads((run_dir / "meta.json").read_text()).get("status") == "complete"
+        return json.loads((Path(run_dir) / "meta.json").read_text())
     except (OSError, json.JSONDecodeError):
-        return False
+        return None
+
+
+def _is_complete(run_dir: Path) -> bool:
+    return (read_meta(run_dir) or {}).get("status") == "complete"
 
 
 def _arrays(clips: pd.DataFrame, *, n_patches: int, pad_mode: str) -> tuple[np.ndarray, np.ndarray]:
@@ -548,14 +554,15 @@ def load_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     Raises :class:`DataError` naming the folder when it is not a complete run.
     """
     run_dir = Path(run_dir)
-    if not _is_complete(run_dir):
+    meta = read_meta(run_dir)
+    if (meta or {}).get("status") != "complete":
         raise DataError(f"{run_dir}: not a complete training run (no meta.json with status 'complete'); "
                         f"train with `genrelib train` or genrelib.train.train_split")
     return {
         "run_dir": run_dir,
         "config": Config.from_json(run_dir / "config.json"),
         "split": gdata.Split.from_json(run_dir / "split.json"),
-        "meta": json.loads((run_dir / "meta.json").read_text()),
+        "meta": meta,
         "history": pd.read_csv(run_dir / "history.csv"),
         "predictions": pd.read_csv(run_dir / "predictions.csv"),
     }
