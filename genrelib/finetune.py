@@ -955,7 +955,7 @@ def fine_tune(split, index: pd.DataFrame, *, augmented: pd.DataFrame | None = No
     seconds = _estimate(model, bottom, top, config=config, table=table, epochs=epochs)
     if progress:
         print(_describe(seconds, backbone=model, trained=trained, table=table, unfreeze=unfreeze), flush=True)
-    meta = {"status": "running", "key": key, "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "backbone": backbone,
+    meta = {"status": "running", "kind": "finetune", "key": key, "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "backbone": backbone,
             "weights_checksum": model.weights_checksum, "weights": None if weights is None else str(weights),
             "unfreeze": settings["unfreeze"], "trained_layers": trained, "seed": seed, "protocol": split.protocol,
             "split_seed": split.seed, "fold": split.fold, "head_epochs": epochs[0], "finetune_epochs": epochs[1],

@@ -384,7 +384,9 @@ def read_meta(run_dir: str | os.PathLike) -> dict | None:
 
 
 def _is_complete(run_dir: Path) -> bool:
-    return (read_meta(run_dir) or {}).get("status") == "complete"
+    """A finished training run (fine-tuning runs, ``"kind": "finetune"``, may share the runs folder)."""
+    meta = read_meta(run_dir) or {}
+    return meta.get("status") == "complete" and meta.get("kind", "train") == "train"
 
 
 def _arrays(clips: pd.DataFrame, *, n_patches: int, pad_mode: str) -> tuple[np.ndarray, np.ndarray]:
@@ -454,7 +456,7 @@ def train_split(split: gdata.Split, tracks: pd.DataFrame, *, run_dir: str | os.P
         run_dir.joinpath(name).unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     meta = {
-        "status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "seed": int(seed),
+        "status": "running", "kind": "train", "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "seed": int(seed),
         "protocol": split.protocol, "split_seed": split.seed, "fold": split.fold,
         "backend": _backend_info(backend), "n_patches": n_patches, "embedding_dim": int(x_train.shape[2]),
         "genres": list(GENRES), "augmented": bool(config.augment_training),
@@ -554,15 +556,14 @@ def load_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     Raises :class:`DataError` naming the folder when it is not a complete run.
     """
     run_dir = Path(run_dir)
-    meta = read_meta(run_dir)
-    if (meta or {}).get("status") != "complete":
+    if not _is_complete(run_dir):
         raise DataError(f"{run_dir}: not a complete training run (no meta.json with status 'complete'); "
                         f"train with `genrelib train` or genrelib.train.train_split")
     return {
         "run_dir": run_dir,
         "config": Config.from_json(run_dir / "config.json"),
         "split": gdata.Split.from_json(run_dir / "split.json"),
-        "meta": meta,
+        "meta": read_meta(run_dir),
         "history": pd.read_csv(run_dir / "history.csv"),
         "predictions": pd.read_csv(run_dir / "predictions.csv"),
     }

@@ -372,3 +372,17 @@ def test_cli_runs_and_prints_estimate_and_summary(clips, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "3 run(s)" in out and "frozen: test accuracy" in out and "finetuned: test accuracy" in out
     assert len(list(tmp_path.glob("finetune-kfold-musicnn-msd-unfreeze1-noaug-*/seed0-fold*/meta.json"))) == 3
+
+
+def test_training_side_never_takes_a_fine_tuning_run(first_run):
+    """Both kinds of run may share runs/: find_runs (hence predict's default model and the figures) and
+    train.load_run must see training runs only."""
+    from genrelib import predict, train
+    from genrelib.errors import WeightsError
+
+    assert finetune.load_run(first_run)["meta"]["kind"] == "finetune"
+    assert train.find_runs(first_run.parent) == []
+    with pytest.raises(DataError, match="not a complete training run"):
+        train.load_run(first_run)
+    with pytest.raises(WeightsError, match="no trained model"):
+        predict.latest_run(first_run.parent)

@@ -235,6 +235,7 @@ def test_short_clips_are_padded_to_the_median_length(tmp_path):
 def test_find_and_load_runs(protocol_runs, tmp_path):
     runs, _, _ = protocol_runs
     assert sorted(train.find_runs(runs[0].parent)) == sorted(runs)
+    assert {train.load_run(run)["meta"]["kind"] for run in runs} == {"train"}
     assert train.find_runs(tmp_path / "nothing") == []
     with pytest.raises(DataError, match="not a complete training run"):
         train.load_run(tmp_path)
