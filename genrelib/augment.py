@@ -328,7 +328,7 @@ def _resolve_config(config: AugmentConfig | Config | None) -> AugmentConfig:
     if config is None:
         return AugmentConfig()
     if isinstance(config, Config):
-        return config.augment
+        config = config.augment  # checked like a bare AugmentConfig
     if not isinstance(config, AugmentConfig):
         raise ParameterError(f"config must be an AugmentConfig or Config, got {type(config).__name__}")
     for method in config.methods:

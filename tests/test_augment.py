@@ -535,3 +535,13 @@ def test_unusable_cache_is_a_clear_error(gtzan, small_split, tmp_path):
     with pytest.raises(genrelib.GenrelibError, match=r"jazz\.00000\+time_stretch\.\w+\.flac: cannot write"):
         augment.augment_split(index, small_split, cache_dir=tmp_path / "cache", n_jobs=2, progress=False)
     assert len(list((tmp_path / "cache").rglob("*.flac"))) > 0  # work finished before the error is kept
+
+
+@pytest.mark.parametrize("wrap", [lambda augment_config: augment_config,
+                                  lambda augment_config: genrelib.config.Config(augment=augment_config)])
+def test_bad_ranges_are_refused_in_a_full_config_too(wrap, gtzan, small_split, tmp_path):
+    _, index = gtzan
+    bad = AugmentConfig(pitch_steps_range=(2.0, -2.0))
+    with pytest.raises(ParameterError, match=r"pitch_steps_range=\(2.0, -2.0\)"):
+        augment.augment_split(index, small_split, config=wrap(bad), cache_dir=tmp_path, n_jobs=1, progress=False)
+    assert not any(tmp_path.iterdir())
