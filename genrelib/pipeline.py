@@ -152,11 +152,11 @@ def latest_group(*, protocol: str, backend: str | None = None, augmented: bool |
 
     A group is one folder of :func:`genrelib.train.run_protocol`. Raises :class:`DataError` when none matches.
     """
-    from .train import find_runs, load_run
+    from .train import find_runs, read_meta
 
     groups: dict[Path, list[Path]] = {}
-    for run_dir in find_runs(runs_dir):
-        meta = load_run(run_dir)["meta"]
+    for run_dir in find_runs(runs_dir):  # complete training runs; only their meta.json is needed here
+        meta = read_meta(run_dir)
         if meta["protocol"] != protocol or (backend and meta["backend"]["name"] != backend) or \
                 (augmented is not None and meta["augmented"] != augmented):
             continue
