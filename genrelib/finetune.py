@@ -438,6 +438,17 @@ def _patches_key(backbone: Backbone, audio_digest: str) -> str:
                        "sample_rate": backbone.sample_rate})
 
 
+def _patches_folder(backbone: Backbone, root: str | os.PathLike | None = None) -> Path:
+    """Where one front end's cached log-mel patches live (``<root>/<front_end_version>``)."""
+    return (Path(root) if root else cache_dir("patches")) / backbone.front_end_version
+
+
+def _features_folder(backbone: Backbone, bottom) -> Path:
+    """Where the frozen bottom's cached outputs live: keyed by the backbone's weights and the cut."""
+    return cache_dir("finetune_features", backbone.name,
+                     params_key({"weights": backbone.weights_checksum, "cut": _cut_description(bottom)}))
+
+
 def patch_dataset(table: pd.DataFrame, *, backbone: Backbone | str = "musicnn-msd",
                   cache_dir_: str | os.PathLike | None = None, overwrite: bool = False,
                   progress: bool = True) -> pd.DataFrame:
@@ -479,8 +490,7 @@ def patch_dataset(table: pd.DataFrame, *, backbone: Backbone | str = "musicnn-ms
         raise ParameterError("table needs a 'path' column")
     if isinstance(backbone, str):
         backbone = _front_end_only(backbone)
-    folder = Path(cache_dir_) if cache_dir_ else cache_dir("patches")
-    folder = folder / backbone.front_end_version
+    folder = _patches_folder(backbone, cache_dir_)
     paths = [Path(p) for p in table["path"]]
     digests = list(table["audio_sha256"]) if "audio_sha256" in table.columns else [None] * len(paths)
 
@@ -585,9 +595,7 @@ def _bottom_features(table: pd.DataFrame, *, backbone: Backbone, bottom, progres
     """Outputs of the frozen bottom for every clip, cached as ``cut_<i>`` arrays; returns their paths."""
     from tqdm.auto import tqdm
 
-    cut = _cut_description(bottom)
-    folder = cache_dir("finetune_features", backbone.name, params_key({"weights": backbone.weights_checksum,
-                                                                        "cut": cut}))
+    folder = _features_folder(backbone, bottom)
     targets = []
     for patches_path in tqdm(table["patches_path"], disable=not progress, unit="clip",
                              desc=f"frozen layers [{backbone.name}]"):
@@ -827,14 +835,12 @@ def _with_digests(table: pd.DataFrame, backbone: Backbone, bottom) -> pd.DataFra
     """Add each clip's audio sha256 and whether its patches / frozen-layer outputs are cached."""
     table = table.copy()
     table["audio_sha256"] = [file_digest(path) for path in table["path"]]
-    patches = [cache_dir("patches") / backbone.front_end_version / f"{_patches_key(backbone, d)}.npz"
-               for d in table["audio_sha256"]]
+    patches = [_patches_folder(backbone) / f"{_patches_key(backbone, d)}.npz" for d in table["audio_sha256"]]
     table["patches_cached"] = [p.exists() for p in patches]
     if bottom is None:
         table["features_cached"] = True
     else:
-        folder = cache_dir("finetune_features", backbone.name,
-                           params_key({"weights": backbone.weights_checksum, "cut": _cut_description(bottom)}))
+        folder = _features_folder(backbone, bottom)
         table["features_cached"] = [(folder / p.name).exists() for p in patches]
     return table
 
