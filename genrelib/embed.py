@@ -441,7 +441,9 @@ def project_clips(embeddings: list[np.ndarray], *, method: str = "pca", seed: in
     one_of(method, ("pca", "tsne"), "method")
     if len(embeddings) < 3:
         raise ParameterError(f"need at least 3 clips to project, got {len(embeddings)}")
-    means = StandardScaler().fit_transform(np.stack([np.mean(e, axis=0) for e in embeddings]))
+    from .baselines import clip_means
+
+    means = StandardScaler().fit_transform(clip_means(embeddings))
     if method == "pca":
         return PCA(n_components=2).fit_transform(means)
     perplexity = min(30.0, (len(means) - 1) / 3)
