@@ -20,7 +20,7 @@ import soundfile as sf
 from .checks import positive_int, valid_audio
 from .errors import AudioError
 
-__all__ = ["AUDIO_EXTENSIONS", "load", "info"]
+__all__ = ["AUDIO_EXTENSIONS", "load", "info", "resample"]
 
 #: File extensions genrelib treats as audio (lower case, with the dot).
 AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".m4a", ".opus")
@@ -79,6 +79,16 @@ def _decode_audioread(path: Path, first_error: Exception) -> tuple[np.ndarray, i
     return np.atleast_2d(y).T.astype(np.float32), int(native_sr)
 
 
+def resample(y: np.ndarray, *, orig_sr: float, target_sr: float) -> np.ndarray:
+    """``y`` (last axis = time) at ``target_sr``: soxr "HQ" through librosa, the one resampler of genrelib, so a
+    file loaded at a rate and an array resampled to it give identical samples. Unchanged when the rates agree."""
+    if orig_sr == target_sr:
+        return y
+    import librosa
+
+    return librosa.resample(y, orig_sr=orig_sr, target_sr=target_sr, res_type="soxr_hq", axis=-1)
+
+
 def load(
     path: str | os.PathLike,
     *,
@@ -121,9 +131,7 @@ def load(
         raise AudioError(f"{path}: holds no audio samples")
     y = data.mean(axis=1) if mono else data.T
     if sr is not None and native_sr != sr:
-        import librosa
-
-        y = librosa.resample(y, orig_sr=native_sr, target_sr=sr, res_type="soxr_hq", axis=-1).astype(np.float32)
+        y = resample(y, orig_sr=native_sr, target_sr=sr).astype(np.float32)
     rate = sr or native_sr
     duration = y.shape[-1] / rate
     if duration < min_duration:

@@ -153,10 +153,7 @@ def embed_audio(y: np.ndarray, *, sr: int, backend: str | Any = "auto") -> np.nd
     sr = positive_int(sr, "sr")
     model = get_backend(backend) if isinstance(backend, str) else backend
     y = valid_audio(y)
-    if sr != model.sample_rate:
-        import librosa
-
-        y = librosa.resample(y, orig_sr=sr, target_sr=model.sample_rate, res_type="soxr_hq")
+    y = audio.resample(y, orig_sr=sr, target_sr=model.sample_rate)
     return np.asarray(model.embed(y), dtype=np.float32)
 
 

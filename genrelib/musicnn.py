@@ -55,6 +55,7 @@ from typing import Any
 
 import numpy as np
 
+from .audio import resample
 from .checks import one_of, positive_int, valid_audio, warn
 from .errors import ParameterError, WeightsError
 from .storage import atomic_path, cache_dir
@@ -171,8 +172,7 @@ def log_mel(y: np.ndarray, *, sr: int) -> np.ndarray:
 
     sr = positive_int(sr, "sr")
     y = valid_audio(y, allow_silence=True)
-    if sr != SAMPLE_RATE:
-        y = librosa.resample(y, orig_sr=sr, target_sr=SAMPLE_RATE, res_type="soxr_hq")
+    y = resample(y, orig_sr=sr, target_sr=SAMPLE_RATE)
     power = librosa.feature.melspectrogram(y=y, sr=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP_LENGTH,
                                            n_mels=N_MELS)
     # float32 throughout: float16 (upstream) overflows to inf for loud bins (> 65504 after scaling).

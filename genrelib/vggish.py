@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .audio import resample
 from .checks import positive_int, valid_audio
 from .errors import AudioError, ChecksumError, ParameterError, WeightsError
 from .storage import atomic_path, atomic_save_npz, cache_dir, file_digest
@@ -149,12 +150,7 @@ def _to_16k(y: np.ndarray, sr: int, *, dtype=np.float64) -> np.ndarray:
     sr = positive_int(sr, "sr")
     valid_audio(y, allow_silence=True)  # checks only: it returns float32, and float64 input stays float64
     y = np.ascontiguousarray(y, dtype=dtype)
-    if sr != SAMPLE_RATE:
-        import librosa
-
-        # soxr "HQ", the same resampler audio.load uses, so a file loaded at 16 kHz and an array
-        # resampled here give identical samples.
-        y = librosa.resample(y, orig_sr=sr, target_sr=SAMPLE_RATE, res_type="soxr_hq")
+    y = resample(y, orig_sr=sr, target_sr=SAMPLE_RATE)
     if y.size < MIN_SAMPLES:
         raise AudioError(f"audio lasts {y.size / SAMPLE_RATE:.3f} s at 16 kHz ({y.size} samples); VGGish needs "
                          f"at least one 0.96 s patch ({MIN_SAMPLES} samples = 0.975 s including the STFT window)")

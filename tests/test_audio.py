@@ -134,3 +134,11 @@ def test_real_mini_clip(mini_root):
     assert y.dtype == np.float32 and abs(len(y) - native["frames"] * 16000 / native["samplerate"]) <= 1
     assert 29.9 < len(y) / 16000 < 30.1
     assert 0.01 < np.sqrt(np.mean(y**2)) < 1.0
+
+
+def test_resample_is_soxr_hq_and_a_no_op_at_the_same_rate():
+    y = np.sin(2 * np.pi * 440.0 * np.arange(22050) / 22050).astype(np.float32)
+    assert audio.resample(y, orig_sr=22050, target_sr=22050) is y
+    expected = librosa.resample(y, orig_sr=22050, target_sr=16000, res_type="soxr_hq")
+    np.testing.assert_array_equal(audio.resample(y, orig_sr=22050, target_sr=16000), expected)
+    assert audio.resample(np.stack([y, y]), orig_sr=22050, target_sr=16000).shape == (2, expected.size)
