@@ -24,7 +24,7 @@ import pandas as pd
 from .audio import AUDIO_EXTENSIONS
 from .checks import one_of, positive_int, positive_number
 from .config import GENRES
-from .errors import AudioError, DataError, GenrelibWarning, ParameterError
+from .errors import AudioError, ChecksumError, DataError, GenrelibWarning, ParameterError
 
 __all__ = [
     "GENRES",
@@ -35,6 +35,7 @@ __all__ = [
     "Split",
     "gtzan_index",
     "resolve_root",
+    "download_verified",
     "load_gtzan",
     "example_tracks",
     "validate",
@@ -384,29 +385,40 @@ def download(kind: str = "mini", dest: str | os.PathLike | None = None, *, force
     dest.mkdir(parents=True, exist_ok=True)
     archive = dest / remote.filename
     if force_overwrite or not archive.exists():
-        _download_from_mirrors(urls or remote.urls, archive, md5=remote.md5, progress=progress, timeout=timeout)
+        try:
+            download_verified(urls or remote.urls, archive, digest=remote.md5, algorithm="md5", progress=progress,
+                              timeout=timeout)
+        except ChecksumError as exc:
+            raise ChecksumError(f"{exc} and nothing was unpacked") from None
     (_unpack_full if kind == "full" else _unpack_mini)(archive, dest)
     return dest
 
 
-def _download_from_mirrors(urls, archive: Path, *, md5: str | None, progress: bool, timeout: float) -> None:
+def download_verified(urls, dest: str | os.PathLike, *, digest: str | None, algorithm: str = "sha256",
+                      progress: bool = True, timeout: float = 60.0) -> Path:
+    """Fetch ``dest`` from the first of ``urls`` that answers and return it, checked against ``digest``.
+
+    Bytes go to ``<dest>.part`` (an interrupted download resumes from it by HTTP range request); only a
+    file whose ``algorithm`` digest matches is renamed onto ``dest`` (``digest=None``: no known sum).
+    A mismatch deletes the part file and raises :class:`ChecksumError`; when every mirror fails,
+    :class:`DownloadError` lists why.
+    """
     from .errors import ChecksumError, DownloadError
     from .storage import file_digest
 
-    failures = []
+    dest, failures = Path(dest), []
     for url in urls:
         try:
-            part = _fetch_resumable(url, archive.with_name(archive.name + ".part"), progress=progress,
-                                    timeout=timeout)
+            part = _fetch_resumable(url, dest.with_name(dest.name + ".part"), progress=progress, timeout=timeout)
         except DownloadError as exc:
             failures.append(str(exc))
             continue
-        if md5 is not None and (got := file_digest(part, algorithm="md5")) != md5:
+        if digest is not None and (got := file_digest(part, algorithm=algorithm)) != digest:
             part.unlink()
-            raise ChecksumError(f"{archive}: downloaded from {url}, md5 {got} != expected {md5}; "
-                                f"the file was deleted and nothing was unpacked")
-        os.replace(part, archive)
-        return
+            raise ChecksumError(f"{dest}: downloaded from {url}, {algorithm} {got} != expected {digest}; "
+                                f"the file was deleted")
+        os.replace(part, dest)
+        return dest
     raise DownloadError("every mirror failed:\n  " + "\n  ".join(failures))
 
 

@@ -482,7 +482,7 @@ def download_checkpoint(
     SHA-256 matches is renamed onto ``dest``. A mismatch deletes the part file and raises
     :class:`ChecksumError`; a network failure raises :class:`DownloadError`.
     """
-    from .data import _fetch_resumable
+    from .data import download_verified
 
     dest = Path(dest) if dest else cache_dir("downloads") / "vggish_model.ckpt"
     if dest.is_file() and not force_overwrite:
@@ -491,14 +491,7 @@ def download_checkpoint(
         raise ChecksumError(f"{dest}: exists but its sha256 differs from {sha256}; pass force_overwrite=True "
                             f"(CLI: --overwrite) to replace it")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    _fetch_resumable(url, part, progress=progress, timeout=timeout)
-    got = file_digest(part)
-    if got != sha256:
-        part.unlink()
-        raise ChecksumError(f"{url}: downloaded file has sha256 {got}, expected {sha256}; it was deleted")
-    os.replace(part, dest)
-    return dest
+    return download_verified([url], dest, digest=sha256, progress=progress, timeout=timeout)
 
 
 def _source_digest(path: Path) -> str:
