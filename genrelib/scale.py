@@ -155,11 +155,17 @@ def init_ray(address: str | None = None, *, num_cpus: int = 2, log_to_driver: bo
     -----
     A local cluster starts without the dashboard and with usage statistics off, so nothing leaves the
     machine. Its workers import genrelib from the same folder as this process. On a real cluster,
-    genrelib must be installed in the nodes' image (see ``docs/scaling.md``).
+    genrelib must be installed in the nodes' image (see ``docs/scaling.md``). On a local cluster this
+    returns once every CPU is free (a new cluster reports its CPUs a moment after start, a previous job's
+    actors release theirs a moment after it ends).
     """
     ray = require_ray()
     num_cpus = positive_int(num_cpus, "num_cpus")
     if ray.is_initialized():
+        if ray.get_runtime_context().get_node_id() in _LOCAL_CLUSTER:
+            # On our own small cluster, let a previous job's actors release their CPUs first (a shared
+            # cluster is never idle, and its scheduler handles this).
+            _wait_until_idle(ray)
         return ray
     address = address or os.environ.get("RAY_ADDRESS") or None
     options: dict[str, Any] = {"logging_level": logging.WARNING, "include_dashboard": False,
@@ -576,10 +582,6 @@ def embed_catalogue(
             "progress": progress}
     start = time.perf_counter()
     ray = init_ray(address, num_cpus=num_cpus) if engine == "ray" else None
-    if ray is not None and ray.get_runtime_context().get_node_id() in _LOCAL_CLUSTER:
-        # On our own small cluster, let a previous job's actors release their CPUs first (a shared
-        # cluster is never idle, and its scheduler handles this).
-        _wait_until_idle(ray)
     todo = _not_done(_hash(ray, items, batch_size), done)
     if todo.num_rows == 0:
         pass  # every clip is in the output already: no decoding, no model, no job
@@ -905,8 +907,6 @@ def _augment_batch(batch: dict, *, sample_rate: int) -> dict:
 def _augment_on_ray(tasks: list[dict], *, sample_rate, address, num_cpus, max_retries, progress) -> dict:
     """Run every task on Ray; return ``{track_id: error}`` for the sources that failed."""
     ray = init_ray(address, num_cpus=num_cpus)
-    if ray.get_runtime_context().get_node_id() in _LOCAL_CLUSTER:
-        _wait_until_idle(ray)
     blocks = min(len(tasks), 4 * int(ray.cluster_resources().get("CPU", 1)))
     context = ray.data.DataContext.get_current()
     saved = context.enable_progress_bars
