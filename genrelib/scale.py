@@ -25,6 +25,7 @@ stages in this process without it and writes the same Parquet.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
@@ -662,18 +663,26 @@ def _run_local(todo, filesystem, folder: str, *, backend, target, options, run_i
         filesystem.move(partial, final)
 
 
-def _run_ray(ray, todo, filesystem, folder: str, *, progress, **plan) -> None:
+@contextlib.contextmanager
+def _ray_job(ray, *, progress: bool, what_survives: str) -> Iterator[None]:
+    """Ray Data's progress bars as asked for the job inside; a failed job becomes one GenrelibError saying
+    what survives it."""
     context = ray.data.DataContext.get_current()
     saved = context.enable_progress_bars
     context.enable_progress_bars = progress
     try:
-        _ray_dataset(ray, todo, **plan).write_parquet(folder, filesystem=filesystem)
+        yield
     except ray.exceptions.RayError as exc:
         reason = str(exc).strip().splitlines()[0][:500]
-        raise GenrelibError(f"the Ray job failed ({type(exc).__name__}: {reason}); batches already written "
-                            f"stay in {folder} and a re-run resumes from them") from exc
+        raise GenrelibError(f"the Ray job failed ({type(exc).__name__}: {reason}); {what_survives}") from exc
     finally:
         context.enable_progress_bars = saved
+
+
+def _run_ray(ray, todo, filesystem, folder: str, *, progress, **plan) -> None:
+    with _ray_job(ray, progress=progress,
+                  what_survives=f"batches already written stay in {folder} and a re-run resumes from them"):
+        _ray_dataset(ray, todo, **plan).write_parquet(folder, filesystem=filesystem)
 
 
 def _ray_dataset(ray, todo, *, backend, target, options, run_id, sample_rate, min_duration, batch_size,
@@ -908,22 +917,13 @@ def _augment_on_ray(tasks: list[dict], *, sample_rate, address, num_cpus, max_re
     """Run every task on Ray; return ``{track_id: error}`` for the sources that failed."""
     ray = init_ray(address, num_cpus=num_cpus)
     blocks = min(len(tasks), 4 * int(ray.cluster_resources().get("CPU", 1)))
-    context = ray.data.DataContext.get_current()
-    saved = context.enable_progress_bars
-    context.enable_progress_bars = progress
-    try:
+    with _ray_job(ray, progress=progress, what_survives="finished items stay cached and a re-run resumes"):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")  # see _ray_dataset
             dataset = ray.data.from_items(tasks, override_num_blocks=blocks).map_batches(
                 _augment_batch, batch_size=1, num_cpus=1, max_retries=max_retries,
                 fn_kwargs={"sample_rate": sample_rate})
         rows = dataset.take_all()
-    except ray.exceptions.RayError as exc:
-        reason = str(exc).strip().splitlines()[0][:500]
-        raise GenrelibError(f"the Ray job failed ({type(exc).__name__}: {reason}); finished items stay cached "
-                            "and a re-run resumes") from exc
-    finally:
-        context.enable_progress_bars = saved
     return {row["track_id"]: row["error"] for row in rows if row["error"]}
 
 
