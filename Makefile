@@ -14,10 +14,11 @@ export GENRELIB_CACHE ?= $(abspath .cache/genrelib)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONPATH := $(abspath .):$(PYTHONPATH)
 
-.PHONY: help venv demo test unit notebooks-test figures bench clean lock
+.PHONY: help venv demo test unit notebooks-test figures bench clean lock check-results findings
 
 help:
 	@echo "make demo   - create the venv, run the notebook series on the default data, write figures/ and results/"
+	@echo "make check-results - regenerate the committed result rows from an empty cache and compare"
 	@echo "make test   - unit tests + every notebook under nbval (quick mode)"
 	@echo "make venv | figures | bench | clean | lock"
 
@@ -38,6 +39,16 @@ $(STAMP): pyproject.toml requirements/lock.txt
 # regenerates figures/ and results/.
 demo: venv
 	GENRELIB_QUICK=0 GENRELIB_OUTPUT=$(abspath .) $(BIN)/python tools/run_notebooks.py --execute $(NOTEBOOKS)
+	$(BIN)/python tools/write_findings.py
+
+# The README's and results/README.md's generated blocks, from results/*.json.
+findings: venv
+	$(BIN)/python tools/write_findings.py
+
+# Regenerates committed result rows from an empty cache and compares them with results/ (exit 1 on a difference).
+CHECK_PROTOCOLS ?= paper kfold
+check-results: venv
+	$(BIN)/python tools/check_results.py --protocols $(CHECK_PROTOCOLS)
 
 test: venv
 	$(BIN)/python tools/run_tests.py

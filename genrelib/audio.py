@@ -20,10 +20,14 @@ import soundfile as sf
 from .checks import positive_int, valid_audio
 from .errors import AudioError
 
-__all__ = ["AUDIO_EXTENSIONS", "load", "info", "resample"]
+__all__ = ["AUDIO_EXTENSIONS", "DECODING_VERSION", "load", "info", "resample", "decoding_versions"]
 
 #: File extensions genrelib treats as audio (lower case, with the dot).
 AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".m4a", ".opus")
+
+#: Changes whenever :func:`load` or :func:`resample` would give other samples; part of every cache key
+#: downstream of decoding (augmented audio, embeddings, training runs).
+DECODING_VERSION = "audio-1"
 
 
 def _check_path(path: str | os.PathLike) -> Path:
@@ -87,6 +91,15 @@ def resample(y: np.ndarray, *, orig_sr: float, target_sr: float) -> np.ndarray:
     import librosa
 
     return librosa.resample(y, orig_sr=orig_sr, target_sr=target_sr, res_type="soxr_hq", axis=-1)
+
+
+def decoding_versions() -> dict[str, str]:
+    """What decides the samples :func:`load` returns: this module's :data:`DECODING_VERSION`, the decoder
+    (soundfile, libsndfile) and the resampler (soxr through librosa)."""
+    from .storage import library_versions
+
+    return {"decoding": DECODING_VERSION, "libsndfile": sf.__libsndfile_version__,
+            **library_versions("soundfile", "soxr", "librosa")}
 
 
 def load(

@@ -48,6 +48,7 @@ __all__ = [
     "pitch_shift",
     "add_white_noise",
     "apply_method",
+    "code_versions",
     "draw_params",
     "method_costs",
     "augment_split",
@@ -250,6 +251,21 @@ def apply_method(y: np.ndarray, *, sr: int, method: str, params: dict[str, Any])
     return add_white_noise(y, snr_db=params["snr_db"], rng=params["seed"])
 
 
+def code_versions() -> dict[str, str]:
+    """What decides an augmented clip's samples besides its source, method, parameters and sample rate:
+    :data:`ALGORITHM_VERSION`, the decoding and resampling code and libraries
+    (:func:`genrelib.audio.decoding_versions`) and NumPy (the noise generator).
+
+    Part of every augmented clip's cache key and of the key of every training run that uses augmented
+    clips, so a change in how a clip is computed is never served from an old cache. Read from package
+    metadata: the calling process never imports librosa (~2 s).
+    """
+    from . import audio
+    from .storage import library_versions
+
+    return {"version": ALGORITHM_VERSION, **audio.decoding_versions(), **library_versions("numpy")}
+
+
 def _item_rng(seed: int, track_id: str, method: str, copy: int) -> np.random.Generator:
     """A generator per item, derived from names only, so results do not depend on process scheduling."""
     label = hashlib.sha256(f"{track_id}|{method}|{copy}".encode()).hexdigest()
@@ -374,12 +390,9 @@ def _refuse_non_training(track_ids: Iterable[str], split) -> None:
 
 def _plan(tracks: pd.DataFrame, *, config: AugmentConfig, seed: int, root: Path) -> dict[str, list[_Item]]:
     """Every augmented item per source track, with its parameters and its content-keyed cache path."""
-    from importlib.metadata import version
-
     from .storage import file_digest, params_key
 
-    # Package metadata, not imports: this process never needs librosa itself (~2 s to import).
-    versions = {"version": ALGORITHM_VERSION, "librosa": version("librosa"), "soxr": version("soxr")}
+    versions = code_versions()
     plan = {}
     for track in tracks.itertuples(index=False):
         source_sha256 = file_digest(track.path)
@@ -539,7 +552,8 @@ def augment_split(
     Notes
     -----
     Each item's file is keyed by the source file's SHA-256, the method, its parameters (including the
-    noise seed), the sample rate and the algorithm, librosa and soxr versions, and written atomically. A
+    noise seed), the sample rate and :func:`code_versions` (algorithm, decoder, resampler and library
+    versions), and written atomically. A
     re-run reuses what exists without decoding, and an interrupted run resumes; the output does not depend
     on ``n_jobs`` or on the order in which workers finish, so a resumed cache is byte-identical to an
     uninterrupted one. Each source is decoded once at ``config.sample_rate`` and its STFT feeds both

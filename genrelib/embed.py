@@ -49,7 +49,9 @@ from .errors import GenrelibError, ParameterError
 from .storage import atomic_save_npz, cache_dir, file_digest, params_key
 
 __all__ = [
+    "EMBEDDING_VERSION",
     "BACKENDS",
+    "code_versions",
     "register_backend",
     "available_backends",
     "resolve_backend",
@@ -61,6 +63,10 @@ __all__ = [
     "project_clips",
     "MfccBackend",
 ]
+
+#: Changes whenever this module would store other vectors for the same audio and backend (how a clip is cut
+#: into patches, padded or batched); part of every embedding's cache key.
+EMBEDDING_VERSION = "embed-1"
 
 #: Registry: backend name -> "module:factory". The factory takes keyword options and returns a backend.
 BACKENDS: dict[str, str] = {
@@ -161,13 +167,19 @@ def _timestamps(model, n_patches: int) -> np.ndarray:
     return np.arange(n_patches, dtype=np.float32) * np.float32(model.patch_hop_seconds)
 
 
+def code_versions(model) -> dict[str, str]:
+    """What decides an embedding besides the audio: the backend, its weights and front end, this module's
+    :data:`EMBEDDING_VERSION` (patching, batching), the decoding code (:func:`genrelib.audio.decoding_versions`)
+    and the numerical libraries. Part of every embedding's cache key and of every training run's key."""
+    from .storage import library_versions
+
+    return {"backend": model.name, "weights": model.weights_checksum(), "front_end": model.front_end_version,
+            "embedding": EMBEDDING_VERSION, **audio.decoding_versions(),
+            **library_versions("numpy", "tensorflow", "keras")}
+
+
 def _cache_key(model, audio_checksum: str) -> str:
-    return params_key({
-        "audio": audio_checksum,
-        "backend": model.name,
-        "weights": model.weights_checksum(),
-        "front_end": model.front_end_version,
-    })
+    return params_key({"audio": audio_checksum, **code_versions(model)})
 
 
 def embed_file(
@@ -234,8 +246,9 @@ def embed_dataset(
     backend : str or backend object
     cache_dir_ : path, optional
         Cache root; default ``cache_dir("embeddings")``. One ``.npz`` (``embedding``, ``timestamps``) per
-        clip under ``<root>/<backend>/<key>.npz``, ``key`` hashing the audio file's sha256, the backend,
-        its weights' checksum and front-end version, so changed audio or weights never reuse stale vectors.
+        clip under ``<root>/<backend>/<key>.npz``, ``key`` hashing the audio file's sha256 and
+        :func:`code_versions` (backend, weights, front end, embedding and decoding code, libraries), so changed
+        audio, weights or code never reuse stale vectors.
     batch_size : int > 0, optional
         Patches per forward pass for backends with ``features``/``embed_patches``; default the backend's
         own (64 for VGGish).

@@ -56,7 +56,7 @@ from .checks import one_of, positive_int, positive_number
 from .config import GENRES, Config
 from .errors import DataError, GenrelibError, ParameterError
 from .storage import (atomic_path, atomic_save_npz, atomic_write_csv, atomic_write_json, cache_dir, file_digest,
-                      output_dir, params_key)
+                      library_versions, output_dir, params_key)
 from .train import build_optimizer, check_clip_table, make_splits, package_versions, read_meta, set_determinism
 
 __all__ = [
@@ -76,6 +76,10 @@ __all__ = [
     "load_run",
     "summarize",
 ]
+
+#: Changes whenever this module would compute other patches, frozen-layer outputs or fine-tuned weights for
+#: the same inputs; part of every cache key and run key of fine-tuning.
+FINETUNE_VERSION = "finetune-1"
 
 #: Training stages, in order; predictions and histories carry these names.
 STAGES = ("frozen", "finetuned")
@@ -434,8 +438,11 @@ def item_table(split, index: pd.DataFrame, *, augmented: pd.DataFrame | None = N
 
 
 def _patches_key(backbone: Backbone, audio_digest: str) -> str:
+    from . import audio
+
     return params_key({"audio": audio_digest, "front_end": backbone.front_end_version,
-                       "sample_rate": backbone.sample_rate})
+                       "sample_rate": backbone.sample_rate, "finetune": FINETUNE_VERSION,
+                       **audio.decoding_versions()})
 
 
 def _patches_folder(backbone: Backbone, root: str | os.PathLike | None = None) -> Path:
@@ -446,7 +453,8 @@ def _patches_folder(backbone: Backbone, root: str | os.PathLike | None = None) -
 def _features_folder(backbone: Backbone, bottom) -> Path:
     """Where the frozen bottom's cached outputs live: keyed by the backbone's weights and the cut."""
     return cache_dir("finetune_features", backbone.name,
-                     params_key({"weights": backbone.weights_checksum, "cut": _cut_description(bottom)}))
+                     params_key({"weights": backbone.weights_checksum, "cut": _cut_description(bottom),
+                                 "finetune": FINETUNE_VERSION, **library_versions("tensorflow", "keras")}))
 
 
 def patch_dataset(table: pd.DataFrame, *, backbone: Backbone | str = "musicnn-msd",
@@ -951,7 +959,8 @@ def fine_tune(split, index: pd.DataFrame, *, augmented: pd.DataFrame | None = No
     settings = {"backbone": backbone, "weights": model.weights_checksum, "unfreeze": _n_blocks(model, unfreeze),
                 "config": {k: v for k, v in config.to_dict().items() if k != "seed"}, "seed": seed,
                 "epochs": epochs, "finetune_learning_rate": learning_rate, "split": dataclasses.asdict(split),
-                "items": sorted(zip(table["item_id"], table["audio_sha256"]))}
+                "items": sorted(zip(table["item_id"], table["audio_sha256"])),
+                "code": {"finetune": FINETUNE_VERSION, **package_versions()}}
     key = params_key(settings)
     run_dir = Path(run_dir) if run_dir is not None else \
         output_dir("runs") / "finetune" / f"{backbone}-unfreeze{settings['unfreeze']}-{key[:8]}"
@@ -1105,7 +1114,12 @@ def run_protocol(index: pd.DataFrame, *, backbone: str = "musicnn-msd", unfreeze
     jobs = [(seed, split) for seed in range(config.seed, config.seed + n_seeds)
             for split in make_splits(index, protocol=config.protocol, seed=seed, config=config)]
     settings = {"config": {k: v for k, v in config.to_dict().items() if k != "seed"}, "weights": weights,
-                "epochs": [head_epochs, finetune_epochs], "finetune_learning_rate": finetune_learning_rate}
+                "epochs": [head_epochs, finetune_epochs], "finetune_learning_rate": finetune_learning_rate,
+                "code": {"finetune": FINETUNE_VERSION, **package_versions()}}
+    if config.augment_training:
+        from .augment import code_versions
+
+        settings["augmentation"] = {"seed": int(config.seed), **code_versions()}
     group = Path(runs_dir or output_dir("runs")) / (f"finetune-{config.protocol}-{backbone}-unfreeze{unfreeze}-"
                                                     f"{'aug' if config.augment_training else 'noaug'}-"
                                                     f"{params_key(settings, length=8)}")

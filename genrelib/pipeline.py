@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable
 import pandas as pd
 
 from .config import Config
-from .errors import DataError, GenrelibError, ParameterError
+from .errors import DataError, ParameterError
 from .plots import write_figures_readme
 from .storage import output_dir
 
@@ -72,16 +72,15 @@ def make_augmenter(index: pd.DataFrame, *, config: Config = Config(), backend: A
     """
     from .embed import embed_dataset
 
+    from .augment import augment_split, code_versions
+
     def augmented_for(split):
-        try:
-            from .augment import augment_split
-        except ImportError as exc:  # the augmentation stage is a separate issue
-            raise GenrelibError("augmentation is not available in this installation (genrelib.augment); "
-                                "set augment_training=false") from exc
         manifest = augment_split(index, split, config=config.augment, seed=config.seed, progress=progress)
         copies = manifest[manifest["method"] != "original"]
         return embed_dataset(copies, backend=backend, progress=progress)
 
+    # What decides the clips besides the configuration: part of the key of every run trained on them.
+    augmented_for.provenance = {"seed": int(config.seed), **code_versions()}
     return augmented_for
 
 

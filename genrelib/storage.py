@@ -8,6 +8,7 @@ leaves a half-written file that a later run would trust.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -35,6 +36,7 @@ __all__ = [
     "atomic_save_npz",
     "file_digest",
     "params_key",
+    "library_versions",
 ]
 
 
@@ -127,3 +129,20 @@ def params_key(params: dict[str, Any], *, length: int = 16) -> str:
     """Short, stable hash of a parameter dictionary (key order does not matter)."""
     text = json.dumps(params, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def library_versions(*names: str) -> dict[str, str]:
+    """Installed versions of the named distributions (``"not installed"`` for a missing one), from package
+    metadata: no library is imported. Cache keys include them, since a new release can change the numbers."""
+    return {name: _installed_version(name) for name in names}
+
+
+@functools.lru_cache(maxsize=None)
+def _installed_version(name: str) -> str:
+    # Reading metadata scans sys.path (milliseconds); an installed version does not change within a process.
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"

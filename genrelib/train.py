@@ -38,6 +38,7 @@ from .errors import DataError, ParameterError
 from .storage import atomic_path, atomic_write_csv, atomic_write_json, file_digest, output_dir, params_key
 
 __all__ = [
+    "TRAINING_VERSION",
     "PROTOCOLS",
     "OPTIMIZERS",
     "build_optimizer",
@@ -48,6 +49,7 @@ __all__ = [
     "check_clip_table",
     "data_checksum",
     "package_versions",
+    "code_versions",
     "read_meta",
     "train_split",
     "run_protocol",
@@ -57,6 +59,9 @@ __all__ = [
 
 PROTOCOLS = ("paper", "fault_filtered", "kfold")
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
+#: Changes whenever a run of the same configuration, embeddings and seed would give other numbers (clip
+#: table, network, fit loop, predictions); part of every run group's key.
+TRAINING_VERSION = "train-1"
 CHECKPOINTS = ("best", "last")
 _SIDES = ("train", "valid", "test")
 #: Every file a run directory may hold (``baseline.csv`` is added by :func:`genrelib.evaluate.add_baseline`).
@@ -339,16 +344,31 @@ def data_checksum(tracks: pd.DataFrame) -> str:
 
 def package_versions() -> dict[str, str]:
     """Python, genrelib and the numerical packages' versions, as recorded with every run."""
-    from importlib import metadata
-
     from . import __version__
+    from .storage import library_versions
 
-    versions = {"python": platform.python_version(), "genrelib": __version__}
-    for name in ("numpy", "tensorflow", "keras", "scikit-learn", "librosa", "pandas"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
+    return {"python": platform.python_version(), "genrelib": __version__,
+            **library_versions("numpy", "tensorflow", "keras", "scikit-learn", "librosa", "pandas")}
+
+
+def code_versions(augmented_for: Callable | None = None) -> dict[str, Any]:
+    """What decides a run's numbers besides its configuration, backend, data and seed: this module's
+    :data:`TRAINING_VERSION` (clip table, model, fit loop, predictions), the embedding and decoding code
+    and, for augmented runs, the augmented clips' provenance (``augmented_for.provenance``, set by
+    :func:`genrelib.pipeline.make_augmenter`: augmentation seed and :func:`genrelib.augment.code_versions`).
+
+    Part of every run group's key (:func:`run_protocol`), so a run trained by other code, or on clips
+    augmented by other code or another seed, is never reused.
+    """
+    from . import audio
+    from .embed import EMBEDDING_VERSION
+
+    versions: dict[str, Any] = {"training": TRAINING_VERSION, "embedding": EMBEDDING_VERSION,
+                                **audio.decoding_versions(), **package_versions()}
+    if augmented_for is not None:
+        provenance = getattr(augmented_for, "provenance", None)
+        versions["augmentation"] = provenance if provenance is not None else \
+            f"{getattr(augmented_for, '__module__', '?')}.{getattr(augmented_for, '__qualname__', '?')}"
     return versions
 
 
@@ -464,6 +484,7 @@ def train_split(split: gdata.Split, tracks: pd.DataFrame, *, run_dir: str | os.P
         "augmented_clips": int((training["method"] != "original").sum()),
         "data": {**(data or {}), "checksum": (data or {}).get("checksum") or data_checksum(tracks)},
         "versions": package_versions(), "git_commit": _git_commit(), "host": platform.node(),
+        "cpu_count": os.cpu_count(),
     }
     config.to_json(run_dir / "config.json")
     split.to_json(run_dir / "split.json")
@@ -512,7 +533,8 @@ def run_protocol(tracks: pd.DataFrame, *, config: Config = Config(), backend: An
         One run directory per (seed, split), under
         ``<runs_dir>/<protocol>-<backend>-<aug|noaug>-<key>/seed<S>-fold<F>``, ``key`` hashing the
         configuration (less its seed), backend and data checksum: changing any of them starts a new folder,
-        re-running the same one resumes it.
+        re-running the same one resumes it. The key also holds :func:`code_versions`: runs made by other
+        code, or on clips augmented by other code or seed, are never reused.
     """
     one_of(config.protocol, PROTOCOLS, "protocol")
     n_seeds = positive_int(config.train.n_seeds, "n_seeds")
@@ -522,7 +544,9 @@ def run_protocol(tracks: pd.DataFrame, *, config: Config = Config(), backend: An
     backend_info = _backend_info(backend)
     data = {**(data or {}), "checksum": (data or {}).get("checksum") or data_checksum(tracks)}
     settings = {k: v for k, v in config.to_dict().items() if k != "seed"}
-    key = params_key({"config": settings, "backend": backend_info, "data": data["checksum"]}, length=8)
+    code = code_versions(augmented_for if config.augment_training else None)
+    key = params_key({"config": settings, "backend": backend_info, "data": data["checksum"], "code": code},
+                     length=8)
     group = Path(runs_dir or output_dir("runs")) / \
         f"{config.protocol}-{backend_info['name']}-{'aug' if config.augment_training else 'noaug'}-{key}"
     from tqdm.auto import tqdm

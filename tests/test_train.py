@@ -57,6 +57,26 @@ def test_same_seed_same_weights_and_history_other_seed_differs():
     assert not weights_equal(m1, m3)
 
 
+def test_same_seed_same_weights_while_another_process_keeps_a_core_busy():
+    """Thread scheduling under load must not change a seeded run (issue 20: numbers that did not reproduce)."""
+    import subprocess
+    import sys
+
+    x, y = separable(6, seed=5)
+    config = TINY.replace(**{"train.epochs": 4, "train.batch_size": 8})
+    quiet, quiet_history = train.fit_classifier(x, y, x_valid=x[::4], y_valid=y[::4], config=config, seed=11)
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        loaded, loaded_history = train.fit_classifier(x, y, x_valid=x[::4], y_valid=y[::4], config=config, seed=11)
+        assert busy.poll() is None  # the load really ran during the second fit
+    finally:
+        busy.kill()
+        busy.wait()
+    assert weights_equal(quiet, loaded)
+    pd.testing.assert_frame_equal(quiet_history, loaded_history)
+    np.testing.assert_array_equal(quiet.predict(x, verbose=0), loaded.predict(x, verbose=0))
+
+
 def test_best_checkpoint_is_the_epoch_of_lowest_validation_loss(tmp_path):
     x, y = separable(4, seed=3)
     x_valid, y_valid = separable(2, seed=4)

@@ -1,0 +1,232 @@
+"""What the results say, in words computed from the result tables - never typed in.
+
+Notebooks: 04_cnn_training, 05_evaluation, 06_fine_tuning. Tool: ``tools/write_findings.py`` (``make demo`` runs
+it) rewrites the generated blocks of ``README.md`` and ``results/README.md`` from ``results/*.json``; a unit test
+fails when a committed block differs from what the committed tables give.
+
+Every sentence here takes its numbers from a table: the per-run rows of a CNN group and of the baseline on the
+same runs (:func:`genrelib.evaluate.summarize_runs` or ``results/per_run.json``), ``results/table3_accuracy.json``,
+``results/backends.json`` and ``results/finetune.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import DataError
+from .evaluate import MODELS
+from .storage import output_dir
+
+__all__ = [
+    "load_results",
+    "compare_runs",
+    "describe_comparison",
+    "describe_augmentation",
+    "accuracy_table",
+    "describe_backends",
+    "describe_finetune",
+    "readme_block",
+    "results_readme_block",
+    "replace_block",
+]
+
+_BEGIN = "<!-- begin generated: {name} (tools/write_findings.py; do not edit by hand) -->"
+_END = "<!-- end generated: {name} -->"
+
+
+def load_results(results_dir: str | os.PathLike | None = None) -> dict[str, pd.DataFrame]:
+    """The result tables as data frames: ``table3``, ``per_run`` and, when present, ``backends`` and
+    ``finetune`` (one row per setting). Raises :class:`DataError` naming a missing or unreadable file."""
+    folder = Path(results_dir) if results_dir else output_dir("results", create=False)
+    tables = {}
+    for name, stem, required in (("table3", "table3_accuracy", True), ("per_run", "per_run", True),
+                                 ("backends", "backends", False), ("finetune", "finetune", False)):
+        path = folder / f"{stem}.json"
+        if not path.exists() and not required:
+            continue
+        try:
+            values = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DataError(f"{path}: cannot read the result table ({exc}); regenerate it with make demo") from exc
+        rows = values["rows"] if "rows" in values else values["results"]
+        tables[name] = pd.DataFrame(rows)
+    return tables
+
+
+def compare_runs(cnn: pd.DataFrame, baseline: pd.DataFrame) -> dict:
+    """Run-by-run comparison of two models tested on the same runs (``run``, ``accuracy``, ``n`` per row).
+
+    Returns
+    -------
+    dict
+        ``runs``, ``wins``, ``losses``, ``ties`` (the CNN's, by test accuracy), ``net_tracks`` (test tracks the
+        CNN got right minus the baseline's, over all runs), ``test_tracks`` (summed over runs),
+        ``cnn_mean`` and ``baseline_mean`` (mean accuracy over runs).
+    """
+    paired = cnn[["run", "accuracy", "n"]].merge(baseline[["run", "accuracy"]], on="run",
+                                                 suffixes=("_cnn", "_baseline"), validate="one_to_one")
+    if len(paired) != len(cnn) or not len(paired):
+        raise DataError(f"the two models share {len(paired)} of {len(cnn)} runs: compare them on the same runs")
+    difference = paired["accuracy_cnn"] - paired["accuracy_baseline"]
+    return {"runs": len(paired), "wins": int((difference > 1e-9).sum()), "losses": int((difference < -1e-9).sum()),
+            "ties": int((difference.abs() <= 1e-9).sum()),
+            "net_tracks": int(round(float((difference * paired["n"]).sum()))),
+            "test_tracks": int(paired["n"].sum()),
+            "cnn_mean": float(paired["accuracy_cnn"].mean()), "baseline_mean": float(paired["accuracy_baseline"].mean())}
+
+
+def describe_comparison(cnn: pd.DataFrame, baseline: pd.DataFrame, *, label: str = "the CNN") -> str:
+    """One sentence: ``label`` against the clip-mean baseline on the same runs, with its wins, losses and ties."""
+    c = compare_runs(cnn, baseline)
+    verdict = ("level with" if abs(c["net_tracks"]) <= max(2, c["runs"] // 5) else
+               "ahead of" if c["net_tracks"] > 0 else "behind")
+    return (f"On the same {c['runs']} runs {label} reaches {_percent(c['cnn_mean'])} against the baseline's "
+            f"{_percent(c['baseline_mean'])}: it wins {c['wins']} runs, loses {c['losses']} and ties {c['ties']}, "
+            f"net {c['net_tracks']:+d} test tracks of {c['test_tracks']} - {verdict} the baseline.")
+
+
+def describe_augmentation(with_augmentation: dict, without_augmentation: dict) -> str:
+    """One sentence from two summaries (:func:`genrelib.evaluate.summarize_runs`) of the same splits and seeds."""
+    on, off = with_augmentation["accuracy"]["mean"], without_augmentation["accuracy"]["mean"]
+    facts = with_augmentation["facts"]
+    tracks = int(with_augmentation["per_run"]["n"].sum())
+    return (f"On the `{facts['protocol']}` splits (seeds {facts['seeds']}, {tracks} test tracks in all) "
+            f"augmentation moves the CNN from {_percent(off)} to {_percent(on)} "
+            f"({100 * (on - off):+.1f} points, {round((on - off) * tracks):+d} tracks).")
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.1f} %"
+
+
+def _row(table3: pd.DataFrame, *, model: str, protocol: str, augmentation: str) -> pd.Series | None:
+    rows = table3[(table3["model"] == MODELS[model]) & (table3["protocol"].str.split(" ").str[0] == protocol)
+                  & (table3["augmentation"] == augmentation)]
+    return rows.iloc[0] if len(rows) else None
+
+
+def _group(per_run: pd.DataFrame, *, model: str, protocol: str, augmentation: str) -> pd.DataFrame:
+    return per_run[(per_run["model"] == MODELS[model]) & (per_run["protocol"].str.split(" ").str[0] == protocol)
+                   & (per_run["augmentation"] == augmentation)]
+
+
+def accuracy_table(results: dict[str, pd.DataFrame]) -> str:
+    """The README's table: test accuracy (mean ± std over runs) per protocol, CNN without and with
+    augmentation, the baseline, and the paper's figure in its own row."""
+    table3 = results["table3"]
+    lines = ["| protocol | runs | paper CNN, no augmentation | paper CNN + augmentation | clip-mean + logistic regression |",
+             "|---|---|---|---|---|"]
+    for protocol in dict.fromkeys(table3["protocol"]):
+        name = protocol.split(" ")[0]
+        cells = []
+        for model, augmentation in (("cnn", "off"), ("cnn", "on"), ("baseline", "off")):
+            row = _row(table3, model=model, protocol=name, augmentation=augmentation)
+            if row is None and model == "baseline":
+                row = _row(table3, model=model, protocol=name, augmentation="on")
+            cells.append("-" if row is None else f"{row['accuracy_mean']:.3f} ± {row['accuracy_std']:.3f}")
+        first = table3[table3["protocol"] == protocol].iloc[0]
+        lines.append(f"| {protocol}, {first['data']}, {first['backend']}, seeds {first['seeds']} | {first['runs']} | "
+                     + " | ".join(cells) + " |")
+    paper = table3.dropna(subset=["paper_accuracy"]).iloc[0]
+    lines.append(f"| *the paper (full GTZAN, VGGish, split not stated)* | | | *{paper['paper_accuracy']:.4f} "
+                 f"(loss {paper['paper_loss']:.4f})* | |")
+    return "\n".join(lines)
+
+
+def _comparisons(results: dict[str, pd.DataFrame]) -> list[str]:
+    table3, per_run = results["table3"], results["per_run"]
+    sentences = []
+    for protocol in dict.fromkeys(table3["protocol"]):
+        name = protocol.split(" ")[0]
+        off = _row(table3, model="cnn", protocol=name, augmentation="off")
+        on = _row(table3, model="cnn", protocol=name, augmentation="on")
+        parts = []
+        if off is not None and on is not None:
+            parts.append(f"augmentation moves the CNN from {_percent(off['accuracy_mean'])} to "
+                         f"{_percent(on['accuracy_mean'])} ({100 * (on['accuracy_mean'] - off['accuracy_mean']):+.1f} "
+                         f"points)")
+        for augmentation in ("on", "off"):
+            cnn = _group(per_run, model="cnn", protocol=name, augmentation=augmentation)
+            # The baseline never trains on augmented clips: one set of its runs serves both CNN groups.
+            baseline = _group(per_run, model="baseline", protocol=name, augmentation="off")
+            if len(cnn) and len(cnn) == len(baseline):
+                c = compare_runs(cnn, baseline)
+                parts.append(f"against the baseline the CNN {'with' if augmentation == 'on' else 'without'} "
+                             f"augmentation wins {c['wins']} runs, loses {c['losses']} and ties {c['ties']} "
+                             f"(net {c['net_tracks']:+d} test tracks of {c['test_tracks']})")
+        if parts:
+            sentences.append(f"`{name}` ({int(table3[table3['protocol'] == protocol]['runs'].iloc[0])} runs): "
+                             + "; ".join(parts) + ".")
+    return sentences
+
+
+def describe_backends(results: dict[str, pd.DataFrame]) -> str | None:
+    """The linear-probe accuracy of each backend's default layer (``results/backends.json``), best first."""
+    if "backends" not in results:
+        return None
+    probes = results["backends"]
+    default = probes.drop_duplicates("backend").sort_values("accuracy_mean", ascending=False)
+    return ", ".join(f"{row.backend} {_percent(row.accuracy_mean)}" for row in default.itertuples())
+
+
+def describe_finetune(results: dict[str, pd.DataFrame] | None = None) -> str | None:
+    """Frozen against fine-tuned accuracy of each setting of ``results/finetune.json`` (paired per run)."""
+    results = load_results() if results is None else results
+    if "finetune" not in results:
+        return None
+    parts = []
+    for setting in results["finetune"].itertuples():
+        runs = pd.DataFrame(setting.runs)
+        better, worse = int((runs["difference"] > 0).sum()), int((runs["difference"] < 0).sum())
+        parts.append(f"`{setting.setting}` (unfreeze {setting.unfreeze}, stage-2 lr {setting.finetune_learning_rate:g}): "
+                     f"frozen {_percent(runs['frozen'].mean())} -> fine-tuned {_percent(runs['finetuned'].mean())}, "
+                     f"{better} of {len(runs)} runs better, {worse} worse")
+    return "; ".join(parts) + "."
+
+
+def readme_block(results: dict[str, pd.DataFrame]) -> str:
+    """The README's generated results block: the accuracy table and what each comparison measured."""
+    lines = [accuracy_table(results), "", "Measured on these runs (`results/per_run.json`):", ""]
+    lines += [f"- {sentence}" for sentence in _comparisons(results)]
+    backends = describe_backends(results)
+    if backends:
+        lines.append(f"- Linear probes of the offline backends (`results/backends.md`, same 5 folds × 3 seeds): "
+                     f"{backends}.")
+    finetune = describe_finetune(results)
+    if finetune:
+        lines.append(f"- Fine-tuning musicnn-msd (`results/finetune.md`, 5 folds × 3 seeds): {finetune}")
+    return "\n".join(lines)
+
+
+def results_readme_block(results: dict[str, pd.DataFrame]) -> str:
+    """``results/README.md``'s generated block: every row of Table 3 and the run-by-run comparisons."""
+    table3 = results["table3"]
+    lines = ["| protocol | model | augmentation | runs | test accuracy | test loss |", "|---|---|---|---|---|---|"]
+    for row in table3.itertuples():
+        lines.append(f"| {row.protocol} | {row.model} | {row.augmentation} | {row.runs} | "
+                     f"{row.accuracy_mean:.4f} ± {row.accuracy_std:.4f} | {row.loss_mean:.4f} ± {row.loss_std:.4f} |")
+    lines += ["", *[f"- {sentence}" for sentence in _comparisons(results)]]
+    per_run = results["per_run"]
+    for model in ("cnn", "baseline"):
+        for augmentation in ("off", "on"):
+            group = _group(per_run, model=model, protocol="kfold", augmentation=augmentation)
+            if len(group) and (model == "cnn" or augmentation == "off"):
+                lines.append(f"- k-fold per-run test loss of the {MODELS[model]}"
+                             f"{'' if model == 'baseline' else f' (augmentation {augmentation})'}: "
+                             f"{group['loss'].min():.2f}-{group['loss'].max():.2f}.")
+    return "\n".join(lines)
+
+
+def replace_block(text: str, name: str, block: str) -> str:
+    """``text`` with the generated block ``name`` (between its two marker comments) replaced by ``block``.
+    Raises :class:`DataError` when the markers are missing."""
+    begin, end = _BEGIN.format(name=name), _END.format(name=name)
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), flags=re.DOTALL)
+    if not pattern.search(text):
+        raise DataError(f"no generated block {name!r}: the text needs the lines {begin!r} and {end!r}")
+    return pattern.sub(lambda _: f"{begin}\n{block}\n{end}", text, count=1)

@@ -1,0 +1,69 @@
+"""genrelib.findings: sentences computed from result tables; committed prose matches the committed tables."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from genrelib import findings
+from genrelib.errors import DataError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _runs(accuracies, n=20):
+    return pd.DataFrame({"run": [f"seed0-fold{i}" for i in range(len(accuracies))], "accuracy": accuracies,
+                         "n": [n] * len(accuracies)})
+
+
+def test_compare_runs_counts_wins_losses_ties_and_net_tracks_by_hand():
+    cnn = _runs([1.0, 0.95, 0.90, 0.85])
+    baseline = _runs([0.95, 0.95, 0.95, 0.80])
+    c = findings.compare_runs(cnn, baseline)
+    # run 0: +1 track, run 1: tie, run 2: -1 track, run 3: +1 track (20 test tracks each)
+    assert (c["wins"], c["losses"], c["ties"], c["net_tracks"], c["test_tracks"]) == (2, 1, 1, 1, 80)
+    assert c["cnn_mean"] == pytest.approx(0.925) and c["baseline_mean"] == pytest.approx(0.9125)
+    text = findings.describe_comparison(cnn, baseline)
+    assert "92.5 %" in text and "91.2 %" in text and "wins 2 runs, loses 1 and ties 1" in text
+
+
+def test_compare_runs_refuses_different_runs():
+    with pytest.raises(DataError, match="same runs"):
+        findings.compare_runs(_runs([1.0, 0.9]), _runs([0.9]).assign(run="other"))
+
+
+def test_replace_block_needs_its_markers():
+    text = "intro\n<!-- begin generated: x (tools/write_findings.py; do not edit by hand) -->\nold\n" \
+           "<!-- end generated: x -->\noutro"
+    assert findings.replace_block(text, "x", "new").splitlines()[2] == "new"
+    with pytest.raises(DataError, match="'y'"):
+        findings.replace_block(text, "y", "new")
+
+
+def test_committed_prose_blocks_match_the_committed_tables():
+    """README.md and results/README.md quote exactly what the committed results/*.json give."""
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "write_findings.py"), "--check"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+#: Numbers notebook prose may state: the paper's own figures and Table 1 settings, durations and sizes.
+_ALLOWED = {"0.7236", "0.7544", "0.001"}
+_RESULT_NUMBER = re.compile(r"\b\d{1,3}\.\d{1,2} ?(?:%|±)|\b0\.\d{3,4}\b")
+
+
+@pytest.mark.parametrize("notebook", sorted((ROOT / "notebooks").glob("0[0-9]_*.py")), ids=lambda p: p.stem)
+def test_notebook_prose_types_no_result_numbers(notebook):
+    """Accuracies in a notebook's text come from cells that print them, never typed into markdown."""
+    markdown, typed = False, []
+    for line in notebook.read_text().splitlines():
+        if line.startswith("# %%"):
+            markdown = "[markdown]" in line
+        elif markdown:
+            typed += [m for m in _RESULT_NUMBER.findall(line) if m not in _ALLOWED]
+    assert not typed, f"{notebook.name} types result numbers into its prose: {typed}"
