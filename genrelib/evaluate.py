@@ -421,8 +421,11 @@ def write_results(summaries: Iterable[dict], *, output_dir_: str | os.PathLike |
 def _per_run_markdown(table: pd.DataFrame) -> str:
     columns = _KEY + ["run", "seed", "fold", "n", "accuracy", "loss"]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    whole = {"seed", "fold", "n"}  # a merge with rows lacking a fold makes these float: print them as counts
     for row in table[columns].itertuples(index=False):
-        cells = [f"{v:.4f}" if isinstance(v, float) else "-" if v is None else str(v) for v in row]
+        cells = ["-" if v is None or (isinstance(v, float) and np.isnan(v)) else
+                 str(int(v)) if name in whole else f"{v:.4f}" if isinstance(v, float) else str(v)
+                 for name, v in zip(columns, row)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
