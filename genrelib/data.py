@@ -37,9 +37,11 @@ __all__ = [
     "resolve_root",
     "download_verified",
     "load_gtzan",
+    "skipped_tracks",
     "example_tracks",
     "validate",
     "download",
+    "VERIFIED_RECORD",
     "split_random",
     "split_fault_filtered",
     "kfold",
@@ -217,14 +219,16 @@ def load_gtzan(root: str | os.PathLike | None = None, *, on_error: str = "raise"
         ``Data/genres_original/...`` (a widespread re-upload) or the genre folders themselves; ``hip-hop``
         is read as ``hiphop``. Default: :func:`resolve_root`.
     on_error : {"raise", "skip"}
-        What to do with a file whose header cannot be read (``jazz.00054`` of a widespread copy):
-        raise :class:`DataError` naming it, or drop it with a :class:`GenrelibWarning`.
+        What to do with a file whose header cannot be read (``jazz.00054`` of the Kaggle copy):
+        raise :class:`DataError` naming it, or leave it out with one :class:`GenrelibWarning` naming
+        every skipped track. The CLI's ``--on-error`` and ``Config.data.on_error`` set it.
 
     Returns
     -------
     pd.DataFrame
         One row per track, sorted by ``track_id``: ``track_id``, ``genre``, ``path``, ``samplerate`` [Hz],
-        ``channels``, ``duration`` [s] (from the file header; cheap).
+        ``channels``, ``duration`` [s] (from the file header; cheap). ``attrs["skipped"]`` lists the
+        tracks left out (``track_id``, ``path``, ``problem``; see :func:`skipped_tracks`).
     """
     from . import audio
 
@@ -232,18 +236,32 @@ def load_gtzan(root: str | os.PathLike | None = None, *, on_error: str = "raise"
     root, _ = resolve_root(root)
     if not Path(root).is_dir():
         raise DataError(f"{root}: no such folder")
-    rows = []
+    rows, skipped = [], []
     for row in _scan(Path(root)):
         try:
             meta = audio.info(row["path"])
         except AudioError as exc:
             if on_error == "raise":
-                raise DataError(f"{exc} - pass on_error='skip' to leave this track out") from exc
-            warnings.warn(f"skipping unreadable track: {exc}", GenrelibWarning, stacklevel=2)
+                raise DataError(f"{exc} - pass on_error='skip' (CLI: --on-error skip) to leave this track "
+                                f"out") from None
+            skipped.append({"track_id": row["track_id"], "path": row["path"], "problem": "unreadable"})
             continue
         rows.append({**row, "samplerate": meta["samplerate"], "channels": meta["channels"],
                      "duration": meta["duration"]})
-    return pd.DataFrame(rows).sort_values("track_id", ignore_index=True)
+    if not rows:
+        raise DataError(f"{root}: no readable track")
+    index = pd.DataFrame(rows).sort_values("track_id", ignore_index=True)
+    index.attrs["skipped"] = skipped
+    if skipped:
+        warnings.warn(f"{root}: {len(rows)} tracks; skipped: {skipped_tracks(index)}", GenrelibWarning,
+                      stacklevel=2)
+    return index
+
+
+def skipped_tracks(index: pd.DataFrame) -> str:
+    """The tracks :func:`load_gtzan` left out, as results name them: ``"jazz.00054 (unreadable)"``
+    (empty when none)."""
+    return ", ".join(f"{item['track_id']} ({item['problem']})" for item in index.attrs.get("skipped", []))
 
 
 def example_tracks(index: pd.DataFrame, *, per_genre: int = 1) -> pd.DataFrame:
@@ -278,7 +296,10 @@ def validate(root: str | os.PathLike | None = None, *, expected: str = "auto", d
     -------
     pd.DataFrame
         One row per expected track: ``track_id``, ``genre``, ``path``, ``exists``, ``checksum``
-        (``"ok"``, ``"mismatch"`` or ``"unknown"`` - no published sum for this encoding, not an error),
+        (``"ok"``: the published per-file sum; ``"archive"``: verified by archive MD5, i.e. unchanged since
+        a verified :func:`download` of the full archive unpacked it - the original ``.au`` files have no
+        published per-file sum; ``"mismatch"``; ``"unknown"``: nothing to check against, not an error, and
+        a :class:`GenrelibWarning` says so when no file at all could be verified),
         ``decodable``, ``duration`` [s], ``ok`` and ``problem`` (text, empty when ok).
     """
     one_of(expected, ("auto", "full", "mini", "found"), "expected")
@@ -288,6 +309,7 @@ def validate(root: str | os.PathLike | None = None, *, expected: str = "auto", d
     known = {
         "md5": dict(zip(index["track_id"], index["md5"])),
         "ogg_sha256": _sha256_table("gtzan_mini_ogg_SHA256SUMS"),
+        "archive_md5": _archive_record(Path(root)),
     }
     mini_ids = set(_sha256_table("gtzan_mini_SHA256SUMS"))
     if expected == "auto":
@@ -303,7 +325,24 @@ def validate(root: str | os.PathLike | None = None, *, expected: str = "auto", d
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         rows = list(tqdm(pool.map(check, wanted), total=len(wanted), disable=not progress, desc="validate"))
-    return pd.DataFrame(rows)
+    report = pd.DataFrame(rows)
+    if report["exists"].any() and (report.loc[report["exists"], "checksum"] == "unknown").all():
+        warnings.warn(f"{root}: no file could be checksum-verified (no published per-file sum for these files and "
+                      f"no {VERIFIED_RECORD} from a verified archive download); only decoding and durations were "
+                      f"checked", GenrelibWarning, stacklevel=2)
+    return report
+
+
+def _archive_record(root: Path) -> dict[str, str]:
+    """Absolute path -> MD5 from the record a verified full download left in ``root`` (empty without one)."""
+    record = root / VERIFIED_RECORD
+    if not record.is_file():
+        return {}
+    try:
+        files = json.loads(record.read_text())["files"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataError(f"{record}: unreadable download record ({exc}); delete it, or download again") from None
+    return {str((root / relpath).resolve()): digest for relpath, digest in files.items()}
 
 
 def _check_track(track_id: str, row: dict | None, known: dict, *, decode: bool,
@@ -319,7 +358,10 @@ def _check_track(track_id: str, row: dict | None, known: dict, *, decode: bool,
         return report
     path = Path(row["path"])
     suffix = path.suffix.lower()
-    if suffix == ".wav" and track_id in known["md5"]:
+    if str(path.resolve()) in known["archive_md5"]:
+        matches = file_digest(path, algorithm="md5") == known["archive_md5"][str(path.resolve())]
+        report["checksum"] = "archive" if matches else "mismatch"
+    elif suffix == ".wav" and track_id in known["md5"]:
         report["checksum"] = "ok" if file_digest(path, algorithm="md5") == known["md5"][track_id] else "mismatch"
     elif suffix == ".ogg" and track_id in known["ogg_sha256"]:
         # Our Ogg re-encodings have sums; an Ogg made elsewhere is not corrupt just because it differs.
@@ -335,7 +377,9 @@ def _check_track(track_id: str, row: dict | None, known: dict, *, decode: bool,
     except AudioError as exc:
         report["problem"] = str(exc)
     if report["checksum"] == "mismatch":
-        report["problem"] = report["problem"] or "checksum mismatch (file differs from the published GTZAN)"
+        reference = ("what the verified archive unpacked" if str(path.resolve()) in known["archive_md5"]
+                     else "the published GTZAN")
+        report["problem"] = report["problem"] or f"checksum mismatch (file differs from {reference})"
     elif report["decodable"] and not duration_range[0] <= report["duration"] <= duration_range[1]:
         report["problem"] = (f"duration {report['duration']:.2f} s, expected {duration_range[0]}-"
                              f"{duration_range[1]} s")
@@ -346,10 +390,11 @@ def _check_track(track_id: str, row: dict | None, known: dict, *, decode: bool,
 # ------------------------------------------------------------------------------------------ download
 
 def download(kind: str = "mini", dest: str | os.PathLike | None = None, *, force_overwrite: bool = False,
-             urls: tuple[str, ...] | None = None, progress: bool = True, timeout: float = 60.0) -> Path:
+             urls: tuple[str, ...] | None = None, md5: str | None = None, progress: bool = True,
+             timeout: float = 60.0) -> Path:
     """Download and unpack GTZAN, verified.
 
-    Notebook: 01_data_exploration.
+    Notebook: 01_data_exploration. CLI: ``genrelib data download {mini,full} [--url URL] [--md5 HEX]``.
 
     Parameters
     ----------
@@ -361,9 +406,12 @@ def download(kind: str = "mini", dest: str | os.PathLike | None = None, *, force
         Folder to unpack into (``<dest>/genres/<genre>/...``); default ``./data/gtzan`` (full) or
         ``./data/gtzan_mini``.
     force_overwrite : bool
-        Download and unpack again even if the folder already validates.
+        Download and unpack again even if the folder is complete.
     urls : tuple of str, optional
-        Mirrors to use instead of :data:`REMOTES` (tests point this at a local server).
+        Mirrors to use instead of :data:`REMOTES`; for ``"full"`` the default is ``$GENRELIB_GTZAN_URL``
+        when set (an institutional copy; tests point it at 127.0.0.1), else the published mirrors.
+    md5 : str, optional
+        The archive's MD5 when a mirror serves another archive than the published one (``"full"`` only).
 
     Returns
     -------
@@ -374,24 +422,48 @@ def download(kind: str = "mini", dest: str | os.PathLike | None = None, *, force
     -----
     The archive is fetched into ``<dest>/<filename>.part``; an interrupted download resumes from there
     (HTTP range request) on the next call. Only after the archive's checksum (full) or every member's
-    checksum (mini) is verified is anything unpacked into ``dest``; a corrupt archive leaves ``dest``
-    without audio and raises :class:`ChecksumError`.
+    checksum (mini) is verified is anything unpacked, into a temporary folder inside ``dest`` that is renamed
+    to ``dest/genres`` once complete: an interrupted or disk-full unpack leaves no ``genres/`` behind, and
+    the next call unpacks again from the kept archive. A full unpack records the archive's MD5 and every
+    file's MD5 in ``dest/`` :data:`VERIFIED_RECORD`, which :func:`validate` uses for the ``.au`` files that
+    have no published per-file checksum.
     """
     one_of(kind, tuple(REMOTES), "kind")
     remote = REMOTES[kind]
     dest = Path(dest or ("data/gtzan" if kind == "full" else "data/gtzan_mini"))
-    if (dest / "genres").is_dir() and not force_overwrite:
+    if _download_complete(kind, dest) and not force_overwrite:
         return dest
+    if urls is None and kind == "full" and os.environ.get("GENRELIB_GTZAN_URL"):
+        urls = (os.environ["GENRELIB_GTZAN_URL"],)
+    if md5 is not None and kind != "full":
+        raise ParameterError("md5= applies to the full archive only (the mini set is checked per file)")
+    digest = (md5 or remote.md5) if kind == "full" else remote.md5
     dest.mkdir(parents=True, exist_ok=True)
     archive = dest / remote.filename
     if force_overwrite or not archive.exists():
         try:
-            download_verified(urls or remote.urls, archive, digest=remote.md5, algorithm="md5", progress=progress,
+            download_verified(urls or remote.urls, archive, digest=digest, algorithm="md5", progress=progress,
                               timeout=timeout)
         except ChecksumError as exc:
-            raise ChecksumError(f"{exc} and nothing was unpacked") from None
-    (_unpack_full if kind == "full" else _unpack_mini)(archive, dest)
+            hint = " (a mirror with another archive: pass its --md5)" if kind == "full" and md5 is None else ""
+            raise ChecksumError(f"{exc} and nothing was unpacked{hint}") from None
+    if kind == "full":
+        _unpack_full(archive, dest, md5=digest, progress=progress)
+    else:
+        _unpack_mini(archive, dest)
     return dest
+
+
+#: File in a data root, written by a verified full download: what the archive's MD5 vouched for.
+VERIFIED_RECORD = "genrelib_verified.json"
+
+
+def _download_complete(kind: str, dest: Path) -> bool:
+    """A finished unpack: ``genres/`` exists (it only ever appears by a rename) and, for the full archive,
+    the record written after it."""
+    if not (dest / "genres").is_dir():
+        return False
+    return kind != "full" or (dest / VERIFIED_RECORD).is_file()
 
 
 def download_verified(urls, dest: str | os.PathLike, *, digest: str | None, algorithm: str = "sha256",
@@ -449,16 +521,43 @@ def _fetch_resumable(url: str, part: Path, *, progress: bool, timeout: float) ->
     return part
 
 
-def _unpack_full(archive: Path, dest: Path) -> None:
+def _unpack_full(archive: Path, dest: Path, *, md5: str | None, progress: bool = False) -> None:
+    """Unpack member by member into a temporary folder inside ``dest``, then rename its ``genres/`` into
+    place and write :data:`VERIFIED_RECORD` (relative path -> MD5 of every file)."""
+    import hashlib
+    import shutil
     import tarfile
+    import tempfile
+    import zlib
 
-    from .errors import ChecksumError
+    from tqdm.auto import tqdm
 
-    try:
-        with tarfile.open(archive, "r:gz") as tar:
-            tar.extractall(dest, filter="data")
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise ChecksumError(f"{archive}: cannot unpack ({exc})") from exc
+    from .storage import atomic_write_json
+
+    (dest / VERIFIED_RECORD).unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".unpacking-", dir=dest) as tmp:
+        staged = Path(tmp)
+        try:
+            with tarfile.open(archive, "r:gz") as tar, tqdm(desc=f"unpack {archive.name}", unit=" files",
+                                                            disable=not progress) as bar:
+                for member in tar:
+                    tar.extract(member, staged, filter="data")
+                    bar.update(member.isfile())
+        except (tarfile.TarError, EOFError, zlib.error) as exc:
+            raise ChecksumError(f"{archive}: cannot unpack ({exc}); nothing was unpacked, the archive is kept") \
+                from None
+        except OSError as exc:
+            raise DataError(f"{archive}: unpacking into {dest} failed ({exc}; disk full?); nothing was unpacked, "
+                            f"the archive is kept and a re-run unpacks again") from None
+        if not (staged / "genres").is_dir():
+            raise ChecksumError(f"{archive}: no genres/ folder inside; nothing was unpacked")
+        files = {str(path.relative_to(staged).as_posix()): hashlib.md5(path.read_bytes()).hexdigest()
+                 for path in sorted((staged / "genres").rglob("*")) if path.is_file()}
+        if (dest / "genres").exists():
+            shutil.rmtree(dest / "genres")
+        os.replace(staged / "genres", dest / "genres")
+    atomic_write_json(dest / VERIFIED_RECORD, {"archive": archive.name, "archive_md5": md5, "files": files},
+                      indent=1)
 
 
 def _unpack_mini(archive: Path, dest: Path) -> None:
@@ -558,12 +657,16 @@ def split_random(index: pd.DataFrame, *, test_size: float = 0.25, valid_size: fl
 
     test_size = positive_number(test_size, "test_size")
     ids, genres = _ids_and_genres(index)
-    rest, test, rest_genres, _ = train_test_split(ids, genres, test_size=test_size, stratify=genres,
-                                                  random_state=seed)
     valid: np.ndarray = np.array([], dtype=str)
-    if valid_size:
-        fraction = positive_number(valid_size, "valid_size") / (1 - test_size)
-        rest, valid = train_test_split(rest, test_size=fraction, stratify=rest_genres, random_state=seed)
+    try:
+        rest, test, rest_genres, _ = train_test_split(ids, genres, test_size=test_size, stratify=genres,
+                                                      random_state=seed)
+        if valid_size:
+            fraction = positive_number(valid_size, "valid_size") / (1 - test_size)
+            rest, valid = train_test_split(rest, test_size=fraction, stratify=rest_genres, random_state=seed)
+    except ValueError as exc:  # scikit-learn's stratification refuses sides smaller than the genre count
+        raise DataError(f"the paper split of {len(ids)} tracks (test_size={test_size}, valid_size={valid_size}) "
+                        f"leaves a side with fewer tracks than genres: {exc}") from None
     return Split(tuple(sorted(rest)), tuple(sorted(valid)), tuple(sorted(test)), protocol="paper", seed=seed,
                  notes=f"stratified by genre, test_size={test_size}, valid_size={valid_size}")
 
@@ -572,17 +675,23 @@ def split_fault_filtered(index: pd.DataFrame | None = None) -> Split:
     """The fault-filtered, artist-disjoint split of Kereliuk, Sturm & Larsen (2015): 443/197/290 tracks.
 
     With ``index``, keep only tracks present in it (on the mini set: 40 train, 49 valid, 4 test; 7
-    tracks are excluded by the filter).
+    tracks are excluded by the filter); ``notes`` then says how many of the lists' tracks are absent, and
+    which (the first ten).
     """
     sides = {}
     for side in ("train", "valid", "test"):
         text = _resource(f"splits/{side}_filtered.txt").read_text()
         sides[side] = [Path(line.strip()).stem for line in text.splitlines() if line.strip()]
+    notes = "Kereliuk et al. 2015 fault-filtered artist-disjoint split"
     if index is not None:
         present = set(_ids_and_genres(index)[0])
+        absent = sorted(t for ids in sides.values() for t in ids if t not in present)
         sides = {side: [t for t in ids if t in present] for side, ids in sides.items()}
+        if absent:
+            listed = ", ".join(absent[:10]) + (f", ... ({len(absent) - 10} more)" if len(absent) > 10 else "")
+            notes += f"; {len(absent)} of its {sum(map(len, sides.values())) + len(absent)} tracks absent: {listed}"
     return Split(*(tuple(sorted(sides[s])) for s in ("train", "valid", "test")), protocol="fault_filtered",
-                 notes="Kereliuk et al. 2015 fault-filtered artist-disjoint split")
+                 notes=notes)
 
 
 def kfold(index: pd.DataFrame, *, k: int = 10, seed: int = 0, valid_size: float = 0.1) -> list[Split]:

@@ -110,9 +110,12 @@ def test_unreadable_track_fails_unless_skipped(tiny_gtzan, tmp_path):
     (root / "genres" / "jazz" / "jazz.00054.wav").write_bytes(b"RIFF\x00\x00garbage" * 10)
     with pytest.raises(DataError, match=r"jazz.00054.wav: not a readable audio file.*on_error='skip'"):
         data.load_gtzan(root)
-    with pytest.warns(GenrelibWarning, match="skipping unreadable track.*jazz.00054"):
+    with pytest.warns(GenrelibWarning, match=r"30 tracks; skipped: jazz.00054 \(unreadable\)"):
         index = data.load_gtzan(root, on_error="skip")
     assert len(index) == 30 and "jazz.00054" not in set(index["track_id"])
+    assert [item["track_id"] for item in index.attrs["skipped"]] == ["jazz.00054"]
+    assert data.skipped_tracks(index) == "jazz.00054 (unreadable)"
+    assert data.skipped_tracks(data.load_gtzan(tiny_gtzan)) == ""
     report = data.validate(root, expected="found")
     row = report.set_index("track_id").loc["jazz.00054"]
     assert not row["ok"] and not row["decodable"] and "not a readable audio file" in row["problem"]
@@ -168,7 +171,8 @@ def test_validate_other_encodings_are_unknown_not_corrupt(tiny_gtzan, tmp_path):
         target.parent.mkdir(parents=True, exist_ok=True)
         y, sr = sf.read(wav)
         sf.write(target, y, sr)
-    report = data.validate(root, expected="found")
+    with pytest.warns(GenrelibWarning, match="no file could be checksum-verified"):
+        report = data.validate(root, expected="found")
     assert set(report["checksum"]) == {"unknown"}
     # 2 s clips are usable but not GTZAN-length: reported, never called corrupt
     assert report["decodable"].all() and report["problem"].str.contains("expected 29.0-31.0 s").all()
@@ -230,6 +234,31 @@ def test_fault_filtered_restricted_to_an_index(mini_root):
     split = data.split_fault_filtered(data.load_gtzan(mini_root))
     # the mini set's jazz ids are 00000-00002, 00004-00008, 00011, 00012; 7 of its tracks are filtered out
     assert (len(split.train), len(split.valid), len(split.test)) == (40, 49, 4)
+
+
+def test_fault_filtered_names_the_absent_tracks(mini_root):
+    index = data.load_gtzan(mini_root)
+    notes = data.split_fault_filtered(index[index["track_id"] != "blues.00000"]).notes
+    listed = {Path(line).stem for side in ("train", "valid", "test")
+              for line in (ROOT / "genrelib" / "resources" / "splits" / f"{side}_filtered.txt").read_text().split()}
+    absent = sorted(listed - set(index["track_id"]) | {"blues.00000"})
+    assert f"{len(absent)} of its {len(listed)} tracks absent: {', '.join(absent[:10])}, ..." in notes
+    assert data.split_fault_filtered().notes == "Kereliuk et al. 2015 fault-filtered artist-disjoint split"
+
+
+@pytest.mark.parametrize("level", ["unzipped", "Data", "genres_original"])
+def test_kaggle_copy_at_every_level_with_its_broken_jazz_track(tiny_gtzan, tmp_path, level):
+    top = tmp_path / "gtzan-dataset-music-genre-classification"
+    shutil.copytree(tiny_gtzan / "genres", top / "Data" / "genres_original")
+    (top / "Data" / "genres_original" / "jazz" / "jazz.00054.wav").write_bytes(b"\0" * 2048)
+    (top / "Data" / "images_original" / "blues").mkdir(parents=True)
+    (top / "Data" / "images_original" / "blues" / "blues00000.png").write_bytes(b"png")
+    (top / "Data" / "features_30_sec.csv").write_text("filename,label\n")
+    (top / "Data" / "features_3_sec.csv").write_text("filename,label\n")
+    root = {"unzipped": top, "Data": top / "Data", "genres_original": top / "Data" / "genres_original"}[level]
+    with pytest.warns(GenrelibWarning, match="skipped: jazz.00054"):
+        index = data.load_gtzan(root, on_error="skip")
+    assert len(index) == 30 and index["path"].str.contains("genres_original").all()
 
 
 def test_kfold_covers_every_track_once():

@@ -3,15 +3,20 @@
 import hashlib
 import http.server
 import io
+import json
+import shutil
 import tarfile
 import threading
+import warnings
 import zipfile
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 
 from genrelib import data
-from genrelib.errors import ChecksumError, DownloadError
+from genrelib.cli import main
+from genrelib.errors import ChecksumError, DataError, DownloadError
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -170,3 +175,120 @@ def test_shipped_remotes_name_the_published_checksums():
     assert any("huggingface.co/datasets/marsyas/gtzan" in u for u in data.REMOTES["full"].urls)
     assert "a61439e8" in data.REMOTES["mini"].urls[0]
     assert len(data._sha256_table("gtzan_mini_SHA256SUMS")) == 100
+
+
+# ------------------------------------------------------------------------- the full archive, unpacked safely
+
+def serve_archive(server, tiny_gtzan, monkeypatch) -> str:
+    url, handler = server
+    archive = make_tarball(tiny_gtzan)
+    handler.files["/genres.tar.gz"] = archive
+    use_remote(monkeypatch, "full", hashlib.md5(archive).hexdigest())
+    return f"{url}/genres.tar.gz"
+
+
+def stop_extracting_after(monkeypatch, n_files: int, error: BaseException) -> None:
+    """Make ``tarfile`` fail part-way through an unpack, as a kill or a full disk would."""
+    extract, calls = tarfile.TarFile.extract, []
+
+    def failing(self, member, *args, **kwargs):
+        calls.append(member)
+        if len(calls) > n_files:
+            raise error
+        return extract(self, member, *args, **kwargs)
+
+    monkeypatch.setattr(tarfile.TarFile, "extract", failing)
+
+
+def test_interrupted_unpack_leaves_nothing_and_the_next_call_unpacks_again(server, tiny_gtzan, tmp_path,
+                                                                          monkeypatch):
+    url = serve_archive(server, tiny_gtzan, monkeypatch)
+    dest = tmp_path / "gtzan"
+    with monkeypatch.context() as patch:
+        stop_extracting_after(patch, 12, KeyboardInterrupt())
+        with pytest.raises(KeyboardInterrupt):
+            data.download("full", dest, urls=(url,), progress=False)
+    assert not (dest / "genres").exists() and not (dest / data.VERIFIED_RECORD).exists()
+    assert (dest / "genres.tar.gz").exists() and not [p for p in dest.iterdir() if p.name.startswith(".unpacking")]
+    _, handler = server
+    n_requests = len(handler.requests_seen)
+    data.download("full", dest, urls=(url,), progress=False)
+    assert len(handler.requests_seen) == n_requests  # unpacked again from the kept archive
+    assert len(data.load_gtzan(dest)) == 30
+
+
+def test_disk_full_while_unpacking_is_one_clear_error(server, tiny_gtzan, tmp_path, monkeypatch):
+    url = serve_archive(server, tiny_gtzan, monkeypatch)
+    stop_extracting_after(monkeypatch, 5, OSError(28, "No space left on device"))
+    with pytest.raises(DataError, match=r"genres.tar.gz: unpacking into .* failed .*No space left.*disk full\?.*"
+                                        r"a re-run unpacks again"):
+        data.download("full", tmp_path / "gtzan", urls=(url,), progress=False)
+    assert not (tmp_path / "gtzan" / "genres").exists()
+
+
+def test_a_genres_folder_without_the_download_record_is_not_taken_as_complete(server, tiny_gtzan, tmp_path,
+                                                                              monkeypatch):
+    """What an in-place unpack used to leave behind when it was interrupted: a partial genres/ folder."""
+    url = serve_archive(server, tiny_gtzan, monkeypatch)
+    dest = tmp_path / "gtzan"
+    shutil.copytree(tiny_gtzan / "genres" / "blues", dest / "genres" / "blues")
+    data.download("full", dest, urls=(url,), progress=False)
+    assert len(data.load_gtzan(dest)) == 30
+
+
+def test_url_from_the_environment_and_another_archive_by_its_md5(server, tiny_gtzan, tmp_path, monkeypatch):
+    url, handler = server
+    archive = make_tarball(tiny_gtzan)
+    handler.files["/institute/gtzan.tgz"] = archive
+    monkeypatch.setenv("GENRELIB_GTZAN_URL", f"{url}/institute/gtzan.tgz")
+    with pytest.raises(ChecksumError, match=r"expected 5b3d6ddd.*nothing was unpacked \(a mirror with another "
+                                            r"archive: pass its --md5\)"):
+        data.download("full", tmp_path / "a", progress=False)
+    dest = data.download("full", tmp_path / "b", md5=hashlib.md5(archive).hexdigest(), progress=False)
+    assert len(data.load_gtzan(dest)) == 30
+    assert [path for path, _ in handler.requests_seen] == ["/institute/gtzan.tgz"] * 2
+
+
+def au_tarball(tiny_gtzan: Path, folder: Path) -> bytes:
+    """The original archive's shape: Sun AU files under genres/."""
+    for wav in sorted((tiny_gtzan / "genres").glob("*/*.wav")):
+        y, sr = sf.read(wav)
+        target = folder / "genres" / wav.parent.name / f"{wav.stem}.au"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(target, y, sr, format="AU", subtype="PCM_16")
+    return make_tarball(folder)
+
+
+def test_au_tree_is_verified_by_the_archive_md5(server, tmp_path, tiny_gtzan, monkeypatch, capsys):
+    url, handler = server
+    archive = au_tarball(tiny_gtzan, tmp_path / "au")
+    handler.files["/genres.tar.gz"] = archive
+    dest = tmp_path / "gtzan"
+    assert main(["data", "download", "full", "--dest", str(dest), "--url", f"{url}/genres.tar.gz",
+                 "--md5", hashlib.md5(archive).hexdigest(), "--quiet"]) == 0
+    record = json.loads((dest / data.VERIFIED_RECORD).read_text())
+    assert record["archive_md5"] == hashlib.md5(archive).hexdigest() and len(record["files"]) == 30
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # files were verified: no "nothing verified" warning
+        report = data.validate(dest, expected="found", duration_range=(1.9, 2.1)).set_index("track_id")
+    assert set(report["checksum"]) == {"archive"} and report["ok"].all()
+    victim = dest / "genres" / "rock" / "rock.00001.au"
+    raw = bytearray(victim.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    victim.write_bytes(bytes(raw))
+    report = data.validate(dest, expected="found", duration_range=(1.9, 2.1)).set_index("track_id")
+    assert report.loc["rock.00001", "checksum"] == "mismatch"
+    assert report.loc["rock.00001", "problem"] == "checksum mismatch (file differs from what the verified archive " \
+                                                  "unpacked)"
+    assert main(["data", "validate", "--data", str(dest), "--expected", "found"]) == 1
+    assert "checksums: {'archive': 29, 'mismatch': 1}" in capsys.readouterr().out
+    # the same files without the record: nothing can be verified, and validate says so once
+    (dest / data.VERIFIED_RECORD).unlink()
+    with pytest.warns(data.GenrelibWarning, match="no file could be checksum-verified") as caught:
+        report = data.validate(dest, expected="found", duration_range=(1.9, 2.1))
+    assert set(report["checksum"]) == {"unknown"} and len(caught) == 1
+
+
+def test_md5_and_url_are_for_the_full_archive_only(capsys):
+    assert main(["data", "download", "mini", "--md5", "0" * 32]) == 2
+    assert "--url and --md5 apply to `download full` only" in capsys.readouterr().err

@@ -18,11 +18,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     download = actions.add_parser("download", help="download and verify GTZAN (mini: 100 clips, full: 1000)")
     download.add_argument("kind", choices=("mini", "full"))
     download.add_argument("--dest", default=None, help="folder to unpack into (default ./data/gtzan[_mini])")
+    download.add_argument("--url", default=None,
+                          help="full: a mirror to fetch genres.tar.gz from instead of the published ones "
+                               "(default: $GENRELIB_GTZAN_URL if set)")
+    download.add_argument("--md5", default=None, help="full: the MD5 of the archive --url serves, when it is not "
+                                                        "the published genres.tar.gz")
     download.add_argument("--force-overwrite", action="store_true")
     download.add_argument("--quiet", action="store_true")
 
     validate = actions.add_parser("validate", help="check every track: present, checksum, decodable, duration")
-    add_data_argument(validate)
+    add_data_argument(validate, on_error=False)
     validate.add_argument("--expected", choices=("auto", "full", "mini", "found"), default="auto")
     validate.add_argument("--no-decode", action="store_true", help="read headers only (fast)")
     validate.add_argument("--report", default=None, help="write the per-track report to this CSV file")
@@ -48,7 +53,12 @@ def run(args: argparse.Namespace) -> int:
 def _download(args) -> int:
     from .. import data
 
-    dest = data.download(args.kind, args.dest, force_overwrite=args.force_overwrite, progress=not args.quiet)
+    if args.kind == "mini" and (args.url or args.md5):
+        from ..errors import ParameterError
+
+        raise ParameterError("--url and --md5 apply to `download full` only")
+    dest = data.download(args.kind, args.dest, force_overwrite=args.force_overwrite, progress=not args.quiet,
+                         urls=(args.url,) if args.url else None, md5=args.md5)
     print(f"GTZAN {args.kind} ready in {dest}")
     return 0
 
@@ -72,8 +82,9 @@ def _validate(args) -> int:
 def _info(args) -> int:
     from .. import data
 
-    index = data.load_gtzan(args.data)
-    print(f"{len(index)} tracks, {index['genre'].nunique()} genres, "
+    index = data.load_gtzan(args.data, on_error=args.on_error or "raise")
+    skipped = data.skipped_tracks(index)
+    print(f"{len(index)} tracks{'; skipped: ' + skipped if skipped else ''}, {index['genre'].nunique()} genres, "
           f"{index['duration'].sum() / 3600:.2f} h of audio")
     print(index.groupby("genre").agg(tracks=("track_id", "size"), mean_duration_s=("duration", "mean"),
                                      samplerates=("samplerate", lambda s: sorted(set(s)))).to_string())
@@ -85,7 +96,7 @@ def _split(args) -> int:
 
     from .. import data
 
-    index = data.load_gtzan(args.data)
+    index = data.load_gtzan(args.data, on_error=args.on_error or "raise")
     if args.protocol == "paper":
         splits = [data.split_random(index, test_size=args.test_size, valid_size=args.valid_size, seed=args.seed)]
     elif args.protocol == "fault_filtered":
