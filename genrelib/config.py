@@ -25,6 +25,7 @@ __all__ = [
     "ModelConfig",
     "TrainConfig",
     "EmbedConfig",
+    "DataConfig",
     "Config",
     "quick_mode",
 ]
@@ -148,6 +149,22 @@ class EmbedConfig:
 
 
 @dataclass(frozen=True)
+class DataConfig:
+    """How the data is read.
+
+    Attributes
+    ----------
+    on_error : {"raise", "skip"}
+        A track whose file cannot be read (``jazz.00054.wav`` of the Kaggle copy): stop with an error naming
+        it, or leave it out and name it in every run's facts and results table ("999 tracks; skipped:
+        jazz.00054 (unreadable)"). Not part of a run's cache key: the data checksum of the tracks actually
+        used is.
+    """
+
+    on_error: str = "raise"
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything a run depends on. Immutable; derive variants with :meth:`replace`."""
 
@@ -158,6 +175,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     embed: EmbedConfig = field(default_factory=EmbedConfig)
+    data: DataConfig = field(default_factory=DataConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-serialisable dictionary (tuples become lists)."""
@@ -181,6 +199,11 @@ class Config:
         from .storage import atomic_write_json
 
         atomic_write_json(path, self.to_dict(), indent=2)
+
+    def keyed_settings(self) -> dict[str, Any]:
+        """:meth:`to_dict` less ``seed`` (runs of every seed share a folder) and ``data`` (which tracks were
+        read is in the data checksum): what a cache key of trained runs hashes."""
+        return {k: v for k, v in self.to_dict().items() if k not in ("seed", "data")}
 
     def replace(self, **overrides: Any) -> "Config":
         """Copy with dotted overrides, e.g. ``replace(**{"train.epochs": 5, "seed": 1})``."""

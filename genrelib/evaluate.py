@@ -217,7 +217,10 @@ def add_baseline(run_dirs: Iterable[str | os.PathLike], tracks: pd.DataFrame, *,
 def _data_label(meta: dict) -> str:
     data = meta.get("data", {})
     name = data.get("name") or Path(str(data.get("root", "unknown data"))).name
-    return f"{name} ({data['n_tracks']} tracks)" if data.get("n_tracks") else name
+    if not data.get("n_tracks"):
+        return name
+    skipped = f"; skipped: {data['skipped']}" if data.get("skipped") else ""
+    return f"{name} ({data['n_tracks']} tracks{skipped})"
 
 
 def summarize_runs(run_dirs: Iterable[str | os.PathLike], *, model: str = "cnn", side: str = "test") -> dict[str, Any]:

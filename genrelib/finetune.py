@@ -957,7 +957,7 @@ def fine_tune(split, index: pd.DataFrame, *, augmented: pd.DataFrame | None = No
     bottom, top = split_backbone(model.model)
     table = _with_digests(table, model, bottom)
     settings = {"backbone": backbone, "weights": model.weights_checksum, "unfreeze": _n_blocks(model, unfreeze),
-                "config": {k: v for k, v in config.to_dict().items() if k != "seed"}, "seed": seed,
+                "config": config.keyed_settings(), "seed": seed,
                 "epochs": epochs, "finetune_learning_rate": learning_rate, "split": dataclasses.asdict(split),
                 "items": sorted(zip(table["item_id"], table["audio_sha256"])),
                 "code": {"finetune": FINETUNE_VERSION, **package_versions()}}
@@ -1113,7 +1113,7 @@ def run_protocol(index: pd.DataFrame, *, backbone: str = "musicnn-msd", unfreeze
     n_seeds = positive_int(getattr(config.train, "n_seeds", 1), "n_seeds")
     jobs = [(seed, split) for seed in range(config.seed, config.seed + n_seeds)
             for split in make_splits(index, protocol=config.protocol, seed=seed, config=config)]
-    settings = {"config": {k: v for k, v in config.to_dict().items() if k != "seed"}, "weights": weights,
+    settings = {"config": config.keyed_settings(), "weights": weights,
                 "epochs": [head_epochs, finetune_epochs], "finetune_learning_rate": finetune_learning_rate,
                 "code": {"finetune": FINETUNE_VERSION, **package_versions()}}
     if config.augment_training:

@@ -25,7 +25,8 @@ __all__ = ["load_tracks", "make_augmenter", "evaluate_runs", "run_pipeline", "la
 
 
 def load_tracks(root: str | os.PathLike | None = None, *, backend: Any = "auto", per_genre: int | None = None,
-                allow_download: bool = False, allow_synthetic: bool = False, progress: bool = True):
+                on_error: str = "raise", allow_download: bool = False, allow_synthetic: bool = False,
+                progress: bool = True):
     """Find and index the data, embed every track (cached), and describe the data for run records.
 
     Notebook: 04_cnn_training.
@@ -35,13 +36,17 @@ def load_tracks(root: str | os.PathLike | None = None, *, backend: Any = "auto",
     per_genre : int > 0, optional
         Keep only the first ``per_genre`` tracks of each genre (:func:`genrelib.data.example_tracks`):
         the notebooks' quick mode.
+    on_error : {"raise", "skip"}
+        As for :func:`genrelib.data.load_gtzan` (``Config.data.on_error``); skipped tracks are named in
+        ``data["skipped"]``, which every run and results table carries.
 
     Returns
     -------
     tracks : pd.DataFrame
         The index (:func:`genrelib.data.load_gtzan`) plus ``embedding_path``, ``n_patches``, ``error``.
     data : dict
-        ``name`` (folder name), ``root``, ``source`` (how it was found), ``n_tracks``, ``checksum``.
+        ``name`` (folder name), ``root``, ``source`` (how it was found), ``n_tracks``, ``checksum`` and,
+        when tracks were left out, ``skipped`` ("jazz.00054 (unreadable)").
     model : backend object
     """
     from . import data as gdata
@@ -49,13 +54,16 @@ def load_tracks(root: str | os.PathLike | None = None, *, backend: Any = "auto",
     from .train import data_checksum
 
     root, source = gdata.resolve_root(root, allow_download=allow_download, allow_synthetic=allow_synthetic)
-    index = gdata.load_gtzan(root)
+    index = gdata.load_gtzan(root, on_error=on_error)
+    skipped = gdata.skipped_tracks(index)
     if per_genre is not None:
         index = gdata.example_tracks(index, per_genre=per_genre)
     model = get_backend(backend) if isinstance(backend, str) else backend
     tracks = embed_dataset(index, backend=model, progress=progress)
     facts = {"name": Path(root).name if source != "synthetic" else "SYNTHETIC (not music)", "root": str(root),
              "source": source, "n_tracks": len(index), "checksum": data_checksum(index)}
+    if skipped:
+        facts["skipped"] = skipped
     return tracks, facts, model
 
 
@@ -130,8 +138,9 @@ def run_pipeline(config: Config = Config(), *, root: str | os.PathLike | None = 
     for protocol in protocols:
         if protocol not in PROTOCOLS:
             raise ParameterError(f"protocol={protocol!r} must be one of {', '.join(map(repr, PROTOCOLS))}")
-    tracks, facts, model = load_tracks(root, backend=config.embed.backend, allow_download=allow_download,
-                                       allow_synthetic=allow_synthetic, progress=progress)
+    tracks, facts, model = load_tracks(root, backend=config.embed.backend, on_error=config.data.on_error,
+                                       allow_download=allow_download, allow_synthetic=allow_synthetic,
+                                       progress=progress)
     augmenter = make_augmenter(tracks, config=config, backend=model, progress=progress)
     outcome: dict[str, Any] = {}
     for protocol in protocols:
@@ -140,6 +149,7 @@ def run_pipeline(config: Config = Config(), *, root: str | os.PathLike | None = 
                             augmented_for=augmenter if variant.augment_training else None, progress=progress)
         outcome[protocol] = {"runs": runs, "summaries": evaluate_runs(runs, tracks)}
     outcome["figures"] = regenerate_figures(config, root=root, runs_dir=runs_dir)
+    outcome["data"] = facts
     return outcome
 
 
@@ -197,9 +207,11 @@ def regenerate_figures(config: Config = Config(), *, root: str | os.PathLike | N
                         augmented=config.augment_training, runs_dir=runs_dir)
     folder = Path(figures_dir) if figures_dir else output_dir("figures")
     root, source = gdata.resolve_root(root)
-    index = gdata.load_gtzan(root)
+    index = gdata.load_gtzan(root, on_error=config.data.on_error)
     examples = gdata.example_tracks(index).set_index("genre")  # the clips notebook 01 shows
-    data_label = f"{Path(root).name} ({len(index)} tracks, found via {source})"
+    skipped = gdata.skipped_tracks(index)
+    data_label = f"{Path(root).name} ({len(index)} tracks{'; skipped: ' + skipped if skipped else ''}, found via " \
+                 f"{source})"
     written, notes = [], {}
     sr = 22050
     waveforms = {genre: audio.load(row["path"], sr=sr) for genre, row in examples.iterrows()}

@@ -249,11 +249,7 @@ def make_splits(index: pd.DataFrame, *, protocol: str, seed: int = 0, config: Co
     one_of(protocol, PROTOCOLS, "protocol")
     train = config.train
     if protocol == "paper":
-        try:
-            return [gdata.split_random(index, test_size=train.test_size, valid_size=train.valid_size, seed=seed)]
-        except ValueError as exc:  # scikit-learn's stratification refuses sides smaller than the genre count
-            raise DataError(f"the paper split of {len(index)} tracks (test_size={train.test_size}, valid_size="
-                            f"{train.valid_size}) leaves a side with fewer tracks than genres: {exc}") from exc
+        return [gdata.split_random(index, test_size=train.test_size, valid_size=train.valid_size, seed=seed)]
     if protocol == "fault_filtered":
         split = gdata.split_fault_filtered(index)
         if not split.test or not split.train:
@@ -543,7 +539,7 @@ def run_protocol(tracks: pd.DataFrame, *, config: Config = Config(), backend: An
                              "embedded augmentation manifest of a split), or set augment_training=False")
     backend_info = _backend_info(backend)
     data = {**(data or {}), "checksum": (data or {}).get("checksum") or data_checksum(tracks)}
-    settings = {k: v for k, v in config.to_dict().items() if k != "seed"}
+    settings = config.keyed_settings()
     code = code_versions(augmented_for if config.augment_training else None)
     key = params_key({"config": settings, "backend": backend_info, "data": data["checksum"], "code": code},
                      length=8)

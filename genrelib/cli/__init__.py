@@ -53,7 +53,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script and of ``python -m genrelib``."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    warnings.simplefilter("default", GenrelibWarning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", GenrelibWarning)
+        shown = warnings.showwarning
+        warnings.showwarning = _one_line_warnings(args.verb, shown)
+        try:
+            return _run(args)
+        finally:
+            warnings.showwarning = shown
+
+
+def _one_line_warnings(verb: str, fallback):
+    """Our own warnings as one line each (``genrelib VERB: warning: ...``), not Python's file:line: source."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, GenrelibWarning):
+            print(f"genrelib {verb}: warning: {message}", file=file or sys.stderr)
+        else:
+            fallback(message, category, filename, lineno, file, line)
+
+    return show
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args._run(args) or 0)
     except GenrelibError as exc:

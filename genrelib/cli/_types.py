@@ -41,17 +41,27 @@ def clips_to_embed(args: argparse.Namespace):
     from .. import data
 
     root, found_via = data.resolve_root(args.data)
-    index = data.load_gtzan(root)
+    index = data.load_gtzan(root, on_error=getattr(args, "on_error", None) or "raise")
     if not args.quiet:
-        print(f"data: {root} ({found_via}), {len(index)} clips")
+        skipped = data.skipped_tracks(index)
+        print(f"data: {root} ({found_via}), {len(index)} clips{'; skipped: ' + skipped if skipped else ''}")
     return index
 
 
-def add_data_argument(parser: argparse.ArgumentParser) -> None:
+def add_data_argument(parser: argparse.ArgumentParser, *, on_error: bool = True) -> None:
+    """``--data`` and (``on_error``) ``--on-error``, for every verb that reads the GTZAN tracks."""
     parser.add_argument(
         "--data", default=None,
-        help="GTZAN root (folder holding genres/ or Data/genres_original/); default: $GENRELIB_DATA, then ./data/gtzan",
+        help="GTZAN root: the folder holding genres/ (original archive), the unzipped Kaggle folder, its Data/ or "
+             "its genres_original/; default: $GENRELIB_DATA, then ./data/gtzan",
     )
+    if on_error:
+        parser.add_argument(
+            "--on-error", choices=("raise", "skip"), default=None,
+            help="a track that cannot be read (jazz.00054.wav of the Kaggle copy): stop with an error (raise, the "
+                 "default) or leave it out and name it in the results (skip); default: the configuration's "
+                 "data.on_error",
+        )
 
 
 def add_output_arguments(parser: argparse.ArgumentParser, *, default_help: str) -> None:

@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     tracks = None
     if args.baseline:
         backend = train.load_run(run_dirs[0])["meta"]["backend"]["name"]
-        tracks, _, _ = pipeline.load_tracks(args.data, backend=backend, progress=not args.quiet)
+        tracks, _, _ = pipeline.load_tracks(args.data, backend=backend, on_error=args.on_error or "raise",
+                                            progress=not args.quiet)
     summaries = pipeline.evaluate_runs(run_dirs, tracks, baseline=args.baseline, results_dir=args.results_dir)
     facts = summaries[0]["facts"]
     label = f"{facts['data']}, {facts['protocol']}, {facts['backend']}, augmentation {facts['augmentation']}"

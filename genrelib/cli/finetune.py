@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     root, _ = data.resolve_root(args.data)
-    index = data.load_gtzan(root)
+    index = data.load_gtzan(root, on_error=config.data.on_error)
     if args.per_genre is not None:
         index = data.example_tracks(index, per_genre=args.per_genre)
     run_dirs = finetune.run_protocol(

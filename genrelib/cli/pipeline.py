@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     outcome = pipeline.run_pipeline(config, root=args.data, protocols=args.protocols, runs_dir=args.runs_dir,
                                     progress=not args.quiet)
     for protocol, result in outcome.items():
-        if protocol == "figures":
+        if protocol in ("figures", "data"):
             continue
         for summary in result["summaries"]:
             facts = summary["facts"]

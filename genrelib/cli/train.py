@@ -49,7 +49,7 @@ def config_from_args(args: argparse.Namespace):
         overrides[key.strip()] = value.strip()
     flags = {"protocol": "protocol", "backend": "embed.backend", "seed": "seed", "n_seeds": "train.n_seeds",
              "epochs": "train.epochs", "batch_size": "train.batch_size", "learning_rate": "train.learning_rate",
-             "folds": "train.folds", "augment_training": "augment_training"}
+             "folds": "train.folds", "augment_training": "augment_training", "on_error": "data.on_error"}
     for attribute, key in flags.items():
         if getattr(args, attribute, None) is not None:
             overrides[key] = getattr(args, attribute)
@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     progress = not args.quiet
-    tracks, facts, model = pipeline.load_tracks(args.data, backend=config.embed.backend, progress=progress)
+    tracks, facts, model = pipeline.load_tracks(args.data, backend=config.embed.backend,
+                                                on_error=config.data.on_error, progress=progress)
     augmenter = pipeline.make_augmenter(tracks, config=config, backend=model, progress=progress) \
         if config.augment_training else None
     runs = train.run_protocol(tracks, config=config, backend=model, augmented_for=augmenter,
