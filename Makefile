@@ -47,8 +47,9 @@ findings: venv
 
 # Regenerates committed result rows from an empty cache and compares them with results/ (exit 1 on a difference).
 CHECK_PROTOCOLS ?= paper kfold
+CHECK_AUGMENTATION ?= both
 check-results: venv
-	$(BIN)/python tools/check_results.py --protocols $(CHECK_PROTOCOLS)
+	$(BIN)/python tools/check_results.py --protocols $(CHECK_PROTOCOLS) --augmentation $(CHECK_AUGMENTATION)
 
 test: venv
 	$(BIN)/python tools/run_tests.py
