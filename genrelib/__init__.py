@@ -11,6 +11,7 @@ stays fast and does not load TensorFlow.
 
 import importlib
 
+from . import quiet
 from .config import GENRES, Config
 from .errors import (
     AudioError,
@@ -21,8 +22,12 @@ from .errors import (
     GenrelibWarning,
     LeakageError,
     ParameterError,
+    StorageError,
+    TrainingError,
     WeightsError,
 )
+
+quiet.install()  # before anything imports TensorFlow: its native start-up log never reaches the user
 
 __version__ = "0.1.0"
 
@@ -38,6 +43,8 @@ __all__ = [
     "DownloadError",
     "WeightsError",
     "LeakageError",
+    "TrainingError",
+    "StorageError",
     "GenrelibWarning",
 ]
 

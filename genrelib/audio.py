@@ -10,7 +10,9 @@ names the file.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import numpy as np
 import soundfile as sf
 
 from .checks import positive_int, valid_audio
-from .errors import AudioError
+from .errors import AudioError, GenrelibWarning
 
 __all__ = ["AUDIO_EXTENSIONS", "DECODING_VERSION", "load", "info", "resample", "decoding_versions"]
 
@@ -32,6 +34,8 @@ DECODING_VERSION = "audio-1"
 
 def _check_path(path: str | os.PathLike) -> Path:
     path = Path(path)
+    if path.is_dir():
+        raise AudioError(f"{path}: is a folder, not an audio file (pass the files in it, or --data for a GTZAN root)")
     if path.suffix.lower() not in AUDIO_EXTENSIONS:
         raise AudioError(f"{path}: unknown audio extension {path.suffix!r} (expected one of {', '.join(AUDIO_EXTENSIONS)})")
     if not path.is_file():
@@ -44,7 +48,7 @@ def _check_path(path: str | os.PathLike) -> Path:
 def _decode(path: Path) -> tuple[np.ndarray, int]:
     """Return (samples [shape=(n, channels)] float32, native sample rate)."""
     try:
-        with sf.SoundFile(path) as handle:
+        with _quiet_mpeg_decoder(path), sf.SoundFile(path) as handle:
             expected = handle.frames
             data = handle.read(dtype="float32", always_2d=True)
             native_sr = handle.samplerate
@@ -56,6 +60,20 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
     if expected > 0 and data.shape[0] < expected:
         raise AudioError(f"{path}: truncated (header announces {expected} frames, file holds {data.shape[0]})")
     return data, native_sr
+
+
+#: What libsndfile's MPEG decoder (mpg123) writes on file descriptor 2 about a damaged or non-MPEG file.
+_MPEG_NOTES = re.compile(r"^Note: (Illegal Audio-MPEG-Header|Trying to resync|Hit end of \(available\) data|"
+                         r"Skipped \d+ bytes)")
+
+
+def _quiet_mpeg_decoder(path: Path):
+    """mpg123's notes are dropped for MP3 files (the error genrelib raises says it better); other files: nothing."""
+    if path.suffix.lower() != ".mp3":
+        return contextlib.nullcontext()
+    from .quiet import filtered_native_stderr
+
+    return filtered_native_stderr(_MPEG_NOTES)
 
 
 def _declared_wav_frames(path: Path) -> int:
@@ -75,11 +93,12 @@ def _decode_audioread(path: Path, first_error: Exception) -> tuple[np.ndarray, i
     import librosa
 
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _quiet_mpeg_decoder(path):
             warnings.simplefilter("ignore")
             y, native_sr = librosa.load(path, sr=None, mono=False)
-    except Exception as exc:  # audioread raises many unrelated types
-        raise AudioError(f"{path}: not a readable audio file ({first_error}; fallback decoder: {exc})") from exc
+    except Exception:  # audioread raises many unrelated types, with messages that mislead ("possibly a pipe?")
+        raise AudioError(f"{path}: not a readable audio file (neither libsndfile nor the fallback decoder "
+                         f"can decode it)") from None
     return np.atleast_2d(y).T.astype(np.float32), int(native_sr)
 
 
@@ -143,15 +162,23 @@ def load(
     if data.shape[0] == 0:
         raise AudioError(f"{path}: holds no audio samples")
     y = data.mean(axis=1) if mono else data.T
-    if sr is not None and native_sr != sr:
-        y = resample(y, orig_sr=native_sr, target_sr=sr).astype(np.float32)
-    rate = sr or native_sr
-    duration = y.shape[-1] / rate
-    if duration < min_duration:
-        raise AudioError(f"{path}: clip lasts {duration:.3f} s, shorter than the required {min_duration:.3f} s")
+    # The decoded samples are checked before resampling: the resampler refuses NaN without naming the file.
     for channel in np.atleast_2d(y):
         valid_audio(channel, name="audio", source=str(path), allow_silence=allow_silence)
+    peak = float(np.max(np.abs(y)))
+    if peak > FLOAT_PEAK_LIMIT:
+        warnings.warn(f"{path}: samples reach {peak:.3g}, far outside [-1, 1] (a float file written without "
+                      f"scaling?); used as they are", GenrelibWarning, stacklevel=2)
+    duration = y.shape[-1] / native_sr
+    if duration < min_duration:
+        raise AudioError(f"{path}: clip lasts {duration:.3f} s, shorter than the required {min_duration:.3f} s")
+    if sr is not None and native_sr != sr:
+        y = resample(y, orig_sr=native_sr, target_sr=sr).astype(np.float32)
     return np.ascontiguousarray(y, dtype=np.float32)
+
+
+#: Float samples beyond this magnitude are almost surely unscaled, not loud music (which clips at 1).
+FLOAT_PEAK_LIMIT = 4.0
 
 
 def info(path: str | os.PathLike) -> dict:

@@ -25,6 +25,7 @@ import json
 import multiprocessing
 import numbers
 import os
+import sys
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -461,8 +462,24 @@ def _warm_start_context():
     TensorFlow); importing librosa once in the server saves every worker ~2 s of start-up.
     """
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["genrelib.augment", "genrelib.audio", "librosa.effects", "soundfile"])
+    context.set_forkserver_preload(["genrelib._forkserver_lifeline", "genrelib.augment", "genrelib.audio",
+                                    "librosa.effects", "soundfile"])
     return context
+
+
+def die_with_parent() -> None:
+    """On Linux, ask the kernel to kill this process when its parent dies: the workers' initializer (their parent
+    is the fork server) and the fork server's first preload (its parent is the process that started it), so a
+    ``kill -9`` of ``genrelib augment`` leaves no worker behind."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent died before the call above
+        os._exit(1)
 
 
 def _run_jobs(function: Callable, jobs: list[tuple], *, n_jobs: int) -> Iterator[tuple[tuple, Any]]:
@@ -473,7 +490,8 @@ def _run_jobs(function: Callable, jobs: list[tuple], *, n_jobs: int) -> Iterator
             yield job, function(*job)
         return
     pending = iter(jobs)
-    with ProcessPoolExecutor(max_workers=n_jobs, mp_context=_warm_start_context()) as pool:
+    with ProcessPoolExecutor(max_workers=n_jobs, mp_context=_warm_start_context(),
+                             initializer=die_with_parent) as pool:
         running = {}
         try:
             for job in pending:

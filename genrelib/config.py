@@ -200,6 +200,56 @@ class Config:
 
         atomic_write_json(path, self.to_dict(), indent=2)
 
+    def validate(self) -> "Config":
+        """Check every value, whatever set it (defaults, a file, ``--set``, a flag); return ``self``.
+
+        Raises :class:`ParameterError` naming the first wrong key and its value. The CLI and every entry point
+        that trains call it before any work starts, so a wrong value costs nothing.
+        """
+        from .checks import in_range, one_of, positive_int, positive_number
+
+        def fraction(value, name, *, zero_ok):
+            value = in_range(value, 0.0, 1.0, name)
+            if value == 1.0 or (value == 0.0 and not zero_ok):
+                raise ParameterError(f"{name}={value!r} must lie in {'[0' if zero_ok else '(0'}, 1)")
+
+        non_negative(self.seed, "seed")
+        one_of(self.protocol, ("paper", "fault_filtered", "kfold"), "protocol")
+        augment = self.augment
+        for method in augment.methods:
+            one_of(method, ("time_stretch", "pitch_shift", "white_noise"), "augment.methods")
+        positive_int(augment.copies_per_method, "augment.copies_per_method")
+        for name in ("stretch_rate_range", "pitch_steps_range", "noise_snr_db_range"):
+            low, high = ordered_pair(getattr(augment, name), f"augment.{name}")
+            if name == "stretch_rate_range":
+                positive_number(low, f"augment.{name}")
+        positive_int(augment.sample_rate, "augment.sample_rate")
+        model = self.model
+        if not model.conv_filters:
+            raise ParameterError("model.conv_filters=() must name at least one block")
+        for filters in model.conv_filters:
+            positive_int(filters, "model.conv_filters")
+        for name in ("kernel_size", "pool_size", "dense_units"):
+            positive_int(getattr(model, name), f"model.{name}")
+        fraction(model.dropout_rate, "model.dropout_rate", zero_ok=True)
+        one_of(model.pad_mode, ("repeat", "zero"), "model.pad_mode")
+        train = self.train
+        one_of(train.optimizer, ("rmsprop", "adam", "sgd"), "train.optimizer")
+        positive_number(train.learning_rate, "train.learning_rate")
+        fraction(train.rho, "train.rho", zero_ok=True)
+        positive_int(train.epochs, "train.epochs")
+        positive_int(train.batch_size, "train.batch_size")
+        one_of(train.loss, ("categorical_crossentropy",), "train.loss")
+        one_of(train.checkpoint, ("best", "last"), "train.checkpoint")
+        fraction(train.test_size, "train.test_size", zero_ok=False)
+        fraction(train.valid_size, "train.valid_size", zero_ok=True)
+        if train.folds == 1 or train.folds < 0:
+            raise ParameterError(f"train.folds={train.folds!r} must be 0 (automatic) or at least 2")
+        positive_int(train.n_seeds, "train.n_seeds")
+        positive_int(self.embed.batch_size, "embed.batch_size")
+        one_of(self.data.on_error, ("raise", "skip"), "data.on_error")
+        return self
+
     def keyed_settings(self) -> dict[str, Any]:
         """:meth:`to_dict` less ``seed`` (runs of every seed share a folder) and ``data`` (which tracks were
         read is in the data checksum): what a cache key of trained runs hashes."""
@@ -254,6 +304,23 @@ def _coerce(value: Any, default: Any, name: str) -> Any:
         return type(default)(value)
     except (TypeError, ValueError) as exc:
         raise ParameterError(f"{name}={value!r} cannot be read as {type(default).__name__}") from exc
+
+
+def non_negative(value: Any, name: str) -> int:
+    """An integer >= 0 (seeds)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ParameterError(f"{name}={value!r} must be a non-negative integer")
+    return value
+
+
+def ordered_pair(value: Any, name: str) -> tuple[float, float]:
+    """A (low, high) range of finite numbers with low <= high."""
+    import math
+
+    if len(value) != 2 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in value) \
+            or value[0] > value[1]:
+        raise ParameterError(f"{name}={tuple(value)!r} must be (low, high) with finite low <= high")
+    return float(value[0]), float(value[1])
 
 
 def quick_mode() -> bool:

@@ -656,6 +656,9 @@ def split_random(index: pd.DataFrame, *, test_size: float = 0.25, valid_size: fl
     from sklearn.model_selection import train_test_split
 
     test_size = positive_number(test_size, "test_size")
+    if not test_size < 1 or not 0 <= valid_size < 1 - test_size:
+        raise ParameterError(f"test_size={test_size!r} and valid_size={valid_size!r} must be fractions of the tracks "
+                             f"with test_size + valid_size < 1")
     ids, genres = _ids_and_genres(index)
     valid: np.ndarray = np.array([], dtype=str)
     try:
@@ -705,6 +708,9 @@ def kfold(index: pd.DataFrame, *, k: int = 10, seed: int = 0, valid_size: float 
     if k < 2:
         raise ParameterError(f"k={k} must be at least 2")
     ids, genres = _ids_and_genres(index)
+    smallest = int(pd.Series(genres).value_counts().min())
+    if k > smallest:
+        raise DataError(f"{k}-fold needs at least {k} tracks of every genre; the smallest genre here has {smallest}")
     folds = []
     for fold, (train_at, test_at) in enumerate(StratifiedKFold(k, shuffle=True, random_state=seed).split(ids, genres)):
         train, valid = ids[train_at], np.array([], dtype=str)

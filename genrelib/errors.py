@@ -12,6 +12,8 @@ __all__ = [
     "DataError",
     "ChecksumError",
     "DownloadError",
+    "TrainingError",
+    "StorageError",
     "WeightsError",
     "LeakageError",
     "GenrelibWarning",
@@ -40,6 +42,14 @@ class ChecksumError(DataError):
 
 class DownloadError(GenrelibError):
     """A download that failed or could not be verified."""
+
+
+class TrainingError(GenrelibError):
+    """Training that diverged (a non-finite loss), or a model whose outputs are not finite."""
+
+
+class StorageError(GenrelibError):
+    """A file that could not be written (disk full, read-only or missing folder); nothing partial is left."""
 
 
 class WeightsError(GenrelibError):

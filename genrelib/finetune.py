@@ -1110,7 +1110,7 @@ def run_protocol(index: pd.DataFrame, *, backbone: str = "musicnn-msd", unfreeze
         (default ``runs_dir``: ``output_dir("runs")``; ``key`` hashes the other settings, so a change starts a
         new folder and the same settings resume); :func:`summarize` tabulates them.
     """
-    n_seeds = positive_int(getattr(config.train, "n_seeds", 1), "n_seeds")
+    n_seeds = positive_int(config.validate().train.n_seeds, "n_seeds")
     jobs = [(seed, split) for seed in range(config.seed, config.seed + n_seeds)
             for split in make_splits(index, protocol=config.protocol, seed=seed, config=config)]
     settings = {"config": config.keyed_settings(), "weights": weights,

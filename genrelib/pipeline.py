@@ -134,6 +134,7 @@ def run_pipeline(config: Config = Config(), *, root: str | os.PathLike | None = 
     """
     from .train import PROTOCOLS, run_protocol
 
+    config.validate()
     protocols = list(protocols or [config.protocol])
     for protocol in protocols:
         if protocol not in PROTOCOLS:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from .checks import one_of, positive_int
 from .config import GENRES, Config
-from .errors import DataError, GenrelibError, WeightsError
+from .errors import DataError, GenrelibError, TrainingError, WeightsError
 
 __all__ = ["Classifier", "load_classifier", "latest_run", "window_patches", "predict_audio", "predict_files"]
 
@@ -83,6 +83,9 @@ def load_classifier(run_dir: str | os.PathLike | None = None, *, backend: Any = 
     checkpoint = run_dir / ("best.keras" if config.train.checkpoint == "best" else "last.keras")
     if not checkpoint.exists():  # a run without validation tracks has no best checkpoint
         checkpoint = run_dir / "last.keras"
+    if not checkpoint.exists():
+        raise WeightsError(f"{run_dir}: damaged run folder: no saved network (best.keras or last.keras) - train it "
+                           f"again (`genrelib train --overwrite`)")
     try:
         model = keras.models.load_model(checkpoint)
     except (OSError, ValueError) as exc:
@@ -152,7 +155,11 @@ def predict_audio(y: np.ndarray, *, sr: int, classifier: Classifier) -> np.ndarr
 
     embedding = embed_audio(y, sr=sr, backend=classifier.backend)
     windows = window_patches(embedding, n_patches=classifier.n_patches, pad_mode=classifier.pad_mode)
-    return classifier.model.predict(windows, verbose=0).mean(axis=0)
+    probabilities = classifier.model.predict(windows, verbose=0).mean(axis=0)
+    if not np.all(np.isfinite(probabilities)):
+        raise TrainingError(f"{classifier.run_dir}: the model gives non-finite probabilities (a diverged run?); "
+                            f"train it again")
+    return probabilities
 
 
 def predict_files(paths: Iterable[str | os.PathLike], *, classifier: Classifier | None = None,

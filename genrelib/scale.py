@@ -1175,5 +1175,5 @@ def run_embed_cli(args) -> int:
           f"{attrs['n_errors']} errors; backend {attrs['backend']} on Ray ({attrs['num_workers']} model workers), "
           f"{attrs['seconds']:.1f} s -> {attrs['output']}")
     for error in result.loc[result["error"].notna(), "error"]:
-        print(f"  failed: {error}", file=sys.stderr)
+        print(f"genrelib embed: error: {error}", file=sys.stderr)
     return 1 if attrs["n_errors"] else 0

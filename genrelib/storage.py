@@ -53,7 +53,10 @@ def cache_dir(*parts: str, create: bool = True) -> Path:
     root = os.environ.get("GENRELIB_CACHE") or platformdirs.user_cache_dir("genrelib")
     path = Path(root).expanduser().joinpath(*parts)
     if create:
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise write_error(path, exc) from None
     return path
 
 
@@ -66,7 +69,10 @@ def output_dir(kind: str, *, create: bool = True) -> Path:
     root = Path(os.environ.get("GENRELIB_OUTPUT") or Path.cwd())
     path = root / kind
     if create:
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise write_error(path, exc) from None
     return path
 
 
@@ -78,17 +84,40 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     ``np.savez``, Keras' ``save_weights``) behave as for the final file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{''.join(path.suffixes)}")
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{''.join(path.suffixes)}")
+        os.close(fd)
+    except OSError as exc:
+        raise write_error(path, exc) from None
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, path)
+    except OSError as exc:
+        raise write_error(path, exc) from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def write_error(path: Path, exc: OSError) -> "StorageError":
+    """One line for a failed write: what, where, and what to do (a cache can move, an output folder too)."""
+    from .errors import StorageError
+
+    import errno
+
+    reason = (exc.strerror or str(exc)).lower()
+    in_cache = Path(path).resolve().is_relative_to(cache_dir(create=False).resolve())
+    elsewhere = "set GENRELIB_CACHE to another folder" if in_cache else "write to another folder"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        remedy = f"free space or {elsewhere}"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        remedy = f"make the folder writable or {elsewhere}"
+    else:
+        remedy = f"check the folder, or {elsewhere}"
+    return StorageError(f"{path}: cannot write ({reason}): {remedy}; nothing partial was left behind")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

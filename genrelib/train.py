@@ -25,6 +25,7 @@ import os
 import platform
 import subprocess
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -34,7 +35,7 @@ import pandas as pd
 from . import data as gdata
 from .checks import one_of, positive_int
 from .config import GENRES, Config
-from .errors import DataError, ParameterError
+from .errors import DataError, GenrelibError, GenrelibWarning, ParameterError, TrainingError
 from .storage import atomic_path, atomic_write_csv, atomic_write_json, file_digest, output_dir, params_key
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "run_protocol",
     "load_run",
     "find_runs",
+    "run_problems",
 ]
 
 PROTOCOLS = ("paper", "fault_filtered", "kfold")
@@ -120,6 +122,11 @@ def _recorder(run_dir: Path | None, *, progress: bool, epochs: int):
 
         def on_epoch_end(self, epoch, logs=None):
             self.rows.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
+            if not np.isfinite(self.rows[-1].get("loss", 0.0)):
+                self.bar.close()
+                raise TrainingError(f"training diverged: epoch {epoch + 1} ended with loss "
+                                    f"{self.rows[-1]['loss']} (lower train.learning_rate); the run is left "
+                                    f"unfinished and is never used")
             self.bar.update(1)
             self.bar.set_postfix({k: f"{v:.3f}" for k, v in self.rows[-1].items() if k != "epoch"})
             val_loss = self.rows[-1].get("val_loss", np.nan)
@@ -204,8 +211,13 @@ def fit_classifier(x_train, y_train, *, x_valid=None, y_valid=None, config: Conf
     model.compile(optimizer=build_optimizer(train), loss=train.loss, metrics=["accuracy"], jit_compile=False)
     recorder = _recorder(run_dir, progress=progress, epochs=epochs)
     validation = (x_valid, keras.utils.to_categorical(y_valid, n_classes)) if has_valid else None
-    model.fit(x_train, keras.utils.to_categorical(y_train, n_classes), validation_data=validation,
-              epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0, callbacks=[recorder])
+    from .quiet import filtered_native_stderr
+
+    # Op determinism makes tf.data log a harmless NodeDef error once per fit (TensorFlow's own rewrite of its
+    # parallel map keeps an attribute the sequential one lacks); it is filtered, other native output passes.
+    with filtered_native_stderr():
+        model.fit(x_train, keras.utils.to_categorical(y_train, n_classes), validation_data=validation,
+                  epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0, callbacks=[recorder])
     if run_dir is not None:
         _save_model(model, run_dir / "last.keras")
     history = pd.DataFrame(recorder.rows)
@@ -490,6 +502,9 @@ def train_split(split: gdata.Split, tracks: pd.DataFrame, *, run_dir: str | os.P
                                     y_valid=y_eval[is_valid] if is_valid.any() else None, config=config,
                                     seed=seed, run_dir=run_dir, progress=progress)
     probabilities = model.predict(x_eval, batch_size=256, verbose=0)
+    if not np.all(np.isfinite(probabilities)):
+        raise TrainingError(f"{run_dir}: the trained network gives non-finite probabilities; the run is left "
+                            f"unfinished and is never used")
     predictions = evaluated[["item_id", "track_id", "genre", "side"]].reset_index(drop=True)
     predictions["predicted"] = [GENRES[i] for i in probabilities.argmax(axis=1)]
     predictions[[f"p_{g}" for g in GENRES]] = probabilities
@@ -532,7 +547,7 @@ def run_protocol(tracks: pd.DataFrame, *, config: Config = Config(), backend: An
         re-running the same one resumes it. The key also holds :func:`code_versions`: runs made by other
         code, or on clips augmented by other code or seed, are never reused.
     """
-    one_of(config.protocol, PROTOCOLS, "protocol")
+    config.validate()
     n_seeds = positive_int(config.train.n_seeds, "n_seeds")
     if config.augment_training and augmented_for is None:
         raise ParameterError("config.augment_training is on: pass augmented_for=... (a function returning the "
@@ -560,12 +575,46 @@ def run_protocol(tracks: pd.DataFrame, *, config: Config = Config(), backend: An
     return run_dirs
 
 
+def run_problems(run_dir: str | os.PathLike) -> list[str]:
+    """What is wrong with a complete run folder, one phrase per problem (empty when it is sound): the one place
+    that checks a run's files before anything reads them."""
+    import zipfile
+
+    run_dir, problems = Path(run_dir), []
+    for name in ("config.json", "split.json", "history.csv", "predictions.csv"):
+        if not (run_dir / name).is_file():
+            problems.append(f"{name} is missing")
+    meta = read_meta(run_dir) or {}
+    backend = meta.get("backend")
+    if not isinstance(backend, dict) or not {"name", "weights_checksum"} <= set(backend):
+        problems.append("meta.json lacks the backend (name and weights_checksum)")
+    if not isinstance(meta.get("n_patches"), int) or isinstance(meta.get("n_patches"), bool) \
+            or meta["n_patches"] <= 0:
+        problems.append(f"meta.json's n_patches={meta.get('n_patches')!r} is not a positive integer")
+    for network in (run_dir / name for name in ("best.keras", "last.keras")):
+        if network.exists() and not zipfile.is_zipfile(network):
+            problems.append(f"{network.name} is not a complete Keras file (truncated?)")
+    for name, read in (("config.json", Config.from_json), ("split.json", gdata.Split.from_json)):
+        if (run_dir / name).is_file():
+            try:
+                read(run_dir / name)
+            except (GenrelibError, OSError, ValueError, TypeError, KeyError) as exc:
+                problems.append(f"{name} is unreadable ({exc})")
+    return problems
+
+
 def find_runs(root: str | os.PathLike | None = None) -> list[Path]:
     """Complete run directories under ``root`` (default ``output_dir("runs")``), oldest first."""
     root = Path(root) if root is not None else output_dir("runs", create=False)
     if not root.exists():
         return []
-    runs = [meta.parent for meta in root.rglob("meta.json") if _is_complete(meta.parent)]
+    training = [meta.parent for meta in root.rglob("meta.json") if (read_meta(meta.parent) or {}).get("kind", "train")
+                == "train"]
+    runs = [run for run in training if _is_complete(run)]
+    if len(runs) < len(training):
+        unfinished = sorted(set(training) - set(runs))
+        warnings.warn(f"{root}: {len(unfinished)} unfinished training run(s) skipped (interrupted or diverged), "
+                      f"e.g. {unfinished[0]}", GenrelibWarning, stacklevel=2)
     return sorted(runs, key=lambda run: (run.joinpath("meta.json").stat().st_mtime, str(run)))
 
 
@@ -579,6 +628,10 @@ def load_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     if not _is_complete(run_dir):
         raise DataError(f"{run_dir}: not a complete training run (no meta.json with status 'complete'); "
                         f"train with `genrelib train` or genrelib.train.train_split")
+    problems = run_problems(run_dir)
+    if problems:
+        raise DataError(f"{run_dir}: damaged run folder: {'; '.join(problems)} - train it again "
+                        f"(`genrelib train --overwrite`)")
     return {
         "run_dir": run_dir,
         "config": Config.from_json(run_dir / "config.json"),

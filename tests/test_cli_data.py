@@ -50,4 +50,4 @@ def test_split_writes_json_with_seed(tiny_gtzan, tmp_path, capsys):
 def test_errors_are_one_line_and_nonzero(tmp_path, capsys):
     assert cli.main(["data", "info", "--data", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("genrelib data: error:") and "nowhere" in err and "Traceback" not in err
+    assert err.startswith("genrelib data info: error:") and "nowhere" in err and "Traceback" not in err

@@ -196,7 +196,7 @@ def test_cli_embed(index, tmp_path, capsys):
     assert main(["embed", "--backend", "mfcc", index["path"][0], str(broken), "--output-dir",
                  str(tmp_path / "out"), "--quiet"]) == 1
     captured = capsys.readouterr()
-    assert "1 of 2 clips embedded" in captured.out and f"failed: {broken}" in captured.err
+    assert "1 of 2 clips embedded" in captured.out and f"genrelib embed: error: {broken}" in captured.err
     assert main(["embed", "--backend", "nope", index["path"][0]]) == 2
     assert "backend='nope' must be one of" in capsys.readouterr().err
 

@@ -70,3 +70,32 @@ def test_atomic_write_csv_round_trip_without_index(tmp_path):
     pd.testing.assert_frame_equal(pd.read_csv(path), frame.reset_index(drop=True))
     assert path.read_text().splitlines()[0] == "track_id,accuracy"
     assert [p.name for p in tmp_path.iterdir()] == ["runs.csv"]
+
+
+def test_a_full_disk_is_one_line_naming_the_file_and_leaves_nothing(tmp_path, monkeypatch):
+    from genrelib.errors import StorageError
+
+    monkeypatch.setenv("GENRELIB_CACHE", str(tmp_path / "cache"))
+    target = storage.cache_dir("embeddings") / "clip.npz"
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(storage.os, "replace", disk_full)
+    with pytest.raises(StorageError, match=r"clip\.npz: cannot write \(no space left on device\): free space or set "
+                                           r"GENRELIB_CACHE to another folder; nothing partial was left behind$"):
+        storage.atomic_save_npz(target, embedding=np.zeros((2, 3)))
+    assert list(target.parent.iterdir()) == []
+    with pytest.raises(StorageError, match=r"out\.json: cannot write \(no space left on device\): free space or "
+                                           r"write to another folder"):
+        storage.atomic_write_json(tmp_path / "out.json", {"a": 1})
+
+
+def test_a_cache_folder_that_cannot_be_made_is_one_line(tmp_path, monkeypatch):
+    from genrelib.errors import StorageError
+
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("GENRELIB_CACHE", str(tmp_path / "file" / "cache"))
+    with pytest.raises(StorageError, match=r"file/cache/weights: cannot write \(not a directory\): check the folder, "
+                                           r"or set GENRELIB_CACHE to another folder"):
+        storage.cache_dir("weights")

@@ -29,10 +29,18 @@ def _verb_modules():
     return sorted(modules, key=lambda m: (m.ORDER, m.VERB))
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's error convention: one line, ``genrelib VERB: error: ...``, exit code 2 (argparse
+    would print the whole usage first)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="genrelib",
         description="Music genre classification, stage by stage (data, augment, embed, train, evaluate, ...).",
     )
@@ -56,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("default", GenrelibWarning)
         shown = warnings.showwarning
-        warnings.showwarning = _one_line_warnings(args.verb, shown)
+        warnings.showwarning = _one_line_warnings(_label(args), shown)
         try:
             return _run(args)
         finally:
@@ -75,12 +83,22 @@ def _one_line_warnings(verb: str, fallback):
     return show
 
 
+def _label(args: argparse.Namespace) -> str:
+    """``data split``, ``train``: the words the user typed, as every message of the verb names it."""
+    return " ".join(word for word in (args.verb, getattr(args, "action", None)) if word)
+
+
 def _run(args: argparse.Namespace) -> int:
+    label = _label(args)
     try:
         return int(args._run(args) or 0)
     except GenrelibError as exc:
-        print(f"genrelib {args.verb}: error: {exc}", file=sys.stderr)
+        print(f"genrelib {label}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file system refusal genrelib did not foresee: still one line, naming the file
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"genrelib {label}: error: {where}{(exc.strerror or str(exc)).lower()}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"genrelib {args.verb}: interrupted; finished items are cached and a re-run resumes", file=sys.stderr)
+        print(f"genrelib {label}: interrupted; finished items are cached and a re-run resumes", file=sys.stderr)
         return 130

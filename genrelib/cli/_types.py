@@ -33,6 +33,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+def fraction(text: str) -> float:
+    """A number in [0, 1) (a share of the tracks)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a fraction in [0, 1)")
+    return value
+
+
 def clips_to_embed(args: argparse.Namespace):
     """``args.files`` as a list, else every clip of the GTZAN root of ``--data`` (an index; says where it was
     found unless ``--quiet``): what ``genrelib embed`` embeds on either engine."""

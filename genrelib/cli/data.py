@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._types import add_data_argument, positive_int
+from ._types import add_data_argument, fraction, non_negative_int, positive_int
 
 VERB = "data"
 ORDER = 1
@@ -38,9 +38,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     split = actions.add_parser("split", help="write a track split (JSON, with its seed)")
     add_data_argument(split)
     split.add_argument("--protocol", choices=("paper", "fault_filtered", "kfold"), default="paper")
-    split.add_argument("--seed", type=int, default=0)
-    split.add_argument("--test-size", type=float, default=0.25)
-    split.add_argument("--valid-size", type=float, default=0.1)
+    split.add_argument("--seed", type=non_negative_int, default=0)
+    split.add_argument("--test-size", type=fraction, default=0.25, help="fraction of tracks in (0, 1)")
+    split.add_argument("--valid-size", type=fraction, default=0.1, help="fraction of tracks in [0, 1)")
     split.add_argument("--k", type=positive_int, default=10)
     split.add_argument("--output", required=True, help="JSON file (kfold: one file per fold, _foldN appended)")
     return parser
@@ -66,9 +66,13 @@ def _download(args) -> int:
 def _validate(args) -> int:
     from .. import data
 
+    if args.report:
+        writable_file(args.report)
     report = data.validate(args.data, expected=args.expected, decode=not args.no_decode, progress=True)
     if args.report:
-        report.to_csv(args.report, index=False)
+        from ..storage import atomic_write_csv
+
+        atomic_write_csv(args.report, report)
     bad = report[~report["ok"]]
     print(f"{len(report)} tracks checked: {int(report['ok'].sum())} ok, {len(bad)} with problems; "
           f"checksums: {report['checksum'].value_counts().to_dict()}")
@@ -77,6 +81,17 @@ def _validate(args) -> int:
     if len(bad) > 20:
         print(f"  ... and {len(bad) - 20} more (use --report FILE)")
     return 0 if bad.empty else 1
+
+
+def writable_file(path: str) -> None:
+    """Refuse, before any work, an output file whose folder does not exist."""
+    from pathlib import Path
+
+    from ..errors import ParameterError
+
+    folder = Path(path).resolve().parent
+    if not folder.is_dir():
+        raise ParameterError(f"{path}: folder {folder} does not exist")
 
 
 def _info(args) -> int:
@@ -103,6 +118,7 @@ def _split(args) -> int:
         splits = [data.split_fault_filtered(index)]
     else:
         splits = data.kfold(index, k=args.k, seed=args.seed)
+    writable_file(args.output)
     output = Path(args.output)
     for split in splits:
         path = output if split.fold is None else output.with_name(f"{output.stem}_fold{split.fold}{output.suffix}")

@@ -50,5 +50,5 @@ def run(args) -> int:
           f"(weights {backend.weights_checksum()[:16]}, front end {backend.front_end_version}): "
           f"{int(done['n_patches'].sum())} patches of {backend.embedding_dim} values, in {folder}")
     for error in failed["error"]:
-        print(f"  failed: {error}", file=sys.stderr)
+        print(f"genrelib embed: error: {error}", file=sys.stderr)
     return 1 if len(failed) else 0

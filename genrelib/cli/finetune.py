@@ -50,7 +50,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                        help="only the first N tracks of each genre (a quick look)")
     split = parser.add_argument_group("protocol and Table 1 (default: the configuration)")
     split.add_argument("--protocol", choices=PROTOCOLS, default=None)
-    split.add_argument("--seed", type=int, default=None, help="first seed")
+    split.add_argument("--seed", type=non_negative_int, default=None, help="first seed")
     split.add_argument("--seeds", dest="n_seeds", type=positive_int, default=None, metavar="N",
                        help="repeat with N seeds (seed, seed+1, ...)")
     split.add_argument("--folds", type=positive_int, default=None, help="k of the kfold protocol")

@@ -23,8 +23,20 @@ def run(args: argparse.Namespace) -> int:
     from ..config import GENRES
     from ..predict import load_classifier, predict_files
 
+    from .. import audio
+    from ..errors import AudioError
+
+    usable = []
+    for path in args.files:  # before TensorFlow and the model load: a wrong path costs nothing
+        try:
+            audio.info(path)
+            usable.append(path)
+        except AudioError as exc:
+            print(f"genrelib predict: error: {exc}", file=sys.stderr)
+    if not usable:
+        return 1
     classifier = load_classifier(args.model)
-    table = predict_files(args.files, classifier=classifier, on_error="report")
+    table = predict_files(usable, classifier=classifier, on_error="report")
     print(f"model: {classifier.run_dir} ({classifier.meta['backend']['name']} embeddings)")
     failed = table["error"].notna()
     for row, error in zip(table.itertuples(), failed):
@@ -34,4 +46,4 @@ def run(args: argparse.Namespace) -> int:
         ranked = sorted(GENRES, key=lambda genre: -getattr(row, f"p_{genre}"))
         probabilities = "  ".join(f"{genre} {getattr(row, f'p_{genre}'):.3f}" for genre in ranked)
         print(f"{row.path}: {row.genre} ({row.probability:.3f})  |  {probabilities}")
-    return 2 if failed.any() else 0
+    return 1 if failed.any() or len(usable) < len(args.files) else 0  # 1 = some inputs failed, the others done

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.files:
         try:
-            y = audio.load(path, sr=musicnn.SAMPLE_RATE)
+            y = audio.load(path, sr=musicnn.SAMPLE_RATE, min_duration=musicnn.PATCH_SECONDS)  # as embed, predict
         except AudioError as exc:
             print(f"genrelib tags: error: {exc}", file=sys.stderr)
             failed += 1
@@ -45,4 +45,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"{path}: " + ", ".join(f"{tag} {probability:.2f}" for tag, probability in tags))
     if failed:
         print(f"genrelib tags: {failed} of {len(args.files)} file(s) could not be read", file=sys.stderr)
-    return 2 if failed else 0
+    return 1 if failed else 0  # the CLI's convention: 1 = some inputs failed, the others were done

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._types import add_data_argument, add_output_arguments, positive_float, positive_int
+from ._types import add_data_argument, add_output_arguments, non_negative_int, positive_float, positive_int
 
 VERB = "train"
 ORDER = 40
@@ -24,7 +24,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("training (default: the configuration, i.e. the paper's Table 1)")
     group.add_argument("--protocol", choices=PROTOCOLS, default=None)
     group.add_argument("--backend", default=None, help="embedding backend (genrelib.embed.BACKENDS or 'auto')")
-    group.add_argument("--seed", type=int, default=None, help="first seed")
+    group.add_argument("--seed", type=non_negative_int, default=None, help="first seed")
     group.add_argument("--seeds", dest="n_seeds", type=positive_int, default=None, metavar="N",
                        help="repeat with N seeds (seed, seed+1, ...); results report mean ± std")
     group.add_argument("--epochs", type=positive_int, default=None)
@@ -53,7 +53,7 @@ def config_from_args(args: argparse.Namespace):
     for attribute, key in flags.items():
         if getattr(args, attribute, None) is not None:
             overrides[key] = getattr(args, attribute)
-    return config.replace(**overrides) if overrides else config
+    return (config.replace(**overrides) if overrides else config).validate()
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
