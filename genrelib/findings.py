@@ -222,6 +222,43 @@ def results_readme_block(results: dict[str, pd.DataFrame]) -> str:
     return "\n".join(lines)
 
 
+def fullsize_block(bench: dict) -> str:
+    """The README's generated block from ``results/bench_fullsize.json`` (``benchmarks/bench_fullsize.py``): what each
+    stage of each copy cost on the benchmark's machine, the second run's share, the VGGish projection."""
+    lines = [f"{bench['machine']['cpus']} CPUs, musicnn-msd, every stage in an empty cache; a GTZAN-shaped stand-in "
+             f"made from the mini set's clips (`tools/make_fullsize_gtzan.py`):", "",
+             "| copy | tracks | protocols × seeds | augmentation | stage | wall | CPU | peak RSS | cache after |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for record in bench["records"]:
+        tracks = record["tracks_per_genre"] * 10
+        protocols = f"{', '.join(record.get('protocols_run', bench['protocols']))} × {record.get('seeds', bench['seeds'])}"
+        for stage in record["stages"]:
+            lines.append(f"| {record['copy']} | {tracks} | {protocols} | {record.get('augmentation', 'on')} | "
+                         f"{stage['stage']} | {_minutes(stage['wall_s'])} | {_minutes(stage.get('cpu_s'))} | "
+                         f"{_megabytes(stage.get('peak_rss_mb'))} | {_megabytes(stage.get('cache_mb'))} |")
+    lines.append("")
+    for record in bench["records"]:
+        projection = record["vggish_projection"]
+        lines.append(f"- {record['copy']}, {record['tracks_per_genre'] * 10} tracks ({'; '.join(record['data_label'])}): "
+                     f"{record['clips_embedded']} clips embedded; the second `genrelib run` took "
+                     f"{100 * record['second_run_share_of_first']:.1f} % of the first; the first run with VGGish "
+                     f"instead of musicnn-msd, projected: {_minutes(projection['run_first_wall_s'])} "
+                     f"(`{record.get('command', bench['command'])}`).")
+    return "\n".join(lines)
+
+
+def _minutes(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def _megabytes(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value / 1024:.2f} GB" if value >= 1024 else f"{value:.0f} MB"
+
+
 def replace_block(text: str, name: str, block: str) -> str:
     """``text`` with the generated block ``name`` (between its two marker comments) replaced by ``block``.
     Raises :class:`DataError` when the markers are missing."""

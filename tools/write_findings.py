@@ -1,4 +1,5 @@
-"""Rewrite the generated blocks of README.md and results/README.md from the result tables in results/.
+"""Rewrite the generated blocks of README.md and results/README.md from the result tables in results/ (and the
+README's full-size costs from results/bench_fullsize.json).
 
 Usage: python tools/write_findings.py [--results-dir DIR] [--check]
 
@@ -9,6 +10,7 @@ differs from what the tables give, so prose cannot drift from the numbers.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -22,6 +24,9 @@ def generated(results_dir: Path) -> dict[Path, str]:
     results = findings.load_results(results_dir)
     blocks = {ROOT / "README.md": {"results": findings.readme_block(results)},
               ROOT / "results" / "README.md": {"results": findings.results_readme_block(results)}}
+    bench = results_dir / "bench_fullsize.json"
+    if bench.exists():
+        blocks[ROOT / "README.md"]["fullsize"] = findings.fullsize_block(json.loads(bench.read_text()))
     texts = {}
     for path, named in blocks.items():
         text = path.read_text()
