@@ -1,0 +1,43 @@
+"""genrelib.quiet: TensorFlow's native start-up chatter is dropped, everything else on file descriptor 2 is kept."""
+
+import os
+import subprocess
+import sys
+
+from genrelib.quiet import NOISE, filtered_native_stderr
+
+SEEN = [  # lines TensorFlow 2.21 wrote on this machine, verbatim
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+    "I0000 00:00:1796164828.765004   19919 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU will "
+    "not be used.",
+    "E0000 00:00:1796164839.142859   19919 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: Failed "
+    "call to cuInit: UNKNOWN ERROR (303)",
+    "E0000 00:00:1796163067.597171    4715 node_def_util.cc:682] NodeDef mentions attribute use_unbounded_threadpool "
+    "which is not in the op definition: Op<name=MapDataset; ...>",
+    "To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow with the appropriate "
+    "compiler flags.",
+]
+
+
+def test_only_the_known_chatter_matches():
+    assert all(NOISE.match(line) for line in SEEN)
+    for real in ("E0000 00:00:1796163067.597171    4715 conv_ops.cc:12] a real kernel error",
+                 "Traceback (most recent call last):", "genrelib train: error: something", "Note: anything"):
+        assert not NOISE.match(real)
+
+
+def test_native_writes_are_filtered_and_the_rest_kept_in_order(capfd):
+    with filtered_native_stderr():
+        os.write(2, (SEEN[0] + "\n").encode())
+        os.write(2, b"a real native message\n")
+        os.write(2, (SEEN[3] + "\n").encode())
+        os.write(2, b"second real line\n")
+    assert capfd.readouterr().err == "a real native message\nsecond real line\n"
+
+
+def test_importing_tensorflow_after_genrelib_prints_nothing():
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "GENRELIB_TF_LOG")}
+    code = "import genrelib, tensorflow as tf; print(float(tf.reduce_sum(tf.ones(3))))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "3.0"
+    assert done.stderr == "", done.stderr
