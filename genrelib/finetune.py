@@ -514,7 +514,7 @@ def patch_dataset(table: pd.DataFrame, *, backbone: Backbone | str = "musicnn-ms
             atomic_save_npz(target, patches=patches)
             return target, len(patches), None
         except (GenrelibError, OSError) as exc:
-            return None, 0, f"{path}: {exc}"
+            return None, 0, str(exc) if str(path) in str(exc) else f"{path}: {exc}"  # audio errors name the file
 
     # Front ends are numpy/librosa code that mostly holds the GIL; one worker overlaps decoding with it.
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:

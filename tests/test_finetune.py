@@ -201,8 +201,9 @@ def test_patch_dataset_reports_short_files(tmp_path, sine):
 
     short = tmp_path / "short.wav"
     sf.write(short, sine(440.0, seconds=1.0), 16000)
-    with pytest.raises(GenrelibError, match="short.wav"):
+    with pytest.raises(GenrelibError, match="short.wav") as caught:
         finetune.patch_dataset(pd.DataFrame({"path": [str(short)]}), cache_dir_=tmp_path / "cache", progress=False)
+    assert str(caught.value).count(str(short)) == 1  # named once, not "x.wav: x.wav: clip lasts ..."
 
 
 # ------------------------------------------------------------------------------------------ whole runs
