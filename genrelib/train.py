@@ -501,7 +501,10 @@ def train_split(split: gdata.Split, tracks: pd.DataFrame, *, run_dir: str | os.P
     model, history = fit_classifier(x_train, y_train, x_valid=x_eval[is_valid] if is_valid.any() else None,
                                     y_valid=y_eval[is_valid] if is_valid.any() else None, config=config,
                                     seed=seed, run_dir=run_dir, progress=progress)
-    probabilities = model.predict(x_eval, batch_size=256, verbose=0)
+    from .quiet import filtered_native_stderr
+
+    with filtered_native_stderr():  # the same harmless tf.data NodeDef line as in fit_classifier
+        probabilities = model.predict(x_eval, batch_size=256, verbose=0)
     if not np.all(np.isfinite(probabilities)):
         raise TrainingError(f"{run_dir}: the trained network gives non-finite probabilities; the run is left "
                             f"unfinished and is never used")
