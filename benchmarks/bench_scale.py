@@ -24,7 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pandas as pd  # noqa: E402
 
 from genrelib import data, scale  # noqa: E402
-from genrelib.storage import atomic_write_bytes, output_dir  # noqa: E402
+from genrelib.storage import atomic_write_bytes, neutral_paths, output_dir  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -105,7 +105,7 @@ def main(argv=None) -> int:
         "projection_fma_large": records(projection),
     }
     path = output_dir("results") / f"bench_scale_{attrs['backend']}.json"
-    atomic_write_bytes(path, (json.dumps(report, indent=2, default=float, allow_nan=False) + "\n").encode())
+    atomic_write_bytes(path, neutral_paths(json.dumps(report, indent=2, default=float, allow_nan=False) + "\n").encode())
     print(f"\nwritten: {path}")
     return 0
 

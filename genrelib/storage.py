@@ -60,6 +60,23 @@ def cache_dir(*parts: str, create: bool = True) -> Path:
     return path
 
 
+def machine_paths(root: str | os.PathLike | None = None) -> dict[str, str]:
+    """This machine's folders that a written result may name, longest first, with what a reader sees instead:
+    ``$GENRELIB_CACHE``, ``$GENRELIB_DATA``, ``.`` (``root``, default the working directory) and ``$TMPDIR``."""
+    places = {os.environ.get("GENRELIB_CACHE"): "$GENRELIB_CACHE", os.environ.get("GENRELIB_DATA"): "$GENRELIB_DATA",
+              str(root or Path.cwd()): ".", tempfile.gettempdir(): "$TMPDIR"}
+    resolved = {str(Path(path).resolve()): name for path, name in places.items() if path}
+    return dict(sorted(resolved.items(), key=lambda item: -len(item[0])))
+
+
+def neutral_paths(text: str, replacements: dict[str, str] | None = None) -> str:
+    """``text`` with every folder of :func:`machine_paths` (or ``replacements``) replaced by its neutral name, for
+    results and notebooks that are committed and read elsewhere."""
+    for path, name in (replacements if replacements is not None else machine_paths()).items():
+        text = text.replace(path, name)
+    return text
+
+
 def output_dir(kind: str, *, create: bool = True) -> Path:
     """Folder for generated artefacts of ``kind`` (``"figures"``, ``"results"``, ``"runs"``).
 

@@ -1,6 +1,7 @@
 """genrelib.storage: atomic writes, digests, parameter keys, cache folder."""
 
 import hashlib
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -99,3 +100,13 @@ def test_a_cache_folder_that_cannot_be_made_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(StorageError, match=r"file/cache/weights: cannot write \(not a directory\): check the folder, "
                                            r"or set GENRELIB_CACHE to another folder"):
         storage.cache_dir("weights")
+
+
+def test_neutral_paths_names_this_machines_folders_longest_first(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENRELIB_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("GENRELIB_CACHE", str(tmp_path / "data" / "cache"))
+    replacements = storage.machine_paths(tmp_path / "checkout")
+    text = f"{tmp_path}/data/cache/x.npz {tmp_path}/data/blues.wav {tmp_path}/checkout/results {tmp_path}/other"
+    below_tmp = tmp_path.resolve().relative_to(Path(tempfile.gettempdir()).resolve())
+    assert storage.neutral_paths(text, replacements) == \
+        f"$GENRELIB_CACHE/x.npz $GENRELIB_DATA/blues.wav ./results $TMPDIR/{below_tmp}/other"

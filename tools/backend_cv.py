@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     import tensorflow as tf
 
     from genrelib import baselines, data, embed
+    from genrelib.storage import neutral_paths
 
     root, source = data.resolve_root(args.data)
     index = data.load_gtzan(root)
@@ -78,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    (output / "backends.json").write_text(json.dumps(report, indent=1) + "\n")
-    (output / "backends.md").write_text(markdown(report))
+    (output / "backends.json").write_text(neutral_paths(json.dumps(report, indent=1) + "\n"))
+    (output / "backends.md").write_text(neutral_paths(markdown(report)))
     print(f"wrote {output / 'backends.md'} and {output / 'backends.json'}")
     return 0
 

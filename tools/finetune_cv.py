@@ -172,9 +172,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="rewrite finetune.md from the finetune.json in --output-dir, running nothing")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    from genrelib.storage import neutral_paths
+
     if args.markdown_only:
         report = json.loads((Path(args.output_dir) / "finetune.json").read_text())
-        (Path(args.output_dir) / "finetune.md").write_text(markdown(report))
+        (Path(args.output_dir) / "finetune.md").write_text(neutral_paths(markdown(report)))
         return 0
     runs_dir = str(Path(args.cache or tempfile.mkdtemp(prefix="finetune_cv-")) / "runs")
     if args.child:
@@ -207,8 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "finetune.json").write_text(json.dumps(report, indent=1) + "\n")
-    (output_dir / "finetune.md").write_text(markdown(report))
+    (output_dir / "finetune.json").write_text(neutral_paths(json.dumps(report, indent=1) + "\n"))
+    (output_dir / "finetune.md").write_text(neutral_paths(markdown(report)))
     print(f"wrote {output_dir / 'finetune.md'} and finetune.json")
     return 0
 

@@ -18,6 +18,8 @@ import jupytext
 import nbformat
 from nbclient import NotebookClient
 
+from genrelib.storage import machine_paths, neutral_paths
+
 AUDIO_NOTE = "[audio player removed from the committed notebook: run it to listen]"
 
 
@@ -63,23 +65,12 @@ def strip_native_log(notebook: nbformat.NotebookNode) -> int:
     return dropped
 
 
-def machine_paths() -> dict[str, str]:
-    """Folders of this machine that outputs may print, longest first, with what a reader sees instead."""
-    places = {os.environ.get("GENRELIB_CACHE"): "$GENRELIB_CACHE", os.environ.get("GENRELIB_DATA"): "$GENRELIB_DATA",
-              str(Path(__file__).resolve().parents[1]): "."}
-    return {str(Path(k).resolve()): v for k, v in sorted(places.items(), key=lambda kv: -len(kv[0] or "")) if k}
-
-
 def hide_machine_paths(notebook: nbformat.NotebookNode, replacements: dict[str, str]) -> None:
     """Replace this machine's folders in every output (text and rich data) by neutral names."""
     def scrub(value):
         if isinstance(value, list):
             return [scrub(item) for item in value]
-        if not isinstance(value, str):
-            return value
-        for path, name in replacements.items():
-            value = value.replace(path, name)
-        return value
+        return neutral_paths(value, replacements) if isinstance(value, str) else value
 
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
@@ -107,7 +98,7 @@ def execute(source: Path, *, timeout: int) -> Path:
                    resources={"metadata": {"path": str(source.parent)}}).execute()
     removed = strip_audio(notebook)
     strip_native_log(notebook)
-    hide_machine_paths(notebook, machine_paths())
+    hide_machine_paths(notebook, machine_paths(Path(__file__).resolve().parents[1]))
     make_diffable(notebook, source.stem)
     target = source.with_suffix(".ipynb")
     jupytext.write(notebook, target, fmt="ipynb")
