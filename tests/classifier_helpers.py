@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from genrelib.config import GENRES, Config
 from genrelib.storage import atomic_save_npz
@@ -110,3 +111,10 @@ def predictions_frame(true: list[str], predicted: list[str], *, confidence: floa
         rows.append({"item_id": f"{genre}.{i:05d}", "track_id": f"{genre}.{i:05d}", "genre": genre, "side": side,
                      "predicted": guess, **{f"p_{g}": v for g, v in zip(GENRES, p)}})
     return pd.DataFrame(rows)
+
+
+@pytest.fixture(autouse=True)
+def isolated_outputs(tmp_path, monkeypatch):
+    """Runs and caches of a test go to its own folder (autouse in every module that imports it)."""
+    monkeypatch.setenv("GENRELIB_OUTPUT", str(tmp_path / "output"))
+    monkeypatch.setenv("GENRELIB_CACHE", str(tmp_path / "cache"))

@@ -17,13 +17,8 @@ from genrelib import audio, augment, data, embed, train
 from genrelib.config import GENRES
 
 from tests.classifier_helpers import FAKE_BACKEND, TINY, fake_augmented, fake_tracks
+from tests.classifier_helpers import isolated_outputs  # noqa: F401 (autouse)
 from tests.test_embed import CountingMfcc
-
-
-@pytest.fixture(autouse=True)
-def _outputs(tmp_path, monkeypatch):
-    monkeypatch.setenv("GENRELIB_OUTPUT", str(tmp_path / "output"))
-    monkeypatch.setenv("GENRELIB_CACHE", str(tmp_path / "cache"))
 
 
 @pytest.fixture(scope="module")

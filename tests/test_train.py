@@ -12,14 +12,9 @@ from genrelib.data import Split
 from genrelib.errors import DataError, LeakageError, ParameterError
 
 from tests.classifier_helpers import FAKE_BACKEND, TINY, fake_augmented, fake_tracks, separable
+from tests.classifier_helpers import isolated_outputs  # noqa: F401 (autouse)
 
 keras = pytest.importorskip("keras")
-
-
-@pytest.fixture(autouse=True)
-def _outputs(tmp_path, monkeypatch):
-    monkeypatch.setenv("GENRELIB_OUTPUT", str(tmp_path / "output"))
-    monkeypatch.setenv("GENRELIB_CACHE", str(tmp_path / "cache"))
 
 
 @pytest.fixture(scope="module")
