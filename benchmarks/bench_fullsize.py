@@ -46,8 +46,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 PROTOCOLS = ("paper", "fault_filtered", "kfold")
 
 
-def timed(name: str, command: list[str], *, env: dict, cache: Path, log: Path) -> dict:
-    """Run one stage as a child process; its wall and CPU seconds, peak RSS and the cache size after it."""
+def timed(name: str, command: list[str], *, env: dict, cache: Path, log: Path, must_succeed: bool = True) -> dict:
+    """Run one stage as a child process; its wall and CPU seconds, peak RSS and the cache size after it.
+    ``must_succeed=False``: the exit code is recorded, not required."""
     started = time.perf_counter()
     with open(log, "ab") as out:
         out.write(f"\n$ {' '.join(command)}\n".encode())
@@ -59,7 +60,7 @@ def timed(name: str, command: list[str], *, env: dict, cache: Path, log: Path) -
            "cpu_s": round(usage.ru_utime + usage.ru_stime, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024),
            "cache_mb": round(folder_bytes(cache) / 2**20)}
     print(json.dumps(row), flush=True)
-    if code != 0:
+    if code != 0 and must_succeed:
         raise SystemExit(f"bench_fullsize: stage {name!r} failed with exit code {code}; see {log}")
     return row
 
@@ -114,9 +115,9 @@ def run_copy(copy: str, *, per_genre: int, source: Path, work: Path, seeds: int,
         stages.append(timed("build stand-in", [*build, str(work / "kaggle")], env=env, cache=cache, log=log))
         data = work / "kaggle" / "Data"
         skip = ["--on-error", "skip"]
+    # validate of the Kaggle stand-in exits 1 by design: jazz.00054 is unreadable and no file is the published one
     stages.append(timed("validate", [*genrelib, "data", "validate", "--data", str(data), "--expected", "found"],
-                        env=env, cache=cache, log=log) if copy == "archive" else
-                  _validate_allowing_problems(genrelib, data, env=env, cache=cache, log=log))
+                        env=env, cache=cache, log=log, must_succeed=copy == "archive"))
     run = [*genrelib, "run", "--data", str(data), "--protocols", *protocols, "--seeds", str(seeds), "--quiet", *skip,
            *([] if augment else ["--no-augment"])]
     stages.append(timed("run (first)", run, env=env, cache=cache, log=log))
@@ -127,19 +128,6 @@ def run_copy(copy: str, *, per_genre: int, source: Path, work: Path, seeds: int,
                                                                                         for r in table},
             "clips_embedded": count_embeddings(cache), "stages": stages,
             "second_run_share_of_first": round(stages[-1]["wall_s"] / stages[-2]["wall_s"], 4)}
-
-
-def _validate_allowing_problems(genrelib, data, *, env, cache, log) -> dict:
-    """``validate`` of the Kaggle stand-in exits 1 by design (jazz.00054 unreadable; no file matches the published
-    MD5s), so its exit code is recorded, not required."""
-    started = time.perf_counter()
-    with open(log, "ab") as out:
-        child = subprocess.Popen([*genrelib, "data", "validate", "--data", str(data), "--expected", "found"],
-                                 stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-        _, status, usage = os.wait4(child.pid, 0)
-    return {"stage": "validate", "exit_code": os.waitstatus_to_exitcode(status),
-            "wall_s": round(time.perf_counter() - started, 1), "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
-            "peak_rss_mb": round(usage.ru_maxrss / 1024), "cache_mb": round(folder_bytes(cache) / 2**20)}
 
 
 def count_embeddings(cache: Path) -> int:

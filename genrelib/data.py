@@ -524,7 +524,6 @@ def _fetch_resumable(url: str, part: Path, *, progress: bool, timeout: float) ->
 def _unpack_full(archive: Path, dest: Path, *, md5: str | None, progress: bool = False) -> None:
     """Unpack member by member into a temporary folder inside ``dest``, then rename its ``genres/`` into
     place and write :data:`VERIFIED_RECORD` (relative path -> MD5 of every file)."""
-    import hashlib
     import shutil
     import tarfile
     import tempfile
@@ -532,7 +531,7 @@ def _unpack_full(archive: Path, dest: Path, *, md5: str | None, progress: bool =
 
     from tqdm.auto import tqdm
 
-    from .storage import atomic_write_json
+    from .storage import atomic_write_json, file_digest
 
     (dest / VERIFIED_RECORD).unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix=".unpacking-", dir=dest) as tmp:
@@ -551,7 +550,7 @@ def _unpack_full(archive: Path, dest: Path, *, md5: str | None, progress: bool =
                             f"the archive is kept and a re-run unpacks again") from None
         if not (staged / "genres").is_dir():
             raise ChecksumError(f"{archive}: no genres/ folder inside; nothing was unpacked")
-        files = {str(path.relative_to(staged).as_posix()): hashlib.md5(path.read_bytes()).hexdigest()
+        files = {str(path.relative_to(staged).as_posix()): file_digest(path, algorithm="md5")
                  for path in sorted((staged / "genres").rglob("*")) if path.is_file()}
         if (dest / "genres").exists():
             shutil.rmtree(dest / "genres")

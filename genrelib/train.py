@@ -581,13 +581,19 @@ def run_protocol(tracks: pd.DataFrame, *, config: Config = Config(), backend: An
 def run_problems(run_dir: str | os.PathLike) -> list[str]:
     """What is wrong with a complete run folder, one phrase per problem (empty when it is sound): the one place
     that checks a run's files before anything reads them."""
+    return _read_run_files(Path(run_dir))[1]
+
+
+def _read_run_files(run_dir: Path) -> tuple[dict[str, Any], list[str]]:
+    """``meta``, ``config`` and ``split`` of a run folder, each read once, and every problem found doing so."""
     import zipfile
 
-    run_dir, problems = Path(run_dir), []
+    problems: list[str] = []
     for name in ("config.json", "split.json", "history.csv", "predictions.csv"):
         if not (run_dir / name).is_file():
             problems.append(f"{name} is missing")
-    meta = read_meta(run_dir) or {}
+    parts: dict[str, Any] = {"meta": read_meta(run_dir) or {}}
+    meta = parts["meta"]
     backend = meta.get("backend")
     if not isinstance(backend, dict) or not {"name", "weights_checksum"} <= set(backend):
         problems.append("meta.json lacks the backend (name and weights_checksum)")
@@ -597,13 +603,13 @@ def run_problems(run_dir: str | os.PathLike) -> list[str]:
     for network in (run_dir / name for name in ("best.keras", "last.keras")):
         if network.exists() and not zipfile.is_zipfile(network):
             problems.append(f"{network.name} is not a complete Keras file (truncated?)")
-    for name, read in (("config.json", Config.from_json), ("split.json", gdata.Split.from_json)):
-        if (run_dir / name).is_file():
+    for key, read in (("config", Config.from_json), ("split", gdata.Split.from_json)):
+        if (run_dir / f"{key}.json").is_file():
             try:
-                read(run_dir / name)
+                parts[key] = read(run_dir / f"{key}.json")
             except (GenrelibError, OSError, ValueError, TypeError, KeyError) as exc:
-                problems.append(f"{name} is unreadable ({exc})")
-    return problems
+                problems.append(f"{key}.json is unreadable ({exc})")
+    return parts, problems
 
 
 def find_runs(root: str | os.PathLike | None = None) -> list[Path]:
@@ -611,9 +617,9 @@ def find_runs(root: str | os.PathLike | None = None) -> list[Path]:
     root = Path(root) if root is not None else output_dir("runs", create=False)
     if not root.exists():
         return []
-    training = [meta.parent for meta in root.rglob("meta.json") if (read_meta(meta.parent) or {}).get("kind", "train")
-                == "train"]
-    runs = [run for run in training if _is_complete(run)]
+    metas = {path.parent: read_meta(path.parent) or {} for path in root.rglob("meta.json")}
+    training = [run for run, meta in metas.items() if meta.get("kind", "train") == "train"]
+    runs = [run for run in training if metas[run].get("status") == "complete"]
     if len(runs) < len(training):
         unfinished = sorted(set(training) - set(runs))
         warnings.warn(f"{root}: {len(unfinished)} unfinished training run(s) skipped (interrupted or diverged), "
@@ -631,15 +637,15 @@ def load_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     if not _is_complete(run_dir):
         raise DataError(f"{run_dir}: not a complete training run (no meta.json with status 'complete'); "
                         f"train with `genrelib train` or genrelib.train.train_split")
-    problems = run_problems(run_dir)
+    parts, problems = _read_run_files(run_dir)
     if problems:
         raise DataError(f"{run_dir}: damaged run folder: {'; '.join(problems)} - train it again "
                         f"(`genrelib train --overwrite`)")
     return {
         "run_dir": run_dir,
-        "config": Config.from_json(run_dir / "config.json"),
-        "split": gdata.Split.from_json(run_dir / "split.json"),
-        "meta": read_meta(run_dir),
+        "config": parts["config"],
+        "split": parts["split"],
+        "meta": parts["meta"],
         "history": pd.read_csv(run_dir / "history.csv"),
         "predictions": pd.read_csv(run_dir / "predictions.csv"),
     }
