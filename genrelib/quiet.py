@@ -14,6 +14,7 @@ where the CUDA probe speaks.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.abc
 import importlib.util
 import os
@@ -49,17 +50,15 @@ def filtered_native_stderr(pattern: re.Pattern = NOISE) -> Iterator[None]:
     sys.stderr.flush()
     saved = os.dup(stderr_fd)
     python_stderr = sys.stderr
+    live = _live_stderr(stderr_fd, python_stderr.encoding) if python_stderr is sys.__stderr__ else python_stderr
     with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), stderr_fd)
-        if python_stderr is sys.__stderr__:
-            sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding=python_stderr.encoding,
-                                   errors="backslashreplace")
+        os.dup2(capture.fileno(), stderr_fd)  # after _live_stderr: its copy is of the real descriptor
+        sys.stderr = live
         try:
             yield
         finally:
-            if sys.stderr is not python_stderr:
-                sys.stderr.close()
-                sys.stderr = python_stderr
+            sys.stderr.flush()
+            sys.stderr = python_stderr
             os.dup2(saved, stderr_fd)
             os.close(saved)
             capture.seek(0)
@@ -67,6 +66,14 @@ def filtered_native_stderr(pattern: re.Pattern = NOISE) -> Iterator[None]:
                     if not pattern.match(line.decode(errors="replace"))]
             if kept:
                 os.write(stderr_fd, b"".join(kept))
+
+
+@functools.lru_cache(maxsize=None)
+def _live_stderr(stderr_fd: int, encoding: str):
+    """A stream on a copy of the real descriptor 2, made once and never closed: whatever takes ``sys.stderr``
+    while the descriptor is captured (a logging handler created by TensorFlow's import, a progress bar) keeps a
+    stream that works after the block."""
+    return os.fdopen(os.dup(stderr_fd), "w", buffering=1, encoding=encoding, errors="backslashreplace")
 
 
 class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):

@@ -41,3 +41,11 @@ def test_importing_tensorflow_after_genrelib_prints_nothing():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0 and done.stdout.strip() == "3.0"
     assert done.stderr == "", done.stderr
+
+
+def test_python_logging_set_up_during_the_filtered_import_still_reaches_stderr():
+    """TensorFlow's Python logger takes sys.stderr while its import is filtered: its warnings must not be lost."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "GENRELIB_TF_LOG")}
+    code = "import genrelib, tensorflow as tf; tf.get_logger().warning('a real warning')"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0 and done.stderr == "WARNING:tensorflow:a real warning\n", done.stderr
