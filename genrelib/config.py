@@ -21,6 +21,7 @@ from .errors import ParameterError
 
 __all__ = [
     "GENRES",
+    "PROTOCOLS",
     "AugmentConfig",
     "ModelConfig",
     "TrainConfig",
@@ -29,6 +30,9 @@ __all__ = [
     "Config",
     "quick_mode",
 ]
+
+#: How tracks are split into training, validation and test (:func:`genrelib.train.make_splits`).
+PROTOCOLS = ("paper", "fault_filtered", "kfold", "artist")
 
 #: The ten GTZAN genres, in the order used for labels everywhere.
 GENRES = (
@@ -122,7 +126,7 @@ class TrainConfig:
         Validation tracks carved from training (``paper``: a fraction of all tracks; ``kfold``: of each
         fold's training tracks).
     folds : int >= 0
-        ``kfold``'s k; 0 means 10, or 5 when a genre has fewer than 50 tracks (the mini set).
+        ``kfold``'s and ``artist``'s k; 0 means 10, or 5 when a genre has fewer than 50 tracks (the mini set).
     n_seeds : int > 0
         Repeat each protocol with seeds ``seed, seed + 1, ...``; results report mean and std.
     """
@@ -214,7 +218,7 @@ class Config:
                 raise ParameterError(f"{name}={value!r} must lie in {'[0' if zero_ok else '(0'}, 1)")
 
         non_negative(self.seed, "seed")
-        one_of(self.protocol, ("paper", "fault_filtered", "kfold"), "protocol")
+        one_of(self.protocol, PROTOCOLS, "protocol")
         augment = self.augment
         for method in augment.methods:
             one_of(method, ("time_stretch", "pitch_shift", "white_noise"), "augment.methods")

@@ -24,7 +24,7 @@ import pandas as pd
 from .audio import AUDIO_EXTENSIONS
 from .checks import one_of, positive_int, positive_number
 from .config import GENRES
-from .errors import AudioError, ChecksumError, DataError, GenrelibWarning, ParameterError
+from .errors import AudioError, ChecksumError, DataError, GenrelibWarning, LeakageError, ParameterError
 
 __all__ = [
     "GENRES",
@@ -45,6 +45,8 @@ __all__ = [
     "split_random",
     "split_fault_filtered",
     "kfold",
+    "split_by_artist",
+    "artist_index",
     "synthetic_gtzan",
 ]
 
@@ -108,6 +110,43 @@ def gtzan_index() -> pd.DataFrame:
     """The shipped index of the full GTZAN: ``track_id``, ``genre``, ``path`` (relative), ``md5`` (WAV)."""
     with _resource("gtzan_genre_md5.csv").open() as handle:
         return pd.read_csv(handle, dtype=str)
+
+
+#: SHA-256 of the shipped copy of Sturm's index (byte-identical to the published file; see :func:`artist_index`).
+ARTIST_INDEX_SHA256 = "7bc7140f082cccd72046ec7c6e9b9c211a7491f6e7ede38fddafc63058559833"
+
+
+def artist_index() -> pd.DataFrame:
+    """Artist and title of every GTZAN track, as identified by Sturm (2012, corrected up to 2014).
+
+    Notebook: 01_data_exploration.
+
+    Returns
+    -------
+    pd.DataFrame
+        1000 rows, sorted by ``track_id``: ``track_id``, ``artist``, ``title`` (``None`` where Sturm's index
+        names none: 81 tracks lack an artist).
+
+    Notes
+    -----
+    B. L. Sturm, "An Analysis of the GTZAN Music Genre Dataset", Proc. ACM MIRUM, 2012: cite it when the
+    artists are used. The shipped file is the published ``GTZANindex.txt``, byte for byte.
+    """
+    rows = []
+    for line in _resource("sturm_GTZANindex.txt").read_text(encoding="utf-8").splitlines():
+        if line.startswith("#") or ":::" not in line:
+            continue
+        name, artist, title = (part.strip() for part in line.split(":::"))
+        rows.append({"track_id": Path(name).stem, "artist": artist or None, "title": title or None})
+    return _none_where_unknown(pd.DataFrame(rows).sort_values("track_id", ignore_index=True))
+
+
+def _none_where_unknown(frame: pd.DataFrame) -> pd.DataFrame:
+    """``artist`` and ``title`` as Python objects with ``None`` (not NaN) where Sturm names none."""
+    columns = ["artist", "title"]
+    frame = frame.astype({c: object for c in columns})
+    frame[columns] = frame[columns].where(frame[columns].notna(), None)
+    return frame
 
 
 def _sha256_table(name: str) -> dict[str, str]:
@@ -227,7 +266,8 @@ def load_gtzan(root: str | os.PathLike | None = None, *, on_error: str = "raise"
     -------
     pd.DataFrame
         One row per track, sorted by ``track_id``: ``track_id``, ``genre``, ``path``, ``samplerate`` [Hz],
-        ``channels``, ``duration`` [s] (from the file header; cheap). ``attrs["skipped"]`` lists the
+        ``channels``, ``duration`` [s] (from the file header; cheap), ``artist`` and ``title`` (Sturm's
+        index, :func:`artist_index`; ``None`` where unknown). ``attrs["skipped"]`` lists the
         tracks left out (``track_id``, ``path``, ``problem``; see :func:`skipped_tracks`).
     """
     from . import audio
@@ -250,7 +290,8 @@ def load_gtzan(root: str | os.PathLike | None = None, *, on_error: str = "raise"
                      "duration": meta["duration"]})
     if not rows:
         raise DataError(f"{root}: no readable track")
-    index = pd.DataFrame(rows).sort_values("track_id", ignore_index=True)
+    index = pd.DataFrame(rows).merge(artist_index(), on="track_id", how="left")
+    index = _none_where_unknown(index.sort_values("track_id", ignore_index=True))
     index.attrs["skipped"] = skipped
     if skipped:
         warnings.warn(f"{root}: {len(rows)} tracks; skipped: {skipped_tracks(index)}", GenrelibWarning,
@@ -720,6 +761,103 @@ def kfold(index: pd.DataFrame, *, k: int = 10, seed: int = 0, valid_size: float 
         folds.append(Split(tuple(sorted(train)), tuple(sorted(valid)), tuple(sorted(ids[test_at])),
                            protocol="kfold", seed=seed, fold=fold, notes=f"{k}-fold stratified by genre"))
     return folds
+
+
+def _artist_groups(index: pd.DataFrame) -> np.ndarray:
+    """One group label per track: its artist, or the track itself when the artist is unknown."""
+    artists = index["artist"] if "artist" in index.columns else \
+        index[["track_id"]].merge(artist_index(), on="track_id", how="left")["artist"]
+    return np.array([artist if isinstance(artist, str) and artist else f"unknown artist ({track})"
+                     for track, artist in zip(index["track_id"], artists)])
+
+
+def single_artist_genres(index: pd.DataFrame) -> dict[str, str]:
+    """Genres of ``index`` whose tracks are all by one artist, with that artist (``{"blues": "John Lee
+    Hooker", ...}`` on the mini set): no artist-disjoint test of them is possible."""
+    groups = pd.Series(_artist_groups(index), index=index["genre"].to_numpy(str))
+    per_genre = groups.groupby(level=0).agg(lambda artists: sorted(set(artists)))
+    return {genre: artists[0] for genre, artists in per_genre.items() if len(artists) == 1}
+
+
+def split_by_artist(index: pd.DataFrame, *, k: int = 10, seed: int = 0, valid_size: float = 0.1) -> list[Split]:
+    """Artist-disjoint k-fold: no artist has tracks on two sides of any fold (scikit-learn's
+    ``StratifiedGroupKFold``, groups = Sturm's artists, stratified by genre).
+
+    Notebook: 05_evaluation. Protocol ``"artist"``.
+
+    Parameters
+    ----------
+    index : pd.DataFrame
+        ``track_id``, ``genre`` and (optionally; else :func:`artist_index` is used) ``artist`` per track.
+    k : int >= 2
+        Folds; each track of a testable genre is tested exactly once.
+    seed : int
+    valid_size : float in [0, 1)
+        Validation fraction of each fold's training tracks, carved by artist as well (so early stopping
+        never sees a training artist either).
+
+    Returns
+    -------
+    list of Split
+        ``k`` folds; ``notes`` names the genres that cannot be tested.
+
+    Notes
+    -----
+    A genre whose tracks are all by one artist (on the mini set: blues, classical, reggae, rock) cannot be
+    tested on an unseen artist. Its tracks are *training* tracks in every fold and never tested, so the
+    classifier still chooses among all genres and its mistakes into those genres still count, but the
+    reported accuracy covers only the other genres' tracks. A track of unknown artist (81 in full GTZAN)
+    is its own group: if it is by an artist present elsewhere, that leak is not detectable here.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    k = positive_int(k, "k")
+    if k < 2:
+        raise ParameterError(f"k={k} must be at least 2")
+    ids, genres = _ids_and_genres(index)
+    groups = _artist_groups(index)
+    untestable = single_artist_genres(index)
+    # An artist of a single-artist genre who also plays in another genre stays in training there too.
+    testable = ~np.isin(genres, list(untestable)) & ~np.isin(groups, list(untestable.values()))
+    n_groups = len(set(groups[testable]))
+    if n_groups < k:
+        raise DataError(f"the artist protocol needs at least {k} artists outside single-artist genres; this data "
+                        f"has {n_groups}")
+    notes = f"{k}-fold by artist (Sturm's index), stratified by genre"
+    if untestable:
+        notes += ("; one artist only, trained on in every fold but never tested: "
+                  + ", ".join(f"{genre} ({artist})" for genre, artist in sorted(untestable.items())))
+    always_train = ids[~testable]
+    artist_of = dict(zip(ids, groups))
+    ids, genres, groups = ids[testable], genres[testable], groups[testable]
+    folds = []
+    splitter = StratifiedGroupKFold(k, shuffle=True, random_state=seed)
+    for fold, (train_at, test_at) in enumerate(splitter.split(ids, genres, groups)):
+        train, valid = _carve_by_group(ids[train_at], groups[train_at], valid_size, seed)
+        folds.append(Split(tuple(sorted([*train, *always_train])), tuple(sorted(valid)), tuple(sorted(ids[test_at])),
+                           protocol="artist", seed=seed, fold=fold, notes=notes))
+        _check_artist_disjoint(folds[-1], artist_of)
+    return folds
+
+
+def _carve_by_group(ids: np.ndarray, groups: np.ndarray, valid_size: float,
+                    seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, valid): about ``valid_size`` of the tracks, whole artists at a time. Not stratified: a
+    stratified group split needs ``1 / valid_size`` tracks of every genre per fold, which small sets lack,
+    and validation only picks the epoch."""
+    from sklearn.model_selection import GroupShuffleSplit
+
+    if not valid_size or len(set(groups)) < 2:
+        return ids, np.array([], dtype=str)
+    train_at, valid_at = next(GroupShuffleSplit(1, test_size=valid_size, random_state=seed).split(ids, groups=groups))
+    return ids[train_at], ids[valid_at]
+
+
+def _check_artist_disjoint(split: Split, artist_of: dict[str, str]) -> None:
+    seen = {artist_of[t] for t in (*split.train, *split.valid) if t in artist_of}
+    shared = sorted({artist_of[t] for t in split.test} & seen)
+    if shared:
+        raise LeakageError(f"artist split fold {split.fold}: artist(s) on both sides: {', '.join(shared[:5])}")
 
 
 # ------------------------------------------------------------------------------------------ synthetic

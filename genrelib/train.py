@@ -34,7 +34,7 @@ import pandas as pd
 
 from . import data as gdata
 from .checks import one_of, positive_int
-from .config import GENRES, Config
+from .config import GENRES, PROTOCOLS, Config
 from .errors import DataError, GenrelibError, GenrelibWarning, ParameterError, TrainingError
 from .storage import atomic_path, atomic_write_csv, atomic_write_json, file_digest, output_dir, params_key
 
@@ -59,7 +59,6 @@ __all__ = [
     "run_problems",
 ]
 
-PROTOCOLS = ("paper", "fault_filtered", "kfold")
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 #: Changes whenever a run of the same configuration, embeddings and seed would give other numbers (clip
 #: table, network, fit loop, predictions); part of every run group's key.
@@ -245,18 +244,19 @@ def make_splits(index: pd.DataFrame, *, protocol: str, seed: int = 0, config: Co
     ----------
     index : pd.DataFrame
         ``track_id`` and ``genre`` per track (:func:`genrelib.data.load_gtzan`).
-    protocol : {"paper", "fault_filtered", "kfold"}
+    protocol : {"paper", "fault_filtered", "kfold", "artist"}
         ``"paper"``: stratified random ``test_size`` split with validation carved from training (the
         paper's most likely setting); ``"fault_filtered"``: Kereliuk et al.'s artist-disjoint split (the
         same for every seed: seeds then vary only the network); ``"kfold"``: stratified k-fold
-        (``config.train.folds``; 10, or 5 on a set with fewer than 50 tracks per genre).
+        (``config.train.folds``; 10, or 5 on a set with fewer than 50 tracks per genre); ``"artist"``: the
+        same number of folds, artist-disjoint (:func:`genrelib.data.split_by_artist`).
     seed : int
         Seeds the random splits.
 
     Returns
     -------
     list of Split
-        One split (``paper``, ``fault_filtered``) or k folds.
+        One split (``paper``, ``fault_filtered``) or k folds (``kfold``, ``artist``).
     """
     one_of(protocol, PROTOCOLS, "protocol")
     train = config.train
@@ -268,6 +268,8 @@ def make_splits(index: pd.DataFrame, *, protocol: str, seed: int = 0, config: Co
             raise DataError(f"the fault-filtered split keeps {len(split.train)} training and {len(split.test)} "
                             f"test tracks of this data set: too few to train and test")
         return [split]
+    if protocol == "artist":
+        return gdata.split_by_artist(index, k=_n_folds(index, train.folds), seed=seed, valid_size=train.valid_size)
     return gdata.kfold(index, k=_n_folds(index, train.folds), seed=seed, valid_size=train.valid_size)
 
 

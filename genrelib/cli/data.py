@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..config import PROTOCOLS
 from ._types import add_data_argument, fraction, non_negative_int, positive_int
 
 VERB = "data"
@@ -37,7 +38,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
     split = actions.add_parser("split", help="write a track split (JSON, with its seed)")
     add_data_argument(split)
-    split.add_argument("--protocol", choices=("paper", "fault_filtered", "kfold"), default="paper")
+    split.add_argument("--protocol", choices=PROTOCOLS, default="paper")
     split.add_argument("--seed", type=non_negative_int, default=0)
     split.add_argument("--test-size", type=fraction, default=0.25, help="fraction of tracks in (0, 1)")
     split.add_argument("--valid-size", type=fraction, default=0.1, help="fraction of tracks in [0, 1)")
@@ -116,6 +117,8 @@ def _split(args) -> int:
         splits = [data.split_random(index, test_size=args.test_size, valid_size=args.valid_size, seed=args.seed)]
     elif args.protocol == "fault_filtered":
         splits = [data.split_fault_filtered(index)]
+    elif args.protocol == "artist":
+        splits = data.split_by_artist(index, k=args.k, seed=args.seed, valid_size=args.valid_size)
     else:
         splits = data.kfold(index, k=args.k, seed=args.seed)
     writable_file(args.output)

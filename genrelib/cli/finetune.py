@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 
+from ..config import PROTOCOLS
 from ._types import add_data_argument, add_output_arguments, non_negative_int, positive_float, positive_int
 
 VERB = "finetune"
 ORDER = 60
 #: genrelib.finetune.BACKBONES' keys, kept here so ``--help`` does not import the module's dependencies.
 BACKBONES = ("musicnn-msd", "musicnn-mtt", "vgg-msd", "vgg-mtt", "vggish")
-PROTOCOLS = ("paper", "fault_filtered", "kfold")
 
 
 def unfreeze_value(text: str) -> int | str:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from ..config import PROTOCOLS  # noqa: F401 - cli.pipeline reads it here
 from ._types import add_data_argument, add_output_arguments, non_negative_int, positive_float, positive_int
 
 VERB = "train"
 ORDER = 40
-PROTOCOLS = ("paper", "fault_filtered", "kfold")  # genrelib.train.PROTOCOLS, kept here so --help stays light
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
