@@ -24,6 +24,7 @@ import pandas as pd
 
 from .config import GENRES
 from .errors import DataError, ParameterError
+from .statistics import accuracy_interval, paired_comparison
 from .storage import atomic_write_bytes, atomic_write_csv, atomic_write_json, output_dir
 
 __all__ = [
@@ -40,6 +41,8 @@ __all__ = [
     "table2",
     "write_results",
     "misclassified",
+    "intervals_table",
+    "baseline_comparisons",
 ]
 
 #: The paper's Table 3 (test accuracy and loss of its CNN on VGGish embeddings of full GTZAN).
@@ -241,8 +244,9 @@ def summarize_runs(run_dirs: Iterable[str | os.PathLike], *, model: str = "cnn",
     dict
         ``facts`` (model, data, protocol, backend, augmentation, seeds, runs), ``per_run`` (a DataFrame:
         run, seed, fold, accuracy, loss, n), ``accuracy`` / ``loss`` (mean and std over runs),
-        ``per_genre`` (Table 2 of the pooled predictions), ``confusion`` (pooled counts), ``predictions``
-        (pooled, with ``run``).
+        ``interval`` (accuracy over test tracks with its 95 % bootstrap interval,
+        :func:`genrelib.statistics.accuracy_interval`), ``per_genre`` (Table 2 of the pooled predictions),
+        ``confusion`` (pooled counts), ``predictions`` (pooled, with ``run``, ``seed`` and ``fold``).
     """
     from .train import load_run
 
@@ -260,7 +264,8 @@ def summarize_runs(run_dirs: Iterable[str | os.PathLike], *, model: str = "cnn",
         if not path.exists():
             raise DataError(f"{path}: missing (run genrelib.evaluate.add_baseline first)")
         predictions = pd.read_csv(path)
-        predictions = predictions[predictions["side"] == side].assign(run=run["run_dir"].name)
+        predictions = predictions[predictions["side"] == side].assign(
+            run=run["run_dir"].name, seed=run["meta"]["seed"], fold=run["meta"]["fold"])
         rows.append({"run": run["run_dir"].name, "seed": run["meta"]["seed"], "fold": run["meta"]["fold"],
                      **prediction_metrics(predictions)})
         pooled.append(predictions)
@@ -272,6 +277,7 @@ def summarize_runs(run_dirs: Iterable[str | os.PathLike], *, model: str = "cnn",
         # Population std (ddof=0) over runs, as genrelib.baselines reports its folds.
         "accuracy": {"mean": float(per_run["accuracy"].mean()), "std": float(per_run["accuracy"].std(ddof=0))},
         "loss": {"mean": float(per_run["loss"].mean()), "std": float(per_run["loss"].std(ddof=0))},
+        "interval": accuracy_interval(pooled),
         "per_genre": per_genre_scores(pooled),
         "confusion": confusion_matrix(pooled),
         "predictions": pooled,
@@ -291,8 +297,8 @@ def _group_facts(runs: list[dict], model: str) -> dict[str, Any]:
         raise ParameterError(f"runs of different groups cannot be summarised together: {mixed}")
     folds = sorted({m["fold"] for m in metas if m["fold"] is not None})
     protocol = described["protocol"].pop()
-    if protocol == "kfold":
-        protocol = f"kfold ({len(folds)}-fold)"
+    if protocol in ("kfold", "artist"):
+        protocol = f"{protocol} ({len(folds)}-fold)"
     seeds = sorted({m["seed"] for m in metas})
     return {
         "model": MODELS[model],
@@ -396,7 +402,8 @@ def write_results(summaries: Iterable[dict], *, output_dir_: str | os.PathLike |
     Notebook: 05_evaluation.
 
     Files (in ``output_dir_``, default ``output_dir("results")``): ``table3_accuracy.{json,md}``,
-    ``table2_per_genre.{json,md}``, ``per_run.{json,md}``. Returns their paths.
+    ``table2_per_genre.{json,md}``, ``per_run.{json,md}``, ``intervals.{json,md}`` and, when a group's CNN and
+    baseline are both given, ``paired.{json,md}``. Returns their paths.
     """
     summaries = list(summaries)
     if not summaries:
@@ -410,15 +417,73 @@ def write_results(summaries: Iterable[dict], *, output_dir_: str | os.PathLike |
         "table2_per_genre": (table2(summaries), _KEY + ["genre"], _table2_markdown,
                              "Table 2 - per-genre precision, recall and F1 on test tracks"),
         "per_run": (per_run, _KEY + ["run"], _per_run_markdown, "Per run (fold x seed) test results"),
+        "intervals": (intervals_table(summaries), _KEY, _intervals_markdown,
+                      "Test accuracy over test tracks, with 95 % bootstrap intervals"),
     }
+    paired = baseline_comparisons(summaries)
+    if not paired.empty:
+        tables["paired"] = (paired, _KEY + ["versus"], _paired_markdown,
+                            "Paired comparisons on the same test tracks")
     paths = []
     for stem, (table, key, to_markdown, title) in tables.items():
         merged = _merge(folder / f"{stem}.json", table, key)
         rows = json.loads(merged.to_json(orient="records"))
-        atomic_write_json(folder / f"{stem}.json", {"title": title, "note": _NOTE, "rows": rows})
-        atomic_write_bytes(folder / f"{stem}.md", f"# {title}\n\n{_NOTE}\n\n{to_markdown(merged)}\n".encode())
+        note = _NOTES.get(stem, _NOTE)
+        atomic_write_json(folder / f"{stem}.json", {"title": title, "note": note, "rows": rows})
+        atomic_write_bytes(folder / f"{stem}.md", f"# {title}\n\n{note}\n\n{to_markdown(merged)}\n".encode())
         paths += [folder / f"{stem}.json", folder / f"{stem}.md"]
     return paths
+
+
+_NOTES = {
+    "intervals": ("Each test track's correctness is averaged over the runs that tested it (seeds test the same "
+                  "tracks again, so they are not new evidence); the interval resamples test tracks (percentile "
+                  "bootstrap, 2000 resamples, seed 0). It is the uncertainty of the accuracy over tracks of this "
+                  "kind, unlike the ± std over runs of Table 3, which is the spread between folds."),
+    "paired": ("Two classifiers on the same test tracks (same splits and seeds): accuracy of each on the tracks "
+               "both saw, the difference with its 95 % bootstrap interval over tracks, the tracks on which each "
+               "is right more often, and the two-sided exact McNemar (sign) test over those tracks."),
+}
+
+
+def intervals_table(summaries: Iterable[dict]) -> pd.DataFrame:
+    """One row per summary: its facts and :func:`genrelib.statistics.accuracy_interval` of its predictions."""
+    return pd.DataFrame([{**s["facts"], **{k: v for k, v in s["interval"].items() if k != "method"}}
+                         for s in summaries])
+
+
+def baseline_comparisons(summaries: Iterable[dict]) -> pd.DataFrame:
+    """Paired comparison of each CNN summary with the baseline summary of the same runs, when both are given."""
+    summaries = list(summaries)
+    rows = []
+    for cnn in (s for s in summaries if s["facts"]["model"] == MODELS["cnn"]):
+        runs = set(cnn["per_run"]["run"])
+        for baseline in (s for s in summaries if s["facts"]["model"] == MODELS["baseline"]):
+            if set(baseline["per_run"]["run"]) == runs:
+                rows.append({**cnn["facts"], "versus": MODELS["baseline"],
+                             **paired_comparison(cnn["predictions"], baseline["predictions"])})
+    return pd.DataFrame(rows)
+
+
+def _intervals_markdown(table: pd.DataFrame) -> str:
+    lines = ["| model | data | protocol | backend | augmentation | seeds | runs | test tracks | accuracy over tracks "
+             "| 95 % interval |", "|" + "---|" * 10]
+    for row in table.itertuples():
+        lines.append(f"| {row.model} | {row.data} | {row.protocol} | {row.backend} | {row.augmentation} | "
+                     f"{row.seeds} | {row.runs} | {row.n_tracks} | {row.accuracy:.4f} | "
+                     f"{row.low:.4f} - {row.high:.4f} |")
+    return "\n".join(lines)
+
+
+def _paired_markdown(table: pd.DataFrame) -> str:
+    lines = ["| model | versus | data | protocol | backend | augmentation | seeds | test tracks | accuracy | "
+             "versus | difference (95 % interval) | better / worse tracks | McNemar p |", "|" + "---|" * 13]
+    for row in table.itertuples():
+        lines.append(f"| {row.model} | {row.versus} | {row.data} | {row.protocol} | {row.backend} | "
+                     f"{row.augmentation} | {row.seeds} | {row.n_tracks} | {row.first:.4f} | {row.second:.4f} | "
+                     f"{row.difference:+.4f} ({row.low:+.4f} to {row.high:+.4f}) | {row.first_better} / "
+                     f"{row.second_better} | {row.p_value:.3g} |")
+    return "\n".join(lines)
 
 
 def _per_run_markdown(table: pd.DataFrame) -> str:
