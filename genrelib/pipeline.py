@@ -130,7 +130,8 @@ def run_pipeline(config: Config = Config(), *, root: str | os.PathLike | None = 
     Returns
     -------
     dict
-        ``protocol -> {"runs": [...], "summaries": [...]}`` and ``"figures"``: the written figure files.
+        ``protocol -> {"runs": [...], "summaries": [...]}`` and ``"figures"``: the written figure files
+        (none when ``config.protocol``, the protocol the figures show, is not among ``protocols``).
     """
     from .train import PROTOCOLS, run_protocol
 
@@ -149,7 +150,9 @@ def run_pipeline(config: Config = Config(), *, root: str | os.PathLike | None = 
         runs = run_protocol(tracks, config=variant, backend=model, runs_dir=runs_dir, data=facts,
                             augmented_for=augmenter if variant.augment_training else None, progress=progress)
         outcome[protocol] = {"runs": runs, "summaries": evaluate_runs(runs, tracks)}
-    outcome["figures"] = regenerate_figures(config, root=root, runs_dir=runs_dir)
+    # Figs 4-6 show the configured protocol; drawing them from another would overwrite them with the wrong runs.
+    drawn = config.protocol in protocols
+    outcome["figures"] = regenerate_figures(config, root=root, runs_dir=runs_dir) if drawn else []
     outcome["data"] = facts
     return outcome
 

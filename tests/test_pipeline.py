@@ -41,6 +41,27 @@ def test_run_writes_results_with_baseline_and_figures(pipeline_run):
     assert all(f"`{name}`" in readme for name in FIGURES) and "kfold (2-fold), mfcc" in readme
 
 
+def test_run_writes_intervals_and_the_paired_comparison_with_the_baseline(pipeline_run):
+    _, output, _ = pipeline_run
+    intervals = json.loads((output / "results" / "intervals.json").read_text())["rows"]
+    assert [r["model"] for r in intervals] == ["paper CNN", "clip-mean + logistic regression"]
+    assert all(r["low"] <= r["accuracy"] <= r["high"] and r["n_tracks"] == 40 for r in intervals)
+    paired = json.loads((output / "results" / "paired.json").read_text())["rows"]
+    assert len(paired) == 1 and paired[0]["versus"] == "clip-mean + logistic regression"
+    assert paired[0]["first"] == pytest.approx(intervals[0]["accuracy"])
+    assert paired[0]["second"] == pytest.approx(intervals[1]["accuracy"])
+    assert 0 < paired[0]["p_value"] <= 1
+
+
+def test_run_of_another_protocol_than_the_configured_one_leaves_the_figures(pipeline_run, capsys):
+    _, output, arguments = pipeline_run
+    stamps = {p: p.stat().st_mtime_ns for p in (output / "figures").glob("*.png")}
+    without_protocol = [a for a in arguments if a not in ("--protocol", "kfold")]
+    assert main(["run", "--protocols", "kfold", *without_protocol]) == 0
+    assert "figures: not redrawn (they show the configured protocol 'paper'" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in (output / "figures").glob("*.png")} == stamps
+
+
 def test_figures_only_redraws_without_training(pipeline_run, capsys):
     code, output, arguments = pipeline_run
     runs = sorted((output / "runs").rglob("meta.json"))

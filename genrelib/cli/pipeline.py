@@ -49,5 +49,9 @@ def run(args: argparse.Namespace) -> int:
             facts = summary["facts"]
             print(f"{facts['protocol']} / {facts['model']}: test accuracy {summary['accuracy']['mean']:.4f} ± "
                   f"{summary['accuracy']['std']:.4f} ({facts['backend']}, {facts['data']}, {facts['runs']} runs)")
-    print(f"figures: {outcome['figures'][-1].parent}")
+    if outcome["figures"]:
+        print(f"figures: {outcome['figures'][-1].parent}")
+    else:
+        print(f"figures: not redrawn (they show the configured protocol {config.protocol!r}, which this run left "
+              f"out; add it to --protocols)")
     return 0
