@@ -17,13 +17,14 @@ import contextlib
 import functools
 import importlib.abc
 import importlib.util
+import logging
 import os
 import re
 import sys
 import tempfile
 from typing import Iterator
 
-__all__ = ["NOISE", "filtered_native_stderr", "install"]
+__all__ = ["NOISE", "RETRACING", "filtered_native_stderr", "install"]
 
 #: Lines of TensorFlow's native log that say nothing to a genrelib user.
 NOISE = re.compile(
@@ -33,6 +34,17 @@ NOISE = re.compile(
     r"|E\d{4} [\d:. ]+\d+ node_def_util\.cc:\d+\] NodeDef mentions attribute use_unbounded_threadpool"
     r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\.)"
 )
+
+
+#: TensorFlow's Python-logger warning when one Python function was traced many times. genrelib builds a new model per
+#: run, fold and seed by design, so every protocol of more than five runs would print it, and the advice in it
+#: (define the function outside the loop) is for Keras' own code, not the user's.
+RETRACING = re.compile(r"triggered tf\.function retracing")
+
+
+class _DropRetracingWarnings(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not RETRACING.search(record.getMessage())
 
 
 @contextlib.contextmanager
@@ -95,6 +107,7 @@ class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
                     module.config.list_physical_devices()
                 except Exception:  # noqa: BLE001 - a broken device probe is TensorFlow's to report later
                     pass
+            logging.getLogger("tensorflow").addFilter(_DropRetracingWarnings())
 
         spec.loader.exec_module = exec_module
         return spec

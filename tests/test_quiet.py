@@ -49,3 +49,21 @@ def test_python_logging_set_up_during_the_filtered_import_still_reaches_stderr()
     code = "import genrelib, tensorflow as tf; tf.get_logger().warning('a real warning')"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0 and done.stderr == "WARNING:tensorflow:a real warning\n", done.stderr
+
+
+RETRACING_STORM = """
+import numpy as np, genrelib, keras, tensorflow as tf
+for _ in range(8):  # a new model per run, as every protocol makes: Keras retraces its predict step each time
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.predict(np.ones((4, 3)), verbose=0)
+tf.get_logger().warning('a real warning')
+"""
+
+
+def test_retracing_warnings_of_one_model_per_run_are_dropped_and_other_warnings_kept():
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "GENRELIB_TF_LOG")}
+    raw = subprocess.run([sys.executable, "-c", RETRACING_STORM], capture_output=True, text=True, timeout=300,
+                         env={**env, "GENRELIB_TF_LOG": "1"})
+    assert raw.returncode == 0 and "triggered tf.function retracing" in raw.stderr  # what users saw before
+    quiet = subprocess.run([sys.executable, "-c", RETRACING_STORM], capture_output=True, text=True, timeout=300, env=env)
+    assert quiet.returncode == 0 and quiet.stderr == "WARNING:tensorflow:a real warning\n", quiet.stderr
