@@ -46,6 +46,9 @@ __all__ = [
     "split_fault_filtered",
     "kfold",
     "split_by_artist",
+    "artists_per_genre",
+    "single_artist_genres",
+    "fault_filtered_exclusions",
     "artist_index",
     "synthetic_gtzan",
 ]
@@ -779,7 +782,55 @@ def single_artist_genres(index: pd.DataFrame) -> dict[str, str]:
     return {genre: artists[0] for genre, artists in per_genre.items() if len(artists) == 1}
 
 
-def split_by_artist(index: pd.DataFrame, *, k: int = 10, seed: int = 0, valid_size: float = 0.1) -> list[Split]:
+def artists_per_genre(index: pd.DataFrame) -> pd.DataFrame:
+    """How many artists each genre of ``index`` holds, and how much of it its most frequent artist plays.
+
+    Notebook: 01_data_exploration.
+
+    Returns
+    -------
+    pd.DataFrame
+        Indexed by genre: ``tracks``, ``artists`` (distinct known artists), ``unknown`` (tracks without one),
+        ``top_artist``, ``top_tracks`` (that artist's tracks).
+    """
+    frame = index[["track_id", "genre"]].assign(group=_artist_groups(index))
+    known = frame[~frame["group"].str.startswith("unknown artist")]
+    top = known.groupby("genre")["group"].agg(lambda artists: artists.value_counts().index[0])
+    return pd.DataFrame({
+        "tracks": frame.groupby("genre").size(),
+        "artists": known.groupby("genre")["group"].nunique(),
+        "unknown": frame.groupby("genre").size() - known.groupby("genre").size(),
+        "top_artist": top,
+        "top_tracks": known.groupby("genre")["group"].agg(lambda artists: artists.value_counts().iloc[0]),
+    }).fillna({"artists": 0, "unknown": 0}).astype({"artists": int, "unknown": int}).rename_axis("genre")
+
+
+def fault_filtered_exclusions(index: pd.DataFrame) -> pd.DataFrame:
+    """Tracks of ``index`` that the fault-filtered lists leave out, with what Sturm's index says of them.
+
+    Notebook: 01_data_exploration.
+
+    Returns
+    -------
+    pd.DataFrame
+        ``track_id``, ``artist``, ``title``, ``same_song_as`` (other GTZAN tracks with the same artist and
+        title in Sturm's index, comma-separated; empty when none: then the reason is not in the index).
+    """
+    filtered = split_fault_filtered()
+    kept = {*filtered.train, *filtered.valid, *filtered.test}
+    artists = artist_index()
+    excluded = artists[artists["track_id"].isin(set(index["track_id"]) - kept)]
+    rows = []
+    for row in excluded.itertuples():
+        same = artists[(artists["artist"] == row.artist) & (artists["title"] == row.title)
+                       & (artists["track_id"] != row.track_id)] if row.artist and row.title else artists.iloc[:0]
+        rows.append({"track_id": row.track_id, "artist": row.artist, "title": row.title,
+                     "same_song_as": ", ".join(same["track_id"])})
+    return pd.DataFrame(rows, columns=["track_id", "artist", "title", "same_song_as"])
+
+
+def split_by_artist(index: pd.DataFrame, *, k: int | None = None, seed: int = 0,
+                    valid_size: float = 0.1) -> list[Split]:
     """Artist-disjoint k-fold: no artist has tracks on two sides of any fold (scikit-learn's
     ``StratifiedGroupKFold``, groups = Sturm's artists, stratified by genre).
 
@@ -789,8 +840,10 @@ def split_by_artist(index: pd.DataFrame, *, k: int = 10, seed: int = 0, valid_si
     ----------
     index : pd.DataFrame
         ``track_id``, ``genre`` and (optionally; else :func:`artist_index` is used) ``artist`` per track.
-    k : int >= 2
-        Folds; each track of a testable genre is tested exactly once.
+    k : int >= 2, optional
+        Folds; each track of a testable genre is tested exactly once. Default: 10, or 5 when a genre has
+        fewer than 50 tracks, and never more than the smallest testable genre's tracks (so that every fold
+        can hold each genre).
     seed : int
     valid_size : float in [0, 1)
         Validation fraction of each fold's training tracks, carved by artist as well (so early stopping
@@ -811,14 +864,20 @@ def split_by_artist(index: pd.DataFrame, *, k: int = 10, seed: int = 0, valid_si
     """
     from sklearn.model_selection import StratifiedGroupKFold
 
-    k = positive_int(k, "k")
-    if k < 2:
-        raise ParameterError(f"k={k} must be at least 2")
     ids, genres = _ids_and_genres(index)
     groups = _artist_groups(index)
     untestable = single_artist_genres(index)
     # An artist of a single-artist genre who also plays in another genre stays in training there too.
     testable = ~np.isin(genres, list(untestable)) & ~np.isin(groups, list(untestable.values()))
+    smallest = pd.Series(genres[testable]).value_counts()
+    if k is None:
+        k = min(10 if pd.Series(genres).value_counts().min() >= 50 else 5, int(smallest.min()) if len(smallest) else 2)
+    k = positive_int(k, "k")
+    if k < 2:
+        raise ParameterError(f"k={k} must be at least 2")
+    if len(smallest) and smallest.min() < k:
+        raise DataError(f"the artist protocol's {k} folds need at least {k} tracks of every testable genre; "
+                        f"{smallest.idxmin()} has {smallest.min()} (choose fewer folds)")
     n_groups = len(set(groups[testable]))
     if n_groups < k:
         raise DataError(f"the artist protocol needs at least {k} artists outside single-artist genres; this data "

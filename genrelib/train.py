@@ -248,8 +248,9 @@ def make_splits(index: pd.DataFrame, *, protocol: str, seed: int = 0, config: Co
         ``"paper"``: stratified random ``test_size`` split with validation carved from training (the
         paper's most likely setting); ``"fault_filtered"``: Kereliuk et al.'s artist-disjoint split (the
         same for every seed: seeds then vary only the network); ``"kfold"``: stratified k-fold
-        (``config.train.folds``; 10, or 5 on a set with fewer than 50 tracks per genre); ``"artist"``: the
-        same number of folds, artist-disjoint (:func:`genrelib.data.split_by_artist`).
+        (``config.train.folds``; 10, or 5 on a set with fewer than 50 tracks per genre); ``"artist"``: as
+        many folds, artist-disjoint, at most the smallest testable genre's tracks
+        (:func:`genrelib.data.split_by_artist`).
     seed : int
         Seeds the random splits.
 
@@ -269,7 +270,7 @@ def make_splits(index: pd.DataFrame, *, protocol: str, seed: int = 0, config: Co
                             f"test tracks of this data set: too few to train and test")
         return [split]
     if protocol == "artist":
-        return gdata.split_by_artist(index, k=_n_folds(index, train.folds), seed=seed, valid_size=train.valid_size)
+        return gdata.split_by_artist(index, k=train.folds or None, seed=seed, valid_size=train.valid_size)
     return gdata.kfold(index, k=_n_folds(index, train.folds), seed=seed, valid_size=train.valid_size)
 
 

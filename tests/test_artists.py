@@ -101,10 +101,19 @@ def test_an_artist_of_a_single_artist_genre_never_reaches_a_test_side():
 
 
 def test_too_few_artists_is_a_clear_error():
-    index = pd.DataFrame({"track_id": [f"jazz.{i:05d}" for i in range(4)] + [f"pop.{i:05d}" for i in range(4)],
-                          "genre": ["jazz"] * 4 + ["pop"] * 4, "artist": ["A", "A", "B", "B", "C", "C", "D", "D"]})
+    index = pd.DataFrame({"track_id": [f"jazz.{i:05d}" for i in range(6)] + [f"pop.{i:05d}" for i in range(6)],
+                          "genre": ["jazz"] * 6 + ["pop"] * 6, "artist": list("AAABBBCCCDDD")})
     with pytest.raises(DataError, match="at least 5 artists"):
         data.split_by_artist(index, k=5)
+    with pytest.raises(DataError, match="7 folds need at least 7 tracks of every testable genre; jazz has 6"):
+        data.split_by_artist(index, k=7)
+
+
+def test_default_folds_fit_the_smallest_testable_genre(mini_root):
+    index = data.example_tracks(data.load_gtzan(mini_root), per_genre=4)
+    folds = data.split_by_artist(index)
+    assert len(folds) == 4 and "4-fold by artist" in folds[0].notes
+    assert len(data.split_by_artist(data.load_gtzan(mini_root))) == 5
 
 
 def test_cli_writes_one_artist_disjoint_file_per_fold(mini_root, tmp_path):
@@ -117,3 +126,24 @@ def test_cli_writes_one_artist_disjoint_file_per_fold(mini_root, tmp_path):
     assert len(files) == 5
     tested = [t for f in files for t in json.loads(f.read_text())["test"]]
     assert len(tested) == len(set(tested)) == 60  # the 6 genres with more than one artist, 10 tracks each
+
+
+def test_artists_per_genre_of_the_mini_set(mini_root):
+    table = data.artists_per_genre(data.load_gtzan(mini_root))
+    assert table.loc["blues"].to_dict() == {"tracks": 10, "artists": 1, "unknown": 0, "top_artist": "John Lee Hooker",
+                                            "top_tracks": 10}
+    assert table.loc["jazz", "artists"] == 3 and table.loc["jazz", "top_artist"] == "James Carter"
+    assert table.loc["metal", "unknown"] == 3  # three metal tracks of the mini set have no artist in Sturm's index
+    assert (table["tracks"] == 10).all()
+
+
+def test_the_mini_tracks_the_fault_filter_leaves_out_are_repeated_songs(mini_root):
+    index = data.load_gtzan(mini_root)
+    excluded = data.fault_filtered_exclusions(index)
+    filtered = data.split_fault_filtered(index)
+    kept = {*filtered.train, *filtered.valid, *filtered.test}
+    assert sorted(excluded["track_id"]) == sorted(set(index["track_id"]) - kept)
+    assert len(excluded) == 7
+    by_id = excluded.set_index("track_id")
+    assert by_id.loc["reggae.00003", "same_song_as"] == "reggae.00054"  # both "Three Little Birds"
+    assert (excluded["same_song_as"] != "").all()
