@@ -891,7 +891,7 @@ def fine_tune(split, index: pd.DataFrame, *, augmented: pd.DataFrame | None = No
               unfreeze: int | str = 1, config: Config = Config(), seed: int | None = None,
               head_epochs: int | None = None, finetune_epochs: int = 10, finetune_learning_rate: float = 1e-5,
               weights: str | os.PathLike | None = None, run_dir: str | os.PathLike | None = None,
-              overwrite: bool = False, progress: bool = True) -> Path:
+              overwrite: bool = False, progress: bool = True, describe: bool | None = None) -> Path:
     """Fine-tune a backbone and the paper's CNN on one split: head only, then the top blocks too.
 
     Notebook: 06_fine_tuning. CLI: ``genrelib finetune``.
@@ -930,7 +930,10 @@ def fine_tune(split, index: pd.DataFrame, *, augmented: pd.DataFrame | None = No
         settings is returned as it is; an unfinished one resumes from its last checkpoint; one of other
         settings raises :class:`ParameterError` unless ``overwrite``.
     progress : bool
-        Print the plan with its time estimate, and show progress bars.
+        Show progress bars.
+    describe : bool, optional
+        Print the plan with its time estimate before training (default: as ``progress``;
+        :func:`run_protocol` prints it for its first run only, since the others share it).
 
     Returns
     -------
@@ -968,7 +971,7 @@ def fine_tune(split, index: pd.DataFrame, *, augmented: pd.DataFrame | None = No
         return run_dir
     started, cpu_started = time.perf_counter(), time.process_time()
     seconds = _estimate(model, bottom, top, config=config, table=table, epochs=epochs)
-    if progress:
+    if progress if describe is None else describe:
         print(_describe(seconds, backbone=model, trained=trained, table=table, unfreeze=unfreeze), flush=True)
     meta = {"status": "running", "kind": "finetune", "key": key, "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "backbone": backbone,
             "weights_checksum": model.weights_checksum, "weights": None if weights is None else str(weights),
@@ -1126,8 +1129,12 @@ def run_protocol(index: pd.DataFrame, *, backbone: str = "musicnn-msd", unfreeze
     if progress:
         print(f"{len(jobs)} run(s): protocol {config.protocol}, seeds {config.seed}..{config.seed + n_seeds - 1}, "
               f"into {group}", flush=True)
-    run_dirs = []
+    run_dirs, described = [], False
     for seed, split in jobs:
+        run_dir = group / f"seed{seed}-fold{split.fold or 0}"
+        # The plan is the same for every run of the group: print it once, before the first run that trains.
+        describe = progress and not described and (read_meta(run_dir) or {}).get("status") != "complete"
+        described = described or describe
         augmented = None
         if config.augment_training:
             from .augment import augment_split
@@ -1136,8 +1143,7 @@ def run_protocol(index: pd.DataFrame, *, backbone: str = "musicnn-msd", unfreeze
         run_dirs.append(fine_tune(split, index, augmented=augmented, backbone=backbone, unfreeze=unfreeze,
                                   config=config, seed=seed, head_epochs=head_epochs, finetune_epochs=finetune_epochs,
                                   finetune_learning_rate=finetune_learning_rate, weights=weights,
-                                  run_dir=group / f"seed{seed}-fold{split.fold or 0}", overwrite=overwrite,
-                                  progress=progress))
+                                  run_dir=run_dir, overwrite=overwrite, progress=progress, describe=describe))
     return run_dirs
 
 

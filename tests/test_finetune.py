@@ -387,3 +387,25 @@ def test_training_side_never_takes_a_fine_tuning_run(first_run):
         train.load_run(first_run)
     with pytest.raises(WeightsError, match="no trained model"):
         predict.latest_run(first_run.parent)
+
+
+def test_run_protocol_prints_the_plan_once_before_the_first_run_that_trains(clips, tmp_path, monkeypatch):
+    index, _ = clips
+    calls = []
+
+    def fake_fine_tune(split, index, *, run_dir, describe, **_):
+        calls.append((run_dir.name, describe))
+        return run_dir
+
+    monkeypatch.setattr(finetune, "fine_tune", fake_fine_tune)
+    config = QUICK.replace(protocol="kfold", **{"train.folds": 3, "train.valid_size": 0.5})
+    runs = finetune.run_protocol(index, config=config, runs_dir=tmp_path, progress=True)
+    assert [describe for _, describe in calls] == [True, False, False]
+    runs[0].mkdir(parents=True)
+    (runs[0] / "meta.json").write_text('{"status": "complete"}')  # resuming: the first run is done
+    calls.clear()
+    finetune.run_protocol(index, config=config, runs_dir=tmp_path, progress=True)
+    assert [describe for _, describe in calls] == [False, True, False]
+    calls.clear()
+    finetune.run_protocol(index, config=config, runs_dir=tmp_path, progress=False)
+    assert [describe for _, describe in calls] == [False, False, False]
