@@ -54,7 +54,8 @@ print(f"{len(INDEX)} clips from {ROOT} ({SOURCE})")
 # VGGish hears 16 kHz mono audio (resampled with soxr). It cuts the signal into 25 ms frames (400 samples)
 # every 10 ms (160 samples) - short enough that a note's spectrum is steady within a frame - multiplies each
 # by a periodic Hann window to soften the frame edges, and keeps the magnitude of a 512-point FFT: 257
-# frequency bins from 0 to 8 kHz, 31.25 Hz apart. No padding: a 30 s clip gives 2998 frames.
+# frequency bins from 0 to 8 kHz, 31.25 Hz apart. No padding: n samples give 1 + (n - 400) // 160 frames, 2998 for
+# exactly 30 s (480 000 samples); GTZAN's clips run a few milliseconds longer, so the clip below has one frame more.
 
 # %%
 EXAMPLE = INDEX.iloc[0]
@@ -130,6 +131,14 @@ print(f"{model.count_params():,} parameters")
 # the backend, its weights and its front end. To look at them, each clip's sequence is averaged,
 # standardised and projected onto its two principal components (sklearn PCA). `backend="auto"` is VGGish
 # when its weights are converted, otherwise the best offline backend installed.
+#
+# That offline backend is usually **musicnn** (Pons & Serra, 2019): a CNN whose first layers are shaped for music
+# (vertical filters for timbre, horizontal ones for rhythm) on 3 s log-mel patches. It comes trained on one of two
+# tag collections: the **Million Song Dataset** (MSD; its Last.fm tags, `musicnn-msd`) or **MagnaTagATune** (MTT,
+# `musicnn-mtt`). Both tag sets contain genre words, so musicnn has learned genre-like distinctions from labels,
+# unlike VGGish's YouTube classes. Its layers use **batch normalisation**: each unit's activations are standardised
+# with statistics learned in training, then scaled and shifted, which keeps deep stacks trainable. genrelib uses
+# its penultimate dense layer (200 values per 3 s patch) as the embedding.
 
 # %%
 BACKEND_NAME = genrelib.embed.resolve_backend(BACKEND)
@@ -152,8 +161,11 @@ genrelib.plots.save_figure(ax.figure, "embedding_projection",
 #   so each GTZAN clip becomes a 31 × 128 embedding sequence - the input of the CNN in notebook 04.
 # - Genres already look different at the input: tonal bands (classical, jazz) against broadband energy
 #   (metal, rock) and strong low-frequency beats (hip-hop, reggae).
-# - In the projection, clips of a genre tend to lie near each other even though no genre label was used:
-#   the pretrained embedding carries much of the genre information. How much is measured in notebooks
-#   04-05. (With the mfcc fallback backend the picture is coarser: it is a classical baseline, not VGGish.)
+# - In the projection, clips of a genre tend to lie near each other although the projection itself used no
+#   genre label. The network behind it did learn from labels: musicnn was trained on the Million Song Dataset's
+#   Last.fm tags (MSD; `musicnn-mtt` on MagnaTagATune's), and those tags include genres such as rock, pop, jazz,
+#   blues and hip-hop. So the picture shows what a tag-trained network already separates, not genre emerging from
+#   sound alone; and on the mini set, where four genres are one artist each (notebook 01), clusters are partly
+#   artists and albums. How much of it a classifier can use is measured in notebooks 04-05. (With the mfcc fallback backend the picture is coarser: it is a classical baseline, not VGGish.)
 # - Full settings (`GENRELIB_QUICK=0`) embed 10 clips per genre on the mini set; on full GTZAN, set
 #   `CLIPS_PER_GENRE = 100`. `genrelib embed --backend vggish` embeds a whole data folder from the shell.
