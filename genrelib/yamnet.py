@@ -589,6 +589,11 @@ def convert_tflite(
         raise WeightsError(f"{path}: sha256 {digest} differs from the expected {sha256} (a truncated or different "
                            f"file?); pass sha256=None (CLI: --sha256 none) to convert another YAMNet TF-Lite "
                            f"file; the cache was not touched")
+    # The TF-Lite interpreter kills the process (segmentation fault) on a truncated file instead of raising.
+    # The label list is a zip archive at the end of the file, so reading it first turns any truncation into
+    # a WeightsError; it must also be YAMNet's list, since the port names its outputs with CLASS_NAMES.
+    if class_names_from_tflite(path) != CLASS_NAMES:
+        raise WeightsError(f"{path}: its label list is not YAMNet's 521 AudioSet classes; the cache was not touched")
     try:
         values = tflite_values(path)
     except WeightsError:
