@@ -251,7 +251,7 @@ def keras_layer_name(official_name: str) -> str:
 
 
 def official_layers() -> dict[str, list[tuple[int, ...]]]:
-    """Official layer name -> shapes of its weights in Keras order (82 layers with weights, 3 751 369
+    """Official layer name -> shapes of its weights in Keras order (55 layers with weights, 3 751 369
     numbers). Batch norm has ``[beta, moving_mean, moving_variance]`` (scale=False: no gamma); the
     official classifier layer is unnamed, here ``logits`` (``[kernel, bias]``)."""
     shapes: dict[str, list[tuple[int, ...]]] = {}
@@ -282,7 +282,7 @@ def _conv_block(x, official: str, relu: str, layers, max_value, **conv):
 
 def YAMNet(*, weights: str | os.PathLike | None = None, activation: str | None = None, trainable: bool = True,
            seed: int | None = None):
-    """The YAMNet network as a native Keras 3 model (3 751 369 weights, 3 231 913 trainable).
+    """The YAMNet network as a native Keras 3 model (3 751 369 numbers, 3 729 481 of them trainable).
 
     Notebook: 03_vggish_features.
 
