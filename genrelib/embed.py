@@ -71,6 +71,7 @@ EMBEDDING_VERSION = "embed-1"
 #: Registry: backend name -> "module:factory". The factory takes keyword options and returns a backend.
 BACKENDS: dict[str, str] = {
     "vggish": "genrelib.vggish:VGGishBackend",
+    "yamnet": "genrelib.yamnet:YAMNetBackend",
     "musicnn-msd": "genrelib.musicnn:backend_msd_musicnn",
     "musicnn-mtt": "genrelib.musicnn:backend_mtt_musicnn",
     "vgg-msd": "genrelib.musicnn:backend_msd_vgg",

@@ -23,7 +23,8 @@ from .checks import one_of, positive_int
 from .config import GENRES, Config
 from .errors import DataError, GenrelibError, TrainingError, WeightsError
 
-__all__ = ["Classifier", "load_classifier", "latest_run", "window_patches", "predict_audio", "predict_files"]
+__all__ = ["Classifier", "load_classifier", "latest_run", "window_patches", "predict_audio", "predict_files",
+           "ZERO_SHOT_CLASSES", "zero_shot"]
 
 
 @dataclass
@@ -208,4 +209,63 @@ def predict_files(paths: Iterable[str | os.PathLike], *, classifier: Classifier 
         best = int(np.argmax(probabilities))
         rows.append({"path": str(path), "genre": GENRES[best], "probability": float(probabilities[best]),
                      **{f"p_{g}": float(p) for g, p in zip(GENRES, probabilities)}, "error": None})
+    return pd.DataFrame(rows)
+
+
+#: The AudioSet class (YAMNet's :data:`~genrelib.yamnet.CLASS_NAMES`) that stands for each GTZAN genre.
+ZERO_SHOT_CLASSES = {
+    "blues": "Blues", "classical": "Classical music", "country": "Country", "disco": "Disco",
+    "hiphop": "Hip hop music", "jazz": "Jazz", "metal": "Heavy metal", "pop": "Pop music",
+    "reggae": "Reggae", "rock": "Rock music",
+}
+
+
+def zero_shot(paths: Iterable[str | os.PathLike], *, backend: Any = None, on_error: str = "raise") -> pd.DataFrame:
+    """Genre of audio files without training: YAMNet's AudioSet scores of the ten genre classes.
+
+    Notebook: 05_evaluation. CLI: ``genrelib predict --zero-shot FILE...``.
+
+    For each file, the scores of the classes of :data:`ZERO_SHOT_CLASSES` are averaged over its 0.96 s
+    patches (every 0.48 s); the genre with the highest mean score wins. AudioSet scores are independent
+    sigmoids (a clip may be both "Rock music" and "Heavy metal"), so the ten ``p_<genre>`` do not sum to
+    one; they are reported as they are, not renormalised.
+
+    Parameters
+    ----------
+    paths : iterable of path
+        Any format :func:`genrelib.audio.load` reads.
+    backend : YAMNetBackend, optional
+        Default: ``get_backend("yamnet")``.
+    on_error : {"raise", "report"}
+        As for :func:`predict_files`.
+
+    Returns
+    -------
+    pd.DataFrame
+        The columns of :func:`predict_files`: ``path``, ``genre``, ``probability`` (its mean score),
+        ``p_<genre>``, ``error``.
+    """
+    from . import audio, yamnet
+    from .embed import get_backend
+
+    one_of(on_error, ("raise", "report"), "on_error")
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise DataError("no audio files given")
+    backend = backend or get_backend("yamnet")
+    columns = [yamnet.CLASS_NAMES.index(ZERO_SHOT_CLASSES[genre]) for genre in GENRES]
+    rows = []
+    for path in paths:
+        try:
+            y = audio.load(path, sr=backend.sample_rate, min_duration=backend.patch_seconds)
+            scores = backend.score_patches(backend.features(y))[:, columns].mean(axis=0)
+        except GenrelibError as exc:
+            if on_error == "raise":
+                raise
+            rows.append({"path": str(path), "genre": None, "probability": np.nan,
+                         **{f"p_{g}": np.nan for g in GENRES}, "error": str(exc)})
+            continue
+        best = int(np.argmax(scores))
+        rows.append({"path": str(path), "genre": GENRES[best], "probability": float(scores[best]),
+                     **{f"p_{g}": float(p) for g, p in zip(GENRES, scores)}, "error": None})
     return pd.DataFrame(rows)

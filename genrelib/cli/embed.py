@@ -18,11 +18,11 @@ ORDER = 30
 
 
 def add_parser(subparsers):
-    parser = subparsers.add_parser(VERB, help="embed clips with VGGish / musicnn / mfcc (cached)",
+    parser = subparsers.add_parser(VERB, help="embed clips with VGGish / YAMNet / musicnn / mfcc (cached)",
                                    description=__doc__.split("\n\n")[0])
     parser.add_argument("files", nargs="*", help="audio files (default: every clip of --data)")
     parser.add_argument("--backend", default="auto",
-                        help="auto (VGGish if its weights are converted, else the best offline backend), vggish, "
+                        help="auto (VGGish if its weights are converted, else the best offline backend), vggish, yamnet, "
                              "musicnn-msd, musicnn-mtt, vgg-msd, vgg-mtt or mfcc (default: auto)")
     parser.add_argument("--batch-size", type=positive_int, default=None,
                         help="patches per forward pass (default: the backend's, 64 for VGGish)")

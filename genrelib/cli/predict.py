@@ -1,4 +1,7 @@
-"""``genrelib predict FILE... [--model RUN_DIR]``: genre and probabilities of audio files."""
+"""``genrelib predict FILE... [--model RUN_DIR | --zero-shot]``: genre and probabilities of audio files.
+
+``--zero-shot`` needs no trained run: YAMNet's AudioSet scores of the ten genre classes decide.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +19,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("files", nargs="+", metavar="FILE")
     parser.add_argument("--model", default=None, metavar="RUN_DIR",
                         help="a run directory from genrelib train (default: the most recent run under runs/)")
+    parser.add_argument("--zero-shot", action="store_true",
+                        help="no trained run: the genre whose AudioSet class YAMNet scores highest (mean over "
+                             "0.96 s patches; the scores are independent sigmoids, they do not sum to 1)")
     return parser
 
 
@@ -35,9 +41,18 @@ def run(args: argparse.Namespace) -> int:
             print(f"genrelib predict: error: {exc}", file=sys.stderr)
     if not usable:
         return 1
-    classifier = load_classifier(args.model)
-    table = predict_files(usable, classifier=classifier, on_error="report")
-    print(f"model: {classifier.run_dir} ({classifier.meta['backend']['name']} embeddings)")
+    if args.zero_shot:
+        if args.model is not None:
+            print("genrelib predict: error: --zero-shot uses no trained run; drop --model", file=sys.stderr)
+            return 2
+        from ..predict import zero_shot
+
+        table = zero_shot(usable, on_error="report")
+        print("model: zero-shot YAMNet (AudioSet class scores of the ten genres)")
+    else:
+        classifier = load_classifier(args.model)
+        table = predict_files(usable, classifier=classifier, on_error="report")
+        print(f"model: {classifier.run_dir} ({classifier.meta['backend']['name']} embeddings)")
     failed = table["error"].notna()
     for row, error in zip(table.itertuples(), failed):
         if error:

@@ -3,7 +3,10 @@
     genrelib weights vggish --download                         # official checkpoint, sha256-checked
     genrelib weights vggish --from-checkpoint vggish_model.ckpt [--pca vggish_pca_params.npz]
     genrelib weights vggish --from-hub https://tfhub.dev/google/vggish/1   # or a SavedModel folder
-    genrelib weights check                                     # the official VGGish smoke test
+    genrelib weights yamnet --from-tflite yamnet_classification.tflite   # TF Hub's int8 TF-Lite file
+    genrelib weights yamnet --from-h5 yamnet.h5                # the official float Keras weights
+    genrelib weights yamnet --download                         # yamnet.h5 (no published sha256)
+    genrelib weights check                                     # VGGish smoke test; YAMNet speech check
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ def sha256_choice(text: str) -> str | None:
 
 
 def add_parser(subparsers):
-    parser = subparsers.add_parser(VERB, help="get and check pretrained weights (VGGish)",
+    parser = subparsers.add_parser(VERB, help="get and check pretrained weights (VGGish, YAMNet)",
                                    description=__doc__.split("\n\n")[0])
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
@@ -46,16 +49,41 @@ def add_parser(subparsers):
     convert.add_argument("--sha256", type=sha256_choice, default="official", metavar="HEX|official|none",
                          help="expected sha256 of --from-checkpoint (default: official; 'none' for your own)")
     add_output_arguments(convert, default_help="$GENRELIB_CACHE/weights")
-    check = actions.add_parser("check", help="run the official VGGish smoke test on the converted weights")
+    _add_yamnet_parser(actions)
+    check = actions.add_parser("check", help="run the official VGGish smoke test and the YAMNet speech check "
+                                             "on the converted weights")
     check.add_argument("--weights-dir", default=None, help="weight cache folder (default: $GENRELIB_CACHE/weights)")
     return parser
+
+
+def _add_yamnet_parser(actions) -> None:
+    convert = actions.add_parser("yamnet", help="convert official YAMNet weights into the Keras weight cache")
+    source = convert.add_mutually_exclusive_group(required=True)
+    source.add_argument("--from-tflite", metavar="PATH",
+                        help="TF Hub's yamnet_classification.tflite (lite-model/yamnet/classification/tflite/1)")
+    source.add_argument("--from-h5", metavar="PATH", help="the official float Keras weights yamnet.h5")
+    source.add_argument("--download", action="store_true",
+                        help="download the official yamnet.h5 (no published sha256: its digest is recorded)")
+    convert.add_argument("--sha256", type=_tflite_sha256, default="official", metavar="HEX|official|none",
+                         help="expected sha256 of --from-tflite (default: official; 'none' for another file)")
+    add_output_arguments(convert, default_help="$GENRELIB_CACHE/weights")
+
+
+def _tflite_sha256(text: str) -> str | None:
+    if text.lower() == "official":
+        from ..yamnet import TFLITE_SHA256
+
+        return TFLITE_SHA256
+    return sha256_choice(text)
 
 
 def run(args) -> int:
     from .. import vggish
 
     if args.action == "check":
-        return _check(vggish, args.weights_dir)
+        return _check(vggish, args.weights_dir) | _check_yamnet(args.weights_dir)
+    if args.action == "yamnet":
+        return _convert_yamnet(args)
     folder = args.output_dir
     has_source = bool(args.download or args.from_checkpoint or args.from_hub)
     if not has_source and not args.pca:
@@ -86,7 +114,55 @@ def run(args) -> int:
     return 0
 
 
+def _convert_yamnet(args) -> int:
+    from .. import yamnet
+
+    folder = args.output_dir
+    if yamnet.converted_weights_path(folder).is_file() and not args.overwrite:
+        print(f"genrelib weights yamnet: {yamnet.converted_weights_path(folder)} already exists; pass --overwrite "
+              f"to replace it", file=sys.stderr)
+        return 1
+    if args.from_tflite:
+        target = yamnet.convert_tflite(args.from_tflite, sha256=args.sha256, folder=folder)
+    else:
+        path = args.from_h5 or yamnet.download_h5(force_overwrite=args.overwrite, progress=not args.quiet)
+        target = yamnet.convert_h5(path, folder=folder)
+    if not args.quiet:
+        info = yamnet.converted_weights_info(folder)
+        print(f"wrote {target}")
+        print(f"  source {info['source']} (sha256 {info['source_sha256']}), activation {info['activation']}")
+        print("  next: `genrelib weights check` runs the speech.wav check")
+    return 0
+
+
+def _check_yamnet(folder) -> int:
+    """The YAMNet check when its weights are converted (0 when they are not: nothing to check)."""
+    from .. import yamnet
+    from ..errors import WeightsError
+
+    if not yamnet.converted_weights_available(folder):
+        return 0
+    info = yamnet.converted_weights_info(folder)
+    try:
+        result = yamnet.smoke_test(folder=folder)
+    except WeightsError as exc:
+        print(f"genrelib weights check: YAMNet check skipped: {exc}", file=sys.stderr)
+        return 0
+    print(f"YAMNet check (last 0.975 s of {result['clip']}) on {info['path']}")
+    print(f"  weights from {info['source']} (sha256 {info['source_sha256'][:16]}...), activation {info['activation']}")
+    print(f"  top class {result['top_class']!r}, Speech {result['score']:.6f} (expected {result['expected']:.6f} "
+          f"+- {yamnet.SMOKE_TEST['atol']})")
+    print("PASS: the converted weights hear speech as the TF-Lite file does" if result["ok"] else
+          "FAIL: these weights do not reproduce the TF-Lite file's Speech score")
+    return 0 if result["ok"] else 1
+
+
 def _check(vggish, folder) -> int:
+    from .. import yamnet
+
+    if not vggish.converted_weights_available(folder) and yamnet.converted_weights_available(folder):
+        print("(no converted VGGish weights: VGGish smoke test skipped)")
+        return 0
     if not vggish.converted_weights_available(folder):
         print(f"genrelib weights check: no converted VGGish weights at {vggish.converted_weights_path(folder)}, "
               f"so there is nothing to check (the smoke test is meaningful only for the real weights). Get "
