@@ -21,7 +21,7 @@ myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
 
 html_theme = "sphinx_book_theme"
-html_title = "genrelib · the notebook series"
+html_title = "genrelib"
 html_copy_source = False
 html_show_sourcelink = False
 html_last_updated_fmt = None
@@ -31,4 +31,8 @@ html_theme_options = {
     "use_download_button": False,
     "use_fullscreen_button": False,
     "navigation_with_keys": False,
+    # The sidebar has the search field; without this the theme adds a second one in a header bar.
+    "navbar_persistent": [],
 }
+# The theme's light/dark switch starts from this mode (unset, its script logs an error in every page).
+html_context = {"default_mode": "light"}
