@@ -15,13 +15,19 @@ import html
 import importlib.util
 import os
 import shutil
+import sys
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import nbformat
 import pytest
 
-from tools import build_book
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("build_book", ROOT / "tools" / "build_book.py")
+build_book = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = build_book
+_spec.loader.exec_module(build_book)
 
 pytestmark = pytest.mark.browser
 
@@ -38,9 +44,10 @@ IGNORED_MESSAGES = ("favicon.ico",)
 
 
 def chromium_binary() -> str | None:
-    if os.environ.get("GENRELIB_CHROMIUM"):
-        return os.environ["GENRELIB_CHROMIUM"]
-    return next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+    """$GENRELIB_CHROMIUM if set (None if it is not an executable), else the first Chromium on PATH."""
+    names = [os.environ["GENRELIB_CHROMIUM"]] if os.environ.get("GENRELIB_CHROMIUM") else \
+        ["chromium", "chromium-browser", "google-chrome"]
+    return next(filter(None, map(shutil.which, names)), None)
 
 
 def skip_reason() -> str | None:
@@ -49,7 +56,8 @@ def skip_reason() -> str | None:
     if importlib.util.find_spec("playwright") is None:
         return "playwright is not installed (the [browser] extra): make book-test installs it"
     if chromium_binary() is None:
-        return "no Chromium binary (apt-get install -y chromium, or set GENRELIB_CHROMIUM)"
+        return ("no Chromium binary: apt-get install -y chromium, or set GENRELIB_CHROMIUM "
+                f"(now {os.environ.get('GENRELIB_CHROMIUM', 'unset')})")
     return None
 
 

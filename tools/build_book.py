@@ -163,8 +163,8 @@ def book_chapter(stem: str, notebook: nbformat.NotebookNode, note: str | None) -
 
 def figures_page() -> str:
     records = json.loads((FIGURES / "figures.json").read_text()) if (FIGURES / "figures.json").exists() else {}
-    names = [name for name in records if (FIGURES / f"{name}.png").exists()]
-    names += sorted(path.stem for path in FIGURES.glob("*.png") if path.stem not in records)
+    # The paper's figures (fig1_..., fig2_...) in their order first, then the others, alphabetically.
+    names = sorted((path.stem for path in FIGURES.glob("*.png")), key=lambda name: (not name.startswith("fig"), name))
     sections = []
     for name in names:
         caption = records.get(name, "(no record of what produced it in figures/figures.json)")
