@@ -15,30 +15,16 @@ import html
 import importlib.util
 import os
 import shutil
-import sys
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("build_book", ROOT / "tools" / "build_book.py")
-build_book = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = build_book
-_spec.loader.exec_module(build_book)
+from tests.test_build_book import GLOSSARY_TERMS, build_book
 
 pytestmark = pytest.mark.browser
 
-#: The terms the glossary must define (each a <dt> of the Sphinx glossary).
-GLOSSARY_TERMS = [
-    "GTZAN", "log-mel spectrogram", "patch", "embedding", "VGGish", "musicnn", "MSD", "MTT", "YAMNet", "AudioSet",
-    "augmentation", "time-stretch", "pitch-shift", "phase vocoder", "SNR", "CNN", "max-pooling", "dropout",
-    "softmax", "batch norm", "RMSprop", "cross-entropy", "accuracy", "precision", "recall", "F1",
-    "confusion matrix", "stratified split", "k-fold", "artist effect", "fault-filtered split",
-    "confidence interval", "McNemar test", "fine-tuning", "linear probe",
-]
 #: Browser messages that say nothing about the book: the favicon the browser asks for on its own.
 IGNORED_MESSAGES = ("favicon.ico",)
 
