@@ -85,3 +85,8 @@ def test_further_reading_of_every_chapter_is_a_list():
     for stem in build_book.toc_chapters(build_book.read_toc()):
         lines = (build_book.BOOK / "reading" / f"{stem}.md").read_text().splitlines()
         assert lines and lines[0].startswith("- "), stem
+
+
+def test_the_book_executes_nothing():
+    conf = (build_book.BOOK / "conf.py").read_text()
+    assert re.search(r'^nb_execution_mode = "off"$', conf, flags=re.M)
