@@ -14,12 +14,13 @@ export GENRELIB_CACHE ?= $(abspath .cache/genrelib)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONPATH := $(abspath .):$(PYTHONPATH)
 
-.PHONY: help venv demo test unit notebooks-test figures bench clean lock check-results findings
+.PHONY: help venv demo test unit notebooks-test figures bench clean lock check-results findings book book-test
 
 help:
 	@echo "make demo   - create the venv, run the notebook series on the default data, write figures/ and results/"
 	@echo "make check-results - regenerate the committed result rows from an empty cache and compare"
 	@echo "make test   - unit tests + every notebook under nbval (quick mode)"
+	@echo "make book   - the executed notebooks as a static site in build/book/html (nothing re-executed)"
 	@echo "make venv | figures | bench | clean | lock"
 
 venv: $(STAMP)
@@ -59,6 +60,16 @@ unit: venv
 
 notebooks-test: venv
 	$(BIN)/python tools/run_tests.py --notebooks-only
+
+# The committed, executed notebooks as a static HTML site in build/book/html (Sphinx + MyST-NB; nothing is
+# executed). Installs the [book] extra's pins into the venv where missing; fails if a chapter is missing.
+book: venv
+	$(BIN)/python tools/build_book.py --install book
+
+# The browser test of the book (tests/test_book.py): needs a system Chromium (apt-get install -y chromium).
+book-test: venv
+	$(BIN)/python tools/build_book.py --install book --install browser --no-build
+	$(BIN)/python -m pytest -m browser tests/test_book.py
 
 figures: venv
 	GENRELIB_OUTPUT=$(abspath .) $(BIN)/python -m genrelib run --figures-only
