@@ -21,9 +21,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .config import GENRES  # noqa: E402
+from .errors import ParameterError  # noqa: E402
 
 __all__ = ["save_figure", "write_figures_readme", "class_balance", "fig1_waveforms", "fig3_mel_spectrogram",
-           "genre_colors"]
+           "augmentation_spectrograms", "genre_colors"]
 
 
 def save_figure(fig, name: str, *, output_dir: str | os.PathLike | None = None, formats=("png", "pdf"),
@@ -280,6 +281,43 @@ def embedding_projection(points: np.ndarray, genres, *, title: str = "", ax=None
 __all__ += ["fig2_genre_distribution"]  # appended here, not in the list above, so parallel additions merge
 
 
+def augmentation_spectrograms(clips: dict[str, np.ndarray], *, sr: int, seconds: float = 8.0, axes=None):
+    """Mel-spectrograms (dB, one colour scale) of an original clip and its augmented copies, side by side.
+
+    Notebook: 02_augmentation (the static picture of what the listening panel shows).
+
+    Parameters
+    ----------
+    clips : dict of str -> np.ndarray [shape=(n,)]
+        Name -> audio, e.g. ``{"original": y, "pitch_shift n_steps=+2": ...}``.
+    sr : int > 0 [Hz]
+    seconds : float > 0
+        The excerpt drawn, from the start of each clip.
+
+    Returns
+    -------
+    fig : matplotlib Figure
+    """
+    import librosa
+    import librosa.display
+
+    if not clips:
+        raise ParameterError("clips is empty: give at least the original")
+    n = int(seconds * sr)
+    mels = {name: librosa.feature.melspectrogram(y=y[:n], sr=sr, n_mels=64) for name, y in clips.items()}
+    reference = max(float(m.max()) for m in mels.values()) or 1.0
+    if axes is None:
+        _, axes = plt.subplots(1, len(mels), figsize=(3.2 * len(mels) + 1, 3.2), sharey=True, squeeze=False)
+    axes = np.ravel(axes)
+    for ax, (name, mel) in zip(axes, mels.items()):
+        image = librosa.display.specshow(librosa.power_to_db(mel, ref=reference, top_db=80.0), sr=sr, x_axis="time",
+                                         y_axis="mel", ax=ax, vmin=-80, vmax=0)
+        ax.set(title=name, ylabel="" if ax is not axes[0] else "Hz (mel scale)")
+    fig = axes[0].figure
+    fig.colorbar(image, ax=list(axes), format="%+2.0f dB")
+    return fig
+
+
 def fig2_genre_distribution(manifest_or_counts, *, ax=None):
     """Fig 2: training clips per genre after augmentation, the original and each method stacked (seaborn).
 
@@ -302,7 +340,6 @@ def fig2_genre_distribution(manifest_or_counts, *, ax=None):
     import pandas as pd
     import seaborn as sns
 
-    from .errors import ParameterError
 
     table = manifest_or_counts
     if not isinstance(table, pd.DataFrame) or not {"genre", "method"} <= set(table.columns):
@@ -445,7 +482,6 @@ def fig5_training_curves(histories, *, title: str = "", axes=None):
 
     frames = [histories] if isinstance(histories, pd.DataFrame) else list(histories)
     if not frames:
-        from .errors import ParameterError
 
         raise ParameterError("no training histories to plot")
     combined = pd.concat(frames, ignore_index=True)

@@ -64,7 +64,13 @@ print(split.summary().to_string())
 # ## Listen to each method
 #
 # One training clip at 16 kHz, then each method at the edge of its range, where the change is easiest to
-# hear: 25 % faster, two semitones up, and noise at 15 dB SNR. Each function takes float32 audio and
+# hear: 25 % faster, two semitones up, and noise at 15 dB SNR.
+#
+# Both time stretching and pitch shifting use a **phase vocoder** (librosa's): the clip's short-time Fourier
+# transform (STFT; the spectrum of short overlapping frames) is resampled along time - more or fewer frames for the
+# same music - while each frequency bin's phase is advanced consistently, so tones stay smooth instead of
+# warbling. That changes tempo and keeps pitch; a pitch shift is a time stretch followed by resampling the audio
+# back to its length, which moves every frequency by the factor 2^(steps/12). Each function takes float32 audio and
 # returns float32 audio of the same length (a sped-up clip loops back to its start to fill the 30 s).
 
 # %%
@@ -81,6 +87,17 @@ examples = {
 for name, audio in examples.items():
     print(f"{split.train[0]} - {name}")
     display(Audio(audio[: 10 * SR], rate=SR))
+
+# %% [markdown]
+# The same four clips as mel-spectrograms on one colour scale (the picture stays in the saved notebook, where the
+# players and the panel below do not play): the noise lifts the dark floor, the pitch shift moves every harmonic
+# up, the tempo change packs the note onsets closer together.
+
+# %%
+fig = genrelib.plots.augmentation_spectrograms(examples, sr=SR, seconds=8)
+genrelib.plots.save_figure(fig, "augmentation_spectrograms",
+                           note=f"{split.train[0]} of {ROOT.name}: first 8 s, original and each method at the edge of "
+                                f"its range");
 
 # %% [markdown]
 # ## The listening panel
@@ -183,3 +200,37 @@ except genrelib.LeakageError as error:
 # - Only training tracks are augmented, and a guard used by later stages proves it for any training
 #   table. The full run (`make demo`) augments all training tracks; the counts in Fig 2 are then four
 #   per training track, split `paper`, seed 0.
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Widen the noise range: add noise at 5 dB SNR and *measure* the SNR you got (signal power over noise power,
+#    in dB). Does it match what you asked for?
+# 2. Does `time_stretch` keep the pitch? Estimate the tempo (`librosa.beat.beat_track`) of the original and of
+#    the 1.25× copy, and the median pitch (`librosa.yin`) of both.
+# 3. Ask `augment_split` for a copy of a *validation* track. What happens, and why is that right?
+
+# %%
+# %% tags=["solution", "hide-input"] jupyter={"source_hidden": true}
+import librosa
+import numpy as np
+
+noisy = genrelib.augment.add_white_noise(y, snr_db=5.0, rng=SEED)
+measured = 10 * np.log10(np.mean(y.astype(np.float64) ** 2) / np.mean((noisy - y).astype(np.float64) ** 2))
+print(f"asked for 5.0 dB, measured {measured:.2f} dB")
+
+# %%
+# %% tags=["solution", "hide-input"] jupyter={"source_hidden": true}
+stretched = examples["time_stretch rate=1.25"]
+for name, clip in (("original", y), ("rate 1.25", stretched)):
+    tempo, _ = librosa.beat.beat_track(y=clip[: 15 * SR], sr=SR)
+    f0 = librosa.yin(clip[: 5 * SR], fmin=60, fmax=1000, sr=SR)
+    print(f"{name}: tempo {float(np.atleast_1d(tempo)[0]):.0f} BPM, median pitch {np.median(f0):.0f} Hz")
+
+# %%
+# %% tags=["solution", "hide-input"] jupyter={"source_hidden": true}
+try:
+    genrelib.augment.augment_split(index, split, track_ids=[split.valid[0]])
+except genrelib.LeakageError as error:
+    print(f"LeakageError: {error}")
+# Validation picks the epoch: a copy of a validation track in training would make that choice optimistic too.

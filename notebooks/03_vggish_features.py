@@ -169,3 +169,39 @@ genrelib.plots.save_figure(ax.figure, "embedding_projection",
 #   artists and albums. How much of it a classifier can use is measured in notebooks 04-05. (With the mfcc fallback backend the picture is coarser: it is a classical baseline, not VGGish.)
 # - Full settings (`GENRELIB_QUICK=0`) embed 10 clips per genre on the mini set; on full GTZAN, set
 #   `CLIPS_PER_GENRE = 100`. `genrelib embed --backend vggish` embeds a whole data folder from the shell.
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. How many VGGish patches does a 10 s clip give? Work it out from the frame and patch sizes above, then check
+#    with `vggish.log_mel_patches`.
+# 2. VGGish adds 0.01 before the logarithm, YAMNet 0.001. What value does a silent band get in each?
+# 3. Fit the linear probe yourself: standardise the clip means of the embeddings above and cross-validate a
+#    scikit-learn logistic regression (three lines). Then do the same with the hand-crafted `mfcc` backend.
+
+# %%
+# %% tags=["solution", "hide-input"] jupyter={"source_hidden": true}
+n = 10 * genrelib.vggish.SAMPLE_RATE
+frames = 1 + (n - 400) // 160
+print(f"by hand: {frames} frames -> {frames // 96} patches;",
+      "log_mel_patches:", genrelib.vggish.log_mel_patches(np.zeros(n, dtype=np.float32) + 1e-3, sr=16000).shape[0])
+
+# %%
+# %% tags=["solution", "hide-input"] jupyter={"source_hidden": true}
+print(f"log(0 + 0.01) = {np.log(0.01):.2f} (VGGish), log(0 + 0.001) = {np.log(0.001):.2f} (YAMNet)")
+
+# %%
+# %% tags=["solution", "hide-input"] jupyter={"source_hidden": true}
+import genrelib.baselines
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+folds = min(5, int(SUBSET["genre"].value_counts().min()))
+for name, frame in ((BACKEND_NAME, EMBEDDED),
+                    ("mfcc", genrelib.embed.embed_dataset(SUBSET, backend="mfcc", progress=False))):
+    means = genrelib.baselines.clip_means(genrelib.embed.load_embeddings(frame))
+    scores = cross_val_score(make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)), means,
+                             frame["genre"], cv=folds)
+    print(f"{name}: {scores.mean():.3f} ± {scores.std():.3f} over {folds} folds")

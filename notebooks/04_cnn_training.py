@@ -21,12 +21,13 @@
 # calls them. Notebook 05 evaluates the runs trained here.
 
 # %%
+import inspect
 import warnings
 
 import numpy as np
 import pandas as pd
 
-from IPython.display import Markdown, display
+from IPython.display import Code, Markdown, display
 
 import genrelib
 from genrelib import data, evaluate, findings, model, pipeline, plots, train
@@ -67,6 +68,13 @@ print("patches per clip:", tracks["n_patches"].value_counts().sort_index().to_di
 # moments of the music while neighbouring embedding dimensions are unrelated features. A `Normalization` layer
 # first standardises each dimension with the training clips' statistics, so the saved network carries them.
 #
+# This is the whole definition, as the package has it (`genrelib.model.build_classifier`): plain Keras layers,
+# nothing hidden.
+
+# %%
+display(Code(inspect.getsource(model.build_classifier), language="python"))
+
+# %% [markdown]
 # The cell below shows the layers for VGGish-shaped input (31 × 128), a fixed fact; the figure is drawn from the
 # network for this run's backend.
 
@@ -110,6 +118,14 @@ split.summary().T
 # lowest *validation* loss predicts the test tracks; the test tracks choose nothing. Each run is a folder under
 # `runs/` with its configuration, split, seeds, backend, data checksum, package versions and git commit; a finished
 # run is reused, so re-running this cell costs nothing.
+#
+# The training itself is one `model.fit` call; these are the lines of `genrelib.train.fit_classifier` that build,
+# compile and fit the network (the rest of the function checks its inputs and saves checkpoints):
+
+# %%
+source = inspect.getsource(train.fit_classifier)
+start, end = source.index("    set_determinism(seed)"), source.index("callbacks=[recorder])") + len("callbacks=[recorder])")
+display(Code(source[start:end], language="python"))
 
 # %%
 augmenter = pipeline.make_augmenter(tracks, config=CONFIG, backend=backend)
@@ -163,3 +179,32 @@ pipeline.write_figures_readme({
 
 # %%
 display(Markdown(findings.describe_augmentation(with_augmentation, without_augmentation)))
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. How many weights does the network have for VGGish input (31 × 128) and for musicnn input (10 × 200)? Where
+#    are most of them?
+# 2. Train one run without the `Normalization` layer (`model.standardize=False`) on the same split and seed, and
+#    compare its test accuracy and validation curve with the run above.
+# 3. The paper's dropout is 0.6. Train one run with 0.2: does the gap between training and validation loss grow?
+
+# %%
+# %% tags=["solution", "hide-input"] jupyter={"source_hidden": true}
+for shape in ((31, 128), (10, 200)):
+    net = model.build_classifier(n_patches=shape[0], embedding_dim=shape[1])
+    biggest = max(net.layers, key=lambda layer: layer.count_params())
+    print(f"{shape}: {net.count_params():,} weights, most in {biggest.name} ({biggest.count_params():,})")
+
+# %%
+# %% tags=["solution", "hide-input"] jupyter={"source_hidden": true}
+ONE_RUN = {"train.n_seeds": 1}
+variants = {"standardize off": CONFIG.replace(**ONE_RUN, **{"model.standardize": False}),
+            "dropout 0.2": CONFIG.replace(**ONE_RUN, **{"model.dropout_rate": 0.2})}
+for name, variant in variants.items():
+    variant_runs = train.run_protocol(tracks, config=variant.replace(augment_training=False), backend=backend, data=DATA)
+    history = train.load_run(variant_runs[0])["history"]
+    summary = evaluate.summarize_runs(variant_runs)
+    print(f"{name}: test accuracy {summary['accuracy']['mean']:.3f}; last epoch loss {history['loss'].iloc[-1]:.3f}, "
+          f"val_loss {history['val_loss'].iloc[-1]:.3f}")
+print(f"reference (no augmentation, seed {SEED}): test accuracy {without_augmentation['per_run']['accuracy'].iloc[0]:.3f}")

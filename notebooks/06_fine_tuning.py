@@ -27,10 +27,12 @@
 # %%
 from pathlib import Path
 
+import pandas as pd
+
 from IPython.display import Markdown, display
 
 import genrelib
-from genrelib import data, finetune, findings, plots
+from genrelib import data, finetune, findings, plots, statistics
 from genrelib.config import Config
 
 QUICK = genrelib.config.quick_mode()  # CI: 3 tracks per genre, 3 folds, few epochs, one augmentation method
@@ -149,6 +151,16 @@ display(per_run)
 table
 
 # %% [markdown]
+# The same comparison as a paired test over test tracks (notebook 05): each track's correctness after stage 1 and
+# after stage 2, averaged over the runs that tested it, the exact McNemar test on the tracks where the two stages
+# differ, and a bootstrap interval of the difference.
+
+# %%
+tested = pd.concat([finetune.load_run(run)["predictions"] for run in runs], ignore_index=True)
+tested = tested[tested["side"] == "test"]
+statistics.paired_comparison(tested[tested["stage"] == "finetuned"], tested[tested["stage"] == "frozen"])
+
+# %% [markdown]
 # ## The fine-tuned model on a test clip
 #
 # `load_finetuned` rebuilds the end-to-end model from the run's weights: it takes a clip's log-mel patches and
@@ -185,3 +197,30 @@ display(Markdown(RESULTS.read_text() if RESULTS.exists() else f"`{RESULTS}` is m
 
 # %%
 display(Markdown(findings.describe_finetune(findings.load_results(RESULTS.parent)) or "no fine-tuning results"))
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Unfreeze two blocks instead of one: which layers train then, and how many backbone weights is that?
+# 2. With two blocks unfrozen, where does the cut between the cached bottom and the per-epoch top fall?
+# 3. Stage 2 uses a learning rate 100 times below Table 1's. What would a rate of 1e-3 risk for the pretrained
+#    weights? (Try it with `finetune_learning_rate=1e-3` on one fold if you have a few minutes.)
+
+# %%
+# %% tags=["solution", "hide-input"] jupyter={"source_hidden": true}
+two = finetune.load_backbone(BACKBONE)
+trained_two = finetune.unfreeze_top(two, unfreeze=2)
+print(finetune.block_table(two).to_string(index=False))
+print("trained in stage 2:", trained_two)
+
+# %%
+# %% tags=["solution", "hide-input"] jupyter={"source_hidden": true}
+bottom_two, top_two = finetune.split_backbone(two.model)
+print("cut:", [tuple(tensor.shape[1:]) for tensor in bottom_two.outputs])
+print("layers run every epoch:", [layer.name for layer in top_two.layers if layer.weights])
+
+# %% [markdown] tags=["solution"]
+# *Answer to 3.* The head starts random, so its first gradients are large and noisy; at 1e-3 they would push the
+# unfrozen pretrained layers far from what they learned on the Million Song Dataset within a few steps ("catastrophic
+# forgetting"), and a hundred training clips cannot teach them back. The small rate lets them move only a little
+# towards genre.

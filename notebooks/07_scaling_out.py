@@ -11,6 +11,9 @@
 # %% [markdown]
 # # 07 · Scaling out: embedding a catalogue on Ray Data
 #
+# *An optional appendix: nothing in notebooks 01–06 depends on it. It is for readers who want to take the method to
+# a collection a hundred times larger than GTZAN.*
+#
 # GTZAN holds 1000 clips; the collections people bring this method to do not. FMA-large has 106 574 clips of
 # 30 s, a label's back catalogue or a streaming service's library far more. This notebook shows which step of
 # the pipeline outgrows one machine (the embedding), runs that step on **Ray Data** — the same code on this
@@ -173,6 +176,7 @@ display(Markdown(f"**Projection** for {scale.FMA_LARGE['name']} ({projection.att
                  f"{NUM_CPUS} CPUs{' — quick mode: few clips, rough' if QUICK else ''}:"))
 display(projection.round(2))
 
+# %% [markdown]
 # ## What we learned
 #
 # * The embedding network is the step that grows with the collection; everything after it works on small

@@ -106,3 +106,23 @@ def test_panel_rejects_an_empty_index(index):
         widgets.augmentation_panel(index.iloc[:0])
     with pytest.raises(ParameterError, match="duration=0"):
         widgets.augmentation_panel(index, duration=0)
+
+
+def test_static_augmentation_spectrograms_share_one_db_scale():
+    from genrelib import plots
+
+    sr = 16000
+    t = np.arange(2 * sr) / sr
+    tone = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    clips = {"original": tone, "pitch_shift n_steps=+2": augment.pitch_shift(tone, sr=sr, n_steps=2.0),
+             "quieter": 0.1 * tone}
+    fig = plots.augmentation_spectrograms(clips, sr=sr, seconds=1.0)
+    images = [ax.collections[0] for ax in fig.axes[: len(clips)]]  # the last axes is the shared colour bar
+    assert [ax.get_title() for ax in fig.axes[:3]] == list(clips)
+    assert all(image.get_clim() == (-80, 0) for image in images)
+    # One reference for all: the loudest clip peaks at 0 dB, a copy at a tenth of the amplitude 20 dB lower.
+    peaks = [float(np.max(image.get_array())) for image in images]
+    assert max(peaks) == pytest.approx(0.0, abs=1e-6)
+    assert peaks[2] - peaks[0] == pytest.approx(-20.0, abs=0.1)
+    with pytest.raises(ParameterError, match="clips is empty"):
+        plots.augmentation_spectrograms({}, sr=sr)
