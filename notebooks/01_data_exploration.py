@@ -17,8 +17,9 @@
 # look like (the paper's Fig 1 and Fig 3), and how to split it so that the test set stays unseen.
 #
 # Everything here calls `genrelib.data`, `genrelib.audio` and `genrelib.plots`; the notebook holds no logic of
-# its own. By default it runs on the **GTZAN mini set** (100 real clips, ids 00000–00009 of each genre), which is
-# what this repository's figures were made with.
+# its own. By default it runs on the **GTZAN mini set** (100 real clips, 10 per genre: ids 00000–00009 of each genre,
+# except jazz, which holds 00011 and 00012 in place of two of them), which is what this repository's figures were made
+# with.
 
 # %%
 import warnings
@@ -120,7 +121,7 @@ plots.save_figure(ax.figure, "fig3_mel_spectrogram");
 # *before* splitting (a pitch-shifted copy of a test track is trained on). Both inflate accuracy. genrelib splits
 # track ids first, and augmentation (notebook 02) only ever sees training tracks.
 #
-# Three protocols:
+# Four protocols:
 #
 # * `paper` — stratified random 75/25 by track, validation carved from training. The paper does not give its
 #   split, but its per-genre recalls fit about 25 test tracks per genre (.52 = 13/25, .96 = 24/25), i.e. a
@@ -128,6 +129,7 @@ plots.save_figure(ax.figure, "fig3_mel_spectrogram");
 # * `fault_filtered` — the artist-disjoint split of Kereliuk, Sturm & Larsen (2015), 443/197/290 tracks,
 #   with GTZAN's repeated and mislabelled clips removed: the honest benchmark on the full set.
 # * `kfold` — stratified k-fold by track (10 folds on the full set, 5 on the mini set), for mean ± std.
+# * `artist` — k-fold by *artist*: no artist has tracks on both sides of a fold (next section says why).
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -147,9 +149,99 @@ folds = data.kfold(index, k=5, seed=SEED)
 print([len(fold.test) for fold in folds], "test tracks per fold; every track is tested exactly once")
 
 # %% [markdown]
+# ## Who is playing: the artist effect
+#
+# A split by track keeps each *recording* on one side, but not each *artist*. Sturm's index of GTZAN (Sturm 2012,
+# shipped with genrelib as `data.artist_index()`) names the artist of almost every track, and `load_gtzan` adds it to
+# the index. Count the artists per genre of the data in use:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+data.artists_per_genre(index)
+
+# %% [markdown]
+# On the mini set four genres are a single artist each (`single_artist_genres` below), and in pop and jazz one artist
+# plays most tracks. Any random or k-fold split of such a set puts the same artist, often the same album and
+# producer, on both sides: a classifier can then score by recognising the *artist* — voice, instruments, the sound
+# of one studio — and the score says less about *genre* than it seems. This is the **artist effect**: Pampalk,
+# Flexer & Widmer (ISMIR 2005) and Flexer (ISMIR 2007) showed that genre accuracy drops when an "artist filter" keeps
+# each artist on one side; Sturm (2013, 2014) showed how much of GTZAN's published accuracy it and GTZAN's faults
+# explain, and Kereliuk, Sturm & Larsen (2015) built the artist-disjoint `fault_filtered` split for that reason.
+#
+# genrelib's `artist` protocol (`data.split_by_artist`) is k-fold with artists as groups (scikit-learn's
+# `StratifiedGroupKFold`). A genre with one artist cannot be tested on an unseen artist: its tracks are trained on in
+# every fold and never tested, and the split says so. Notebook 05 reports its numbers beside the others.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("one artist only:", data.single_artist_genres(index))
+artist_folds = data.split_by_artist(index, k=5, seed=SEED)
+print([len(fold.test) for fold in artist_folds], "test tracks per artist-disjoint fold")
+print(artist_folds[0].notes)
+
+# %% [markdown]
+# ### The tracks the fault filter leaves out
+#
+# The fault-filtered lists drop some GTZAN tracks. Sturm found exact and near repetitions (the same recording twice,
+# or two versions of one song), mislabelled tracks and distorted ones. For the tracks of this data set that the
+# lists leave out, Sturm's index gives the artist and title, and another GTZAN track with the same artist and title
+# where there is one — a repeated song:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+exclusions = data.fault_filtered_exclusions(index)
+exclusions
+
+# %%
+by_id = index.set_index("track_id")
+for row in exclusions.itertuples():
+    clip = audio.load(by_id.at[row.track_id, "path"], sr=SAMPLE_RATE)[: LISTEN_SECONDS * SAMPLE_RATE]
+    display(Markdown(f"`{row.track_id}` · {row.artist} – *{row.title}* (same song: {row.same_song_as or 'none'})"),
+            Audio(clip, rate=SAMPLE_RATE))
+
+# %% [markdown]
 # ## What we learned
 #
 # * The mini set holds 100 intact clips, 10 per genre; every checksum matches its published value.
+# * Four of its genres are one artist each: its random and k-fold numbers partly measure artist recognition. The
+#   `artist` protocol keeps artists apart, and on the full GTZAN the `fault_filtered` split does.
 # * Genres differ audibly, and visibly in the mel-spectrogram more than in the waveform.
 # * Splits are made on track ids, stored with their seed, before augmentation or feature extraction touches the
 #   audio. Next: augmenting the *training* tracks (notebook 02).
+
+# %% [markdown]
+# ## Exercises
+#
+# Each solution is folded away: try first, then unfold the cell below the exercise (in JupyterLab, click the
+# collapsed cell; in the book, "Show code").
+#
+# 1. Which genres of the data in use would a network learn mostly from one artist (at least half the tracks)?
+# 2. Make a `paper` split with seed 1. How many of its test tracks have their artist on the training side too?
+# 3. Check the artist protocol yourself: for each fold of `split_by_artist(index, k=5, seed=1)`, is any artist on
+#    both sides?
+# 4. Why does the artist protocol train on the single-artist genres instead of dropping them?
+
+# %%
+# %% tags=["solution", "hide-input"] jupyter={"source_hidden": true}
+table = data.artists_per_genre(index)
+table[table["top_tracks"] >= table["tracks"] / 2][["tracks", "top_artist", "top_tracks"]]
+
+# %%
+# %% tags=["solution", "hide-input"] jupyter={"source_hidden": true}
+seed1 = data.split_random(index, seed=1)
+artist_of = index.set_index("track_id")["artist"]
+training_artists = {artist_of[t] for t in (*seed1.train, *seed1.valid)} - {None}
+shared = [t for t in seed1.test if artist_of[t] in training_artists]
+print(f"{len(shared)} of {len(seed1.test)} test tracks have their artist in training")
+
+# %%
+# %% tags=["solution", "hide-input"] jupyter={"source_hidden": true}
+for fold in data.split_by_artist(index, k=5, seed=1):
+    learned = {artist_of[t] for t in (*fold.train, *fold.valid)} - {None}
+    print(f"fold {fold.fold}: {len(fold.test)} test tracks, artists on both sides:",
+          sorted({artist_of[t] for t in fold.test} & learned) or "none")
+
+# %% [markdown] tags=["solution"]
+# *Answer to 4.* Dropped, they would shrink the task to fewer genres, and the network could never mistake a test
+# track for one of them. Trained on, the network still chooses among all ten genres, so a pop track mistaken for
+# rock still counts as a mistake; only the accuracy is measured on the genres that can be tested on unseen artists.
