@@ -30,6 +30,8 @@ __all__ = [
     "accuracy_table",
     "describe_backends",
     "describe_finetune",
+    "describe_intervals",
+    "describe_paired",
     "readme_block",
     "results_readme_block",
     "replace_block",
@@ -40,12 +42,13 @@ _END = "<!-- end generated: {name} -->"
 
 
 def load_results(results_dir: str | os.PathLike | None = None) -> dict[str, pd.DataFrame]:
-    """The result tables as data frames: ``table3``, ``per_run`` and, when present, ``backends`` and
-    ``finetune`` (one row per setting). Raises :class:`DataError` naming a missing or unreadable file."""
+    """The result tables as data frames: ``table3``, ``per_run`` and, when present, ``backends``,
+    ``finetune`` (one row per setting), ``intervals`` and ``paired``. Raises :class:`DataError` naming a missing or unreadable file."""
     folder = Path(results_dir) if results_dir else output_dir("results", create=False)
     tables = {}
     for name, stem, required in (("table3", "table3_accuracy", True), ("per_run", "per_run", True),
-                                 ("backends", "backends", False), ("finetune", "finetune", False)):
+                                 ("backends", "backends", False), ("finetune", "finetune", False),
+                                 ("intervals", "intervals", False), ("paired", "paired", False)):
         path = folder / f"{stem}.json"
         if not path.exists() and not required:
             continue
@@ -104,15 +107,29 @@ def _percent(value: float) -> str:
     return f"{100 * value:.1f} %"
 
 
-def _row(table3: pd.DataFrame, *, model: str, protocol: str, augmentation: str) -> pd.Series | None:
-    rows = table3[(table3["model"] == MODELS[model]) & (table3["protocol"].str.split(" ").str[0] == protocol)
-                  & (table3["augmentation"] == augmentation)]
+def _select(table: pd.DataFrame, *, model: str, protocol: str, augmentation: str,
+            backend: str | None = None) -> pd.DataFrame:
+    chosen = ((table["model"] == MODELS[model]) & (table["protocol"].str.split(" ").str[0] == protocol)
+              & (table["augmentation"] == augmentation))
+    if backend is not None:
+        chosen &= table["backend"] == backend
+    return table[chosen]
+
+
+def _row(table3: pd.DataFrame, *, model: str, protocol: str, augmentation: str,
+         backend: str | None = None) -> pd.Series | None:
+    rows = _select(table3, model=model, protocol=protocol, augmentation=augmentation, backend=backend)
     return rows.iloc[0] if len(rows) else None
 
 
-def _group(per_run: pd.DataFrame, *, model: str, protocol: str, augmentation: str) -> pd.DataFrame:
-    return per_run[(per_run["model"] == MODELS[model]) & (per_run["protocol"].str.split(" ").str[0] == protocol)
-                   & (per_run["augmentation"] == augmentation)]
+def _group(per_run: pd.DataFrame, *, model: str, protocol: str, augmentation: str,
+           backend: str | None = None) -> pd.DataFrame:
+    return _select(per_run, model=model, protocol=protocol, augmentation=augmentation, backend=backend)
+
+
+def _protocols_and_backends(table3: pd.DataFrame) -> list[tuple[str, str]]:
+    """Each (protocol as written, backend) of Table 3, in the table's order."""
+    return list(dict.fromkeys(zip(table3["protocol"], table3["backend"])))
 
 
 def accuracy_table(results: dict[str, pd.DataFrame]) -> str:
@@ -121,15 +138,15 @@ def accuracy_table(results: dict[str, pd.DataFrame]) -> str:
     table3 = results["table3"]
     lines = ["| protocol | runs | paper CNN, no augmentation | paper CNN + augmentation | clip-mean + logistic regression |",
              "|---|---|---|---|---|"]
-    for protocol in dict.fromkeys(table3["protocol"]):
+    for protocol, backend in _protocols_and_backends(table3):
         name = protocol.split(" ")[0]
         cells = []
         for model, augmentation in (("cnn", "off"), ("cnn", "on"), ("baseline", "off")):
-            row = _row(table3, model=model, protocol=name, augmentation=augmentation)
+            row = _row(table3, model=model, protocol=name, augmentation=augmentation, backend=backend)
             if row is None and model == "baseline":
-                row = _row(table3, model=model, protocol=name, augmentation="on")
+                row = _row(table3, model=model, protocol=name, augmentation="on", backend=backend)
             cells.append("-" if row is None else f"{row['accuracy_mean']:.3f} ± {row['accuracy_std']:.3f}")
-        first = table3[table3["protocol"] == protocol].iloc[0]
+        first = table3[(table3["protocol"] == protocol) & (table3["backend"] == backend)].iloc[0]
         lines.append(f"| {protocol}, {first['data']}, {first['backend']}, seeds {first['seeds']} | {first['runs']} | "
                      + " | ".join(cells) + " |")
     paper = table3.dropna(subset=["paper_accuracy"]).iloc[0]
@@ -141,28 +158,60 @@ def accuracy_table(results: dict[str, pd.DataFrame]) -> str:
 def _comparisons(results: dict[str, pd.DataFrame]) -> list[str]:
     table3, per_run = results["table3"], results["per_run"]
     sentences = []
-    for protocol in dict.fromkeys(table3["protocol"]):
+    several_backends = table3["backend"].nunique() > 1
+    for protocol, backend in _protocols_and_backends(table3):
         name = protocol.split(" ")[0]
-        off = _row(table3, model="cnn", protocol=name, augmentation="off")
-        on = _row(table3, model="cnn", protocol=name, augmentation="on")
+        off = _row(table3, model="cnn", protocol=name, augmentation="off", backend=backend)
+        on = _row(table3, model="cnn", protocol=name, augmentation="on", backend=backend)
         parts = []
         if off is not None and on is not None:
             parts.append(f"augmentation moves the CNN from {_percent(off['accuracy_mean'])} to "
                          f"{_percent(on['accuracy_mean'])} ({100 * (on['accuracy_mean'] - off['accuracy_mean']):+.1f} "
                          f"points)")
         for augmentation in ("on", "off"):
-            cnn = _group(per_run, model="cnn", protocol=name, augmentation=augmentation)
+            cnn = _group(per_run, model="cnn", protocol=name, augmentation=augmentation, backend=backend)
             # The baseline never trains on augmented clips: one set of its runs serves both CNN groups.
-            baseline = _group(per_run, model="baseline", protocol=name, augmentation="off")
+            baseline = _group(per_run, model="baseline", protocol=name, augmentation="off", backend=backend)
             if len(cnn) and len(cnn) == len(baseline):
                 c = compare_runs(cnn, baseline)
                 parts.append(f"against the baseline the CNN {'with' if augmentation == 'on' else 'without'} "
                              f"augmentation wins {c['wins']} runs, loses {c['losses']} and ties {c['ties']} "
                              f"(net {c['net_tracks']:+d} test tracks of {c['test_tracks']})")
         if parts:
-            sentences.append(f"`{name}` ({int(table3[table3['protocol'] == protocol]['runs'].iloc[0])} runs): "
-                             + "; ".join(parts) + ".")
+            runs = int(table3[(table3["protocol"] == protocol) & (table3["backend"] == backend)]["runs"].iloc[0])
+            label = f"`{name}`, {backend}" if several_backends else f"`{name}`"
+            sentences.append(f"{label} ({runs} runs): " + "; ".join(parts) + ".")
     return sentences
+
+
+def describe_intervals(results: dict[str, pd.DataFrame]) -> list[str]:
+    """One sentence per protocol and backend: accuracy over test tracks with its 95 % bootstrap interval
+    (``results/intervals.json``) for the CNN without and with augmentation and the baseline."""
+    if "intervals" not in results:
+        return []
+    table = results["intervals"]
+    sentences = []
+    for protocol, backend in _protocols_and_backends(table):
+        name, parts = protocol.split(" ")[0], []
+        for model, augmentation, label in (("cnn", "off", "CNN"), ("cnn", "on", "CNN + augmentation"),
+                                           ("baseline", "off", "baseline")):
+            row = _row(table, model=model, protocol=name, augmentation=augmentation, backend=backend)
+            if row is not None:
+                parts.append(f"{label} {row['accuracy']:.3f} ({row['low']:.3f}-{row['high']:.3f})")
+        if parts:
+            tracks = int(table[(table["protocol"] == protocol) & (table["backend"] == backend)]["n_tracks"].iloc[0])
+            sentences.append(f"`{name}`, {backend}, {tracks} test tracks: " + ", ".join(parts))
+    return sentences
+
+
+def describe_paired(results: dict[str, pd.DataFrame]) -> list[str]:
+    """One sentence per CNN group: its paired comparison with the baseline (``results/paired.json``)."""
+    if "paired" not in results:
+        return []
+    return [f"`{row.protocol.split(' ')[0]}`, {row.backend}, augmentation {row.augmentation}: CNN - baseline "
+            f"{100 * row.difference:+.1f} points ({100 * row.low:+.1f} to {100 * row.high:+.1f}), better on "
+            f"{row.first_better} tracks, worse on {row.second_better}, McNemar p = {row.p_value:.2g}"
+            for row in results["paired"].itertuples()]
 
 
 def describe_backends(results: dict[str, pd.DataFrame]) -> str | None:
@@ -193,6 +242,13 @@ def readme_block(results: dict[str, pd.DataFrame]) -> str:
     """The README's generated results block: the accuracy table and what each comparison measured."""
     lines = [accuracy_table(results), "", "Measured on these runs (`results/per_run.json`):", ""]
     lines += [f"- {sentence}" for sentence in _comparisons(results)]
+    intervals = describe_intervals(results)
+    if intervals:
+        lines.append("- Accuracy over test tracks with 95 % bootstrap intervals (`results/intervals.md`): "
+                     + "; ".join(intervals) + ".")
+    paired = describe_paired(results)
+    if paired:
+        lines.append("- Paired on the same test tracks (`results/paired.md`): " + "; ".join(paired) + ".")
     backends = describe_backends(results)
     if backends:
         lines.append(f"- Linear probes of the offline backends (`results/backends.md`, same 5 folds × 3 seeds): "

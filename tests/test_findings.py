@@ -67,3 +67,36 @@ def test_notebook_prose_types_no_result_numbers(notebook):
         elif markdown:
             typed += [m for m in _RESULT_NUMBER.findall(line) if m not in _ALLOWED]
     assert not typed, f"{notebook.name} types result numbers into its prose: {typed}"
+
+
+def _table3_rows():
+    rows = []
+    for backend in ("musicnn-msd", "yamnet"):
+        for model, augmentation, accuracy in (("paper CNN", "off", 0.8), ("paper CNN", "on", 0.9),
+                                              ("clip-mean + logistic regression", "off", 0.85)):
+            rows.append({"model": model, "data": "mini (100 tracks)", "protocol": "artist (5-fold)", "backend": backend,
+                         "augmentation": augmentation, "seeds": "0", "runs": 5,
+                         "accuracy_mean": accuracy + (0.05 if backend == "yamnet" else 0), "accuracy_std": 0.1,
+                         "loss_mean": 0.5, "loss_std": 0.1, "paper_accuracy": 0.7236, "paper_loss": 0.7544})
+    return pd.DataFrame(rows)
+
+
+def test_tables_keep_backends_apart_and_intervals_and_paired_tests_are_described():
+    table3 = _table3_rows()
+    intervals = table3.assign(accuracy=table3["accuracy_mean"], low=table3["accuracy_mean"] - 0.1,
+                              high=table3["accuracy_mean"] + 0.05, n_tracks=60)
+    paired = table3[table3["model"] == "paper CNN"].assign(versus="clip-mean + logistic regression", difference=0.05,
+                                                            low=-0.02, high=0.12, first_better=6, second_better=3,
+                                                            p_value=0.5078)
+    results = {"table3": table3, "per_run": pd.DataFrame(columns=["model", "protocol", "augmentation", "backend"]),
+               "intervals": intervals, "paired": paired}
+    table = findings.accuracy_table(results)
+    assert "| artist (5-fold), mini (100 tracks), musicnn-msd, seeds 0 | 5 | 0.800 ± 0.100 | 0.900 ± 0.100 | 0.850" in table
+    assert "| artist (5-fold), mini (100 tracks), yamnet, seeds 0 | 5 | 0.850 ± 0.100 | 0.950 ± 0.100 | 0.900" in table
+    sentences = findings.describe_intervals(results)
+    assert sentences[0] == ("`artist`, musicnn-msd, 60 test tracks: CNN 0.800 (0.700-0.850), CNN + augmentation "
+                            "0.900 (0.800-0.950), baseline 0.850 (0.750-0.900)")
+    described = findings.describe_paired(results)
+    assert len(described) == 4 and described[0] == (
+        "`artist`, musicnn-msd, augmentation off: CNN - baseline +5.0 points (-2.0 to +12.0), better on 6 tracks, "
+        "worse on 3, McNemar p = 0.51")
