@@ -160,23 +160,28 @@ def run_pipeline(config: Config = Config(), *, root: str | os.PathLike | None = 
 # -------------------------------------------------------------------------------------------- figures
 
 def latest_group(*, protocol: str, backend: str | None = None, augmented: bool | None = None,
-                 runs_dir: str | os.PathLike | None = None) -> list[Path]:
-    """The runs of the most recently trained group matching a protocol (and backend, augmentation).
+                 runs_dir: str | os.PathLike | None = None, config: Config | None = None) -> list[Path]:
+    """The runs of the most recently trained group matching a protocol (and backend, augmentation and, with
+    ``config``, every setting a run's key holds: an experiment with other sizes or fewer seeds is never taken).
 
     A group is one folder of :func:`genrelib.train.run_protocol`. Raises :class:`DataError` when none matches.
     """
     from .train import find_runs, read_meta
 
+    wanted = config.replace(protocol=protocol).keyed_settings() if config is not None else None
     groups: dict[Path, list[Path]] = {}
     for run_dir in find_runs(runs_dir):  # complete training runs; only their meta.json is needed here
         meta = read_meta(run_dir)
         if meta["protocol"] != protocol or (backend and meta["backend"]["name"] != backend) or \
                 (augmented is not None and meta["augmented"] != augmented):
             continue
+        if wanted is not None and Config.from_json(run_dir / "config.json").keyed_settings() != wanted:
+            continue
         groups.setdefault(run_dir.parent, []).append(run_dir)
     if not groups:
         raise DataError(f"no complete runs of protocol {protocol!r}"
-                        f"{f' with backend {backend!r}' if backend else ''} under "
+                        f"{f' with backend {backend!r}' if backend else ''}"
+                        f"{' and these settings' if wanted is not None else ''} under "
                         f"{runs_dir or output_dir('runs', create=False)}: train first (genrelib train / run)")
     newest = max(groups, key=lambda g: max(r.joinpath("meta.json").stat().st_mtime for r in groups[g]))
     return sorted(groups[newest])
@@ -194,8 +199,9 @@ def regenerate_figures(config: Config = Config(), *, root: str | os.PathLike | N
     - Fig 2 (training clips per genre and augmentation method): from the augmentation manifest of the
       ``paper`` split of ``config.seed`` (augmented audio is cached, so this only re-reads it; skipped with
       a note when the augmentation stage is not installed).
-    - Figs 4-6: from the newest group of complete runs of ``config.protocol`` with the configured backend
-      and augmentation - Fig 4 from its first run's saved network, Fig 5 from every run's history, Fig 6
+    - Figs 4-6: from the newest group of complete runs of ``config.protocol`` with the configured backend,
+      augmentation and settings (:func:`latest_group` with ``config``) - Fig 4 from its first run's saved
+      network, Fig 5 from every run's history, Fig 6
       from every run's test predictions pooled.
 
     Writes ``figures/README.md`` saying what produced each figure. Returns the written files.
@@ -208,7 +214,7 @@ def regenerate_figures(config: Config = Config(), *, root: str | os.PathLike | N
     # Find the runs first: without them there is nothing to redraw Figs 4-6 from, and the error should
     # come before minutes of drawing.
     runs = latest_group(protocol=config.protocol, backend=resolve_backend(config.embed.backend),
-                        augmented=config.augment_training, runs_dir=runs_dir)
+                        augmented=config.augment_training, runs_dir=runs_dir, config=config)
     folder = Path(figures_dir) if figures_dir else output_dir("figures")
     root, source = gdata.resolve_root(root)
     index = gdata.load_gtzan(root, on_error=config.data.on_error)

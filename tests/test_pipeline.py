@@ -74,6 +74,21 @@ def test_figures_only_redraws_without_training(pipeline_run, capsys):
     assert [p.stat().st_mtime_ns for p in runs] == stamps
 
 
+def test_figures_come_from_the_configured_settings_not_from_a_newer_experiment(pipeline_run):
+    _, output, arguments = pipeline_run
+    experiment = [a if a != "2" or arguments[i - 1] != "--epochs" else "1" for i, a in enumerate(arguments)]
+    assert main(["run", *experiment]) == 0  # a newer group of the same protocol, trained 1 epoch
+    notes = json.loads((output / "figures" / "figures.json").read_text())
+    newest = notes["fig4_cnn_architecture"]
+    assert main(["run", "--figures-only", *arguments]) == 0
+    notes = json.loads((output / "figures" / "figures.json").read_text())
+    configured = {json.loads((p.parent / "config.json").read_text())["train"]["epochs"]: p.parent.parent.name
+                  for p in (output / "runs").rglob("meta.json")}
+    assert sorted(configured) == [1, 2]
+    assert configured[1] in newest  # the experiment had drawn them from its own runs
+    assert configured[2] in notes["fig4_cnn_architecture"] and configured[1] not in notes["fig4_cnn_architecture"]
+
+
 def test_figures_only_without_runs_is_a_clear_error(pipeline_run, tmp_path, capsys):
     _, _, arguments = pipeline_run
     assert main(["run", "--figures-only", "--runs-dir", str(tmp_path), *arguments]) == 2
