@@ -476,8 +476,8 @@ def _intervals_markdown(table: pd.DataFrame) -> str:
 
 
 def _paired_markdown(table: pd.DataFrame) -> str:
-    lines = ["| model | versus | data | protocol | backend | augmentation | seeds | test tracks | accuracy | "
-             "versus | difference (95 % interval) | better / worse tracks | McNemar p |", "|" + "---|" * 13]
+    lines = ["| model | versus | data | protocol | backend | augmentation | seeds | test tracks | model's accuracy | "
+             "versus' accuracy | difference (95 % interval) | better / worse tracks | McNemar p |", "|" + "---|" * 13]
     for row in table.itertuples():
         lines.append(f"| {row.model} | {row.versus} | {row.data} | {row.protocol} | {row.backend} | "
                      f"{row.augmentation} | {row.seeds} | {row.n_tracks} | {row.first:.4f} | {row.second:.4f} | "

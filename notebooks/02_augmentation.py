@@ -206,8 +206,9 @@ except genrelib.LeakageError as error:
 #
 # 1. Widen the noise range: add noise at 5 dB SNR and *measure* the SNR you got (signal power over noise power,
 #    in dB). Does it match what you asked for?
-# 2. Does `time_stretch` keep the pitch? Estimate the tempo (`librosa.beat.beat_track`) of the original and of
-#    the 1.25× copy, and the median pitch (`librosa.yin`) of both.
+# 2. Does `time_stretch` keep the pitch, and does `pitch_shift` keep the tempo? Estimate the tempo
+#    (`librosa.beat.beat_track`) of the original and of each copy, and how many semitones each copy's average chroma
+#    (`librosa.feature.chroma_stft`, the energy of the 12 pitch classes) is rotated against the original's.
 # 3. Ask `augment_split` for a copy of a *validation* track. What happens, and why is that right?
 
 # %%
@@ -221,11 +222,17 @@ print(f"asked for 5.0 dB, measured {measured:.2f} dB")
 
 # %%
 # %% tags=["solution", "hide-input"] jupyter={"source_hidden": true}
-stretched = examples["time_stretch rate=1.25"]
-for name, clip in (("original", y), ("rate 1.25", stretched)):
+def mean_chroma(clip):
+    return librosa.feature.chroma_stft(y=clip[: 15 * SR], sr=SR).mean(axis=1)
+
+
+reference = mean_chroma(y)
+for name in ("original", "time_stretch rate=1.25", "pitch_shift n_steps=+2"):
+    clip = examples[name]
     tempo, _ = librosa.beat.beat_track(y=clip[: 15 * SR], sr=SR)
-    f0 = librosa.yin(clip[: 5 * SR], fmin=60, fmax=1000, sr=SR)
-    print(f"{name}: tempo {float(np.atleast_1d(tempo)[0]):.0f} BPM, median pitch {np.median(f0):.0f} Hz")
+    chroma = mean_chroma(clip)
+    rotation = max(range(-5, 7), key=lambda steps: np.corrcoef(np.roll(reference, steps), chroma)[0, 1])
+    print(f"{name}: tempo {float(np.atleast_1d(tempo)[0]):.0f} BPM, chroma rotated by {rotation:+d} semitones")
 
 # %%
 # %% tags=["solution", "hide-input"] jupyter={"source_hidden": true}
