@@ -24,7 +24,7 @@ from .config import GENRES  # noqa: E402
 from .errors import ParameterError  # noqa: E402
 
 __all__ = ["save_figure", "write_figures_readme", "class_balance", "fig1_waveforms", "fig3_mel_spectrogram",
-           "augmentation_spectrograms", "genre_colors"]
+           "augmentation_spectrograms", "probability_timeline", "genre_colors"]
 
 
 def save_figure(fig, name: str, *, output_dir: str | os.PathLike | None = None, formats=("png", "pdf"),
@@ -316,6 +316,32 @@ def augmentation_spectrograms(clips: dict[str, np.ndarray], *, sr: int, seconds:
     fig = axes[0].figure
     fig.colorbar(image, ax=list(axes), format="%+2.0f dB")
     return fig
+
+
+def probability_timeline(timeline, *, title: str = "", true_genre: str | None = None, ax=None):
+    """Genre probabilities of each patch over time, as a heat map (genres down, time across).
+
+    Notebook: 05_evaluation. ``timeline`` is :func:`genrelib.predict.patch_timeline`'s frame; ``true_genre``
+    is marked on the genre axis.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+    """
+    columns = [f"p_{g}" for g in GENRES]
+    if not hasattr(timeline, "columns") or not {"start", "end", *columns} <= set(timeline.columns) or not len(timeline):
+        raise ParameterError("timeline needs 'start', 'end' and p_<genre> columns for at least one patch "
+                             "(genrelib.predict.patch_timeline)")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 3.4))
+    edges = np.append(timeline["start"].to_numpy(), timeline["end"].iloc[-1])
+    mesh = ax.pcolormesh(edges, np.arange(len(GENRES) + 1), timeline[columns].to_numpy().T, vmin=0, vmax=1,
+                         cmap="viridis")
+    ax.set_yticks(np.arange(len(GENRES)) + 0.5, [f"{g} (true)" if g == true_genre else g for g in GENRES])
+    ax.invert_yaxis()
+    ax.set(xlabel="time [s]", title=title or "genre probability of each patch")
+    ax.figure.colorbar(mesh, ax=ax, label="probability")
+    return ax
 
 
 def fig2_genre_distribution(manifest_or_counts, *, ax=None):

@@ -24,7 +24,7 @@ from .config import GENRES, Config
 from .errors import DataError, GenrelibError, TrainingError, WeightsError
 
 __all__ = ["Classifier", "load_classifier", "latest_run", "window_patches", "predict_audio", "predict_files",
-           "ZERO_SHOT_CLASSES", "zero_shot"]
+           "patch_timeline", "ZERO_SHOT_CLASSES", "zero_shot"]
 
 
 @dataclass
@@ -161,6 +161,40 @@ def predict_audio(y: np.ndarray, *, sr: int, classifier: Classifier) -> np.ndarr
         raise TrainingError(f"{classifier.run_dir}: the model gives non-finite probabilities (a diverged run?); "
                             f"train it again")
     return probabilities
+
+
+def patch_timeline(y: np.ndarray, *, sr: int, classifier: Classifier) -> pd.DataFrame:
+    """What the network makes of each patch of a clip on its own: genre probabilities over time.
+
+    Notebook: 05_evaluation (misclassified clips). Each embedding row is given to the network alone, filled
+    to the input length as training fills a short clip (``classifier.pad_mode``, by default repeating it), so
+    a row's probabilities say which genre that moment sounds like to the network; :func:`predict_audio`
+    averages whole windows instead.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)], float
+    sr : int > 0 [Hz]
+    classifier : Classifier
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per patch: ``start`` and ``end`` [s], ``p_<genre>`` for every genre.
+    """
+    from .embed import embed_audio
+    from .model import fit_patches
+
+    backend = classifier.backend
+    embedding = embed_audio(y, sr=sr, backend=backend)
+    windows = np.stack([fit_patches(row[np.newaxis], n_patches=classifier.n_patches, pad_mode=classifier.pad_mode)
+                        for row in embedding])
+    probabilities = classifier.model.predict(windows, verbose=0)
+    starts = np.arange(len(embedding)) * backend.patch_hop_seconds
+    frame = pd.DataFrame(probabilities, columns=[f"p_{g}" for g in GENRES])
+    frame.insert(0, "end", starts + backend.patch_seconds)
+    frame.insert(0, "start", starts)
+    return frame
 
 
 def predict_files(paths: Iterable[str | os.PathLike], *, classifier: Classifier | None = None,

@@ -121,3 +121,20 @@ def test_cli_prints_genre_and_probabilities(trained, tmp_path, capsys):
     assert main(["predict", good, str(missing), "--model", str(trained[0])]) == 1
     captured = capsys.readouterr()
     assert f"{missing}: no such file" in captured.err and good in captured.out
+
+
+def test_patch_timeline_is_the_network_on_each_patch_alone(trained, classifier):
+    from genrelib import plots
+
+    y = load(trained[1]["path"].iloc[0], sr=16000)
+    embedding = embed_audio(y, sr=16000, backend=MfccBackend())
+    timeline = predict.patch_timeline(y, sr=16000, classifier=classifier)
+    assert len(timeline) == len(embedding) == 3
+    np.testing.assert_allclose(timeline["start"], np.arange(3) * MfccBackend().patch_hop_seconds)
+    for i, row in enumerate(embedding):  # each patch repeated to the input length, as training pads a short clip
+        alone = classifier.model.predict(np.tile(row, (classifier.n_patches, 1))[None], verbose=0)[0]
+        np.testing.assert_allclose(timeline.filter(like="p_").to_numpy()[i], alone, atol=1e-6)
+    ax = plots.probability_timeline(timeline, true_genre="blues")
+    assert ax.get_yticklabels()[0].get_text() == "blues (true)"
+    with pytest.raises(Exception, match="p_<genre>"):
+        plots.probability_timeline(timeline.drop(columns="p_rock"))
