@@ -363,14 +363,21 @@ def _fmt(mean, std=None) -> str:
     return f"{mean:.4f}" if std is None else f"{mean:.4f} ± {std:.4f}"
 
 
-def _table3_markdown(table: pd.DataFrame) -> str:
-    lines = ["| model | data | protocol | backend | augmentation | seeds | runs | accuracy (ours) | loss (ours) "
-             "| accuracy (paper) | loss (paper) |", "|" + "---|" * 11]
-    for row in table.itertuples():
-        lines.append(f"| {row.model} | {row.data} | {row.protocol} | {row.backend} | {row.augmentation} | "
-                     f"{row.seeds} | {row.runs} | {_fmt(row.accuracy_mean, row.accuracy_std)} | "
-                     f"{_fmt(row.loss_mean, row.loss_std)} | {_fmt(row.paper_accuracy)} | {_fmt(row.paper_loss)} |")
+def _markdown(header: list[str], rows: Iterable[list]) -> str:
+    """A Markdown table: the header, its rule, one line per row of cells."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(map(str, cells)) + " |" for cells in rows]
     return "\n".join(lines)
+
+
+_FACTS = ["model", "data", "protocol", "backend", "augmentation", "seeds"]
+
+
+def _table3_markdown(table: pd.DataFrame) -> str:
+    return _markdown(_FACTS + ["runs", "accuracy (ours)", "loss (ours)", "accuracy (paper)", "loss (paper)"],
+                     ([*(getattr(row, f) for f in _FACTS), row.runs, _fmt(row.accuracy_mean, row.accuracy_std),
+                       _fmt(row.loss_mean, row.loss_std), _fmt(row.paper_accuracy), _fmt(row.paper_loss)]
+                      for row in table.itertuples()))
 
 
 def _table2_markdown(table: pd.DataFrame) -> str:
@@ -466,24 +473,18 @@ def baseline_comparisons(summaries: Iterable[dict]) -> pd.DataFrame:
 
 
 def _intervals_markdown(table: pd.DataFrame) -> str:
-    lines = ["| model | data | protocol | backend | augmentation | seeds | runs | test tracks | accuracy over tracks "
-             "| 95 % interval |", "|" + "---|" * 10]
-    for row in table.itertuples():
-        lines.append(f"| {row.model} | {row.data} | {row.protocol} | {row.backend} | {row.augmentation} | "
-                     f"{row.seeds} | {row.runs} | {row.n_tracks} | {row.accuracy:.4f} | "
-                     f"{row.low:.4f} - {row.high:.4f} |")
-    return "\n".join(lines)
+    return _markdown(_FACTS + ["runs", "test tracks", "accuracy over tracks", "95 % interval"],
+                     ([*(getattr(row, f) for f in _FACTS), row.runs, row.n_tracks, f"{row.accuracy:.4f}",
+                       f"{row.low:.4f} - {row.high:.4f}"] for row in table.itertuples()))
 
 
 def _paired_markdown(table: pd.DataFrame) -> str:
-    lines = ["| model | versus | data | protocol | backend | augmentation | seeds | test tracks | model's accuracy | "
-             "versus' accuracy | difference (95 % interval) | better / worse tracks | McNemar p |", "|" + "---|" * 13]
-    for row in table.itertuples():
-        lines.append(f"| {row.model} | {row.versus} | {row.data} | {row.protocol} | {row.backend} | "
-                     f"{row.augmentation} | {row.seeds} | {row.n_tracks} | {row.first:.4f} | {row.second:.4f} | "
-                     f"{row.difference:+.4f} ({row.low:+.4f} to {row.high:+.4f}) | {row.first_better} / "
-                     f"{row.second_better} | {row.p_value:.3g} |")
-    return "\n".join(lines)
+    return _markdown(["model", "versus", *_FACTS[1:], "test tracks", "model's accuracy", "versus' accuracy",
+                      "difference (95 % interval)", "better / worse tracks", "McNemar p"],
+                     ([row.model, row.versus, *(getattr(row, f) for f in _FACTS[1:]), row.n_tracks, f"{row.first:.4f}",
+                       f"{row.second:.4f}", f"{row.difference:+.4f} ({row.low:+.4f} to {row.high:+.4f})",
+                       f"{row.first_better} / {row.second_better}", f"{row.p_value:.3g}"]
+                      for row in table.itertuples()))
 
 
 def _per_run_markdown(table: pd.DataFrame) -> str:
