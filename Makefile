@@ -14,7 +14,7 @@ export GENRELIB_CACHE ?= $(abspath .cache/genrelib)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONPATH := $(abspath .):$(PYTHONPATH)
 
-.PHONY: help venv demo test unit notebooks-test figures bench clean lock check-results findings book book-test lab lab-test
+.PHONY: help venv demo test unit notebooks-test figures bench clean lock check-results findings book book-test lab lab-test nbfilter
 
 help:
 	@echo "make demo   - create the venv, run the notebook series on the default data, write figures/ and results/"
@@ -76,6 +76,11 @@ book-test: venv
 # project's figures/, results/, runs/ (genrelib.storage.output_dir); saving changes nothing in a .py (jupytext.toml).
 lab: venv
 	$(BIN)/jupyter lab notebooks/
+
+# Registers tools/nbfilter.py as the git clean filter that .gitattributes names for notebooks/*.ipynb: a notebook
+# saved in JupyterLab is committed without audio players, TensorFlow log lines or this machine's paths.
+nbfilter: venv
+	git config filter.genrelib-notebook.clean '$(BIN)/python tools/nbfilter.py %f'
 
 # The browser test of notebook 02 in JupyterLab (tests/test_lab.py): needs a system Chromium (apt-get install -y chromium).
 lab-test: venv
