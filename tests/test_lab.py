@@ -81,7 +81,9 @@ def lab(tmp_path_factory):
     news.parent.mkdir(parents=True)
     news.write_text('{"fetchNews": "false"}')  # no "official Jupyter news?" toast over the notebook
     port, token = free_port(), secrets.token_hex(16)
-    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    # No TF_CPP_MIN_LOG_LEVEL (a student's shell has none), no PYTEST_CURRENT_TEST (with it ipykernel stops forwarding
+    # file descriptor 2 to the notebook, which would hide TensorFlow's native log from this test).
+    env = {key: value for key, value in os.environ.items() if key not in ("TF_CPP_MIN_LOG_LEVEL", "PYTEST_CURRENT_TEST")}
     env.update(GENRELIB_QUICK="1", GENRELIB_OUTPUT=str(folder / "output"),
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
                JUPYTER_CONFIG_DIR=str(folder / "config"), JUPYTER_RUNTIME_DIR=str(folder / "runtime"),
