@@ -143,6 +143,12 @@ PROGRESS = """() => { const w = window.jupyterapp.shell.currentWidget;
 RAN = f"() => {{ const [n, ran, failed, status] = ({PROGRESS})(); return status === 'idle' && (ran === n || failed > 0); }}"
 
 
+#: The panel is not busy ("computing ..." gone, controls enabled again).
+IDLE_PANEL = ("() => !Array.from(document.querySelectorAll('.jp-Notebook .widget-html'))"
+              ".some(e => e.innerText.includes('computing'))"
+              " && !document.querySelector('.jp-Notebook .widget-dropdown select:disabled')")
+
+
 def shoot(page, folder: Path, name: str) -> None:
     page.screenshot(path=str(folder / f"lab-{name}.png"))
 
@@ -188,10 +194,13 @@ def test_notebook_02_runs_cleanly_and_its_panel_plays(lab, page):
     assert len(first) == 2 and all(src.startswith("data:audio/wav") for src in first), first[:1]
 
     method = page.locator(".jp-Notebook .widget-dropdown", has_text="method").locator("select")
+    changed = time.monotonic()
     method.select_option("pitch_shift")
     page.wait_for_function("(old) => { const a = Array.from(document.querySelectorAll('.jp-Notebook .widget-output audio'));"
                            " return a.length === 2 && (a[1].currentSrc || a[1].querySelector('source').src) !== old; }",
                            arg=first[1], timeout=30_000)
+    page.wait_for_function(IDLE_PANEL, timeout=30_000)
+    method_s = time.monotonic() - changed
     after_method = sources(page)
     assert after_method[1] != first[1]
     slider_label = page.locator(".jp-Notebook .widget-slider .widget-label").first.inner_text()
@@ -199,11 +208,14 @@ def test_notebook_02_runs_cleanly_and_its_panel_plays(lab, page):
 
     handle = page.locator(".jp-Notebook .widget-slider .noUi-handle").first
     handle.focus()
+    changed = time.monotonic()
     for _ in range(5):
         handle.press("ArrowLeft")
     page.wait_for_function("(old) => { const a = Array.from(document.querySelectorAll('.jp-Notebook .widget-output audio'));"
                            " return a.length === 2 && (a[1].currentSrc || a[1].querySelector('source').src) !== old; }",
                            arg=after_method[1], timeout=30_000)
+    page.wait_for_function(IDLE_PANEL, timeout=30_000)
+    slider_s = time.monotonic() - changed
     after_slider = sources(page)
     assert after_slider[1] != after_method[1]
     readout = page.locator(".jp-Notebook .widget-slider .widget-readout").first.inner_text()
@@ -218,4 +230,5 @@ def test_notebook_02_runs_cleanly_and_its_panel_plays(lab, page):
     texts = outputs_text(page)
     assert not any("Error displaying widget" in text for text in texts)
     assert not page.problems, page.problems
-    print(f"test_lab: notebook {NOTEBOOK} ran in {ran:.0f} s; augmented player reached {played:.2f} s")
+    print(f"test_lab: notebook {NOTEBOOK} ran in {ran:.0f} s; method change {method_s:.1f} s, slider change "
+          f"{slider_s:.1f} s (until the panel is idle); augmented player reached {played:.2f} s")
