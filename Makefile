@@ -14,13 +14,14 @@ export GENRELIB_CACHE ?= $(abspath .cache/genrelib)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONPATH := $(abspath .):$(PYTHONPATH)
 
-.PHONY: help venv demo test unit notebooks-test figures bench clean lock check-results findings book book-test
+.PHONY: help venv demo test unit notebooks-test figures bench clean lock check-results findings book book-test lab lab-test nbfilter
 
 help:
 	@echo "make demo   - create the venv, run the notebook series on the default data, write figures/ and results/"
 	@echo "make check-results - regenerate the committed result rows from an empty cache and compare"
 	@echo "make test   - unit tests + every notebook under nbval (quick mode)"
 	@echo "make book   - the executed notebooks as a static site in build/book/html (nothing re-executed)"
+	@echo "make lab    - open the notebook series in JupyterLab"
 	@echo "make venv | figures | bench | clean | lock"
 
 venv: $(STAMP)
@@ -70,6 +71,21 @@ book: venv
 book-test: venv
 	$(BIN)/python tools/build_book.py --install book --install browser --no-build
 	$(BIN)/python -m pytest -m browser tests/test_book.py
+
+# The notebook series in JupyterLab (the dev extra pins it). Kernels start in notebooks/ and still write to the
+# project's figures/, results/, runs/ (genrelib.storage.output_dir); saving changes nothing in a .py (jupytext.toml).
+lab: venv
+	$(BIN)/jupyter lab notebooks/
+
+# Registers tools/nbfilter.py as the git clean filter that .gitattributes names for notebooks/*.ipynb: a notebook
+# saved in JupyterLab is committed without audio players, TensorFlow log lines or this machine's paths.
+nbfilter: venv
+	git config filter.genrelib-notebook.clean '$(BIN)/python tools/nbfilter.py %f'
+
+# The browser test of notebook 02 in JupyterLab (tests/test_lab.py): needs a system Chromium (apt-get install -y chromium).
+lab-test: venv
+	$(BIN)/python tools/build_book.py --install browser --no-build
+	$(BIN)/python -m pytest -m browser tests/test_lab.py
 
 figures: venv
 	GENRELIB_OUTPUT=$(abspath .) $(BIN)/python -m genrelib run --figures-only

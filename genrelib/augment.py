@@ -601,8 +601,10 @@ def augment_split(
         if todo:
             jobs.append((str(paths[track_id]), todo, config.sample_rate))
     errors: dict[str, str] = {}
+    from .progress import leave
+
     with tqdm(total=len(plan), initial=len(plan) - len(jobs), disable=not progress, unit="clip",
-              desc=f"augment [{split.protocol}]") as bar:
+              desc=f"augment [{split.protocol}]", leave=leave()) as bar:
         for (_, items, _), error in _run_jobs(_augment_source, jobs, n_jobs=n_jobs):
             if error:
                 errors[items[0].track_id] = error

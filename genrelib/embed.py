@@ -298,7 +298,9 @@ def embed_dataset(
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(items), disable=not progress, desc=f"embed [{model.name}]", unit="clip")
+    from .progress import leave
+
+    bar = tqdm(total=len(items), disable=not progress, desc=f"embed [{model.name}]", unit="clip", leave=leave())
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="genrelib-decode")
     try:
         prepared = _prefetched(pool, prepare, items, depth=prefetch)

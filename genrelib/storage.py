@@ -62,11 +62,19 @@ def cache_dir(*parts: str, create: bool = True) -> Path:
 
 def machine_paths(root: str | os.PathLike | None = None) -> dict[str, str]:
     """This machine's folders that a written result may name, longest first, with what a reader sees instead:
-    ``$GENRELIB_CACHE``, ``$GENRELIB_DATA``, ``.`` (``root``, default the working directory) and ``$TMPDIR``."""
-    places = {os.environ.get("GENRELIB_CACHE"): "$GENRELIB_CACHE", os.environ.get("GENRELIB_DATA"): "$GENRELIB_DATA",
-              str(root or Path.cwd()): ".", tempfile.gettempdir(): "$TMPDIR"}
-    resolved = {str(Path(path).resolve()): name for path, name in places.items() if path}
-    return dict(sorted(resolved.items(), key=lambda item: -len(item[0])))
+    ``$GENRELIB_CACHE``, ``$GENRELIB_DATA``, ``.`` (``root``, default the working directory), ``$TMPDIR`` and ``~``
+    (the home folder), each both as given (made absolute) and with its links resolved, since a program may print
+    either."""
+    home = str(Path.home())
+    places = {home if home != os.sep else None: "~", tempfile.gettempdir(): "$TMPDIR",
+              str(root or Path.cwd()): ".", os.environ.get("GENRELIB_DATA"): "$GENRELIB_DATA",
+              os.environ.get("GENRELIB_CACHE"): "$GENRELIB_CACHE"}
+    found = {}
+    for path, name in places.items():  # later (more specific) names win where two places are one folder
+        if path:
+            path = os.path.expanduser(path)
+            found.update({os.path.abspath(path): name, str(Path(path).resolve()): name})
+    return dict(sorted(found.items(), key=lambda item: -len(item[0])))
 
 
 def neutral_paths(text: str, replacements: dict[str, str] | None = None) -> str:
@@ -81,9 +89,11 @@ def output_dir(kind: str, *, create: bool = True) -> Path:
     """Folder for generated artefacts of ``kind`` (``"figures"``, ``"results"``, ``"runs"``).
 
     ``$GENRELIB_OUTPUT/<kind>`` when set (``make demo`` points it at the project, ``make test`` at
-    ``build/test-output`` so quick runs never overwrite the committed figures), else ``./<kind>``.
+    ``build/test-output`` so quick runs never overwrite the committed figures), else ``<project>/<kind>`` when the
+    working directory is a genrelib checkout's ``notebooks/`` folder (where JupyterLab starts a notebook's kernel),
+    else ``./<kind>``.
     """
-    root = Path(os.environ.get("GENRELIB_OUTPUT") or Path.cwd())
+    root = Path(os.environ.get("GENRELIB_OUTPUT") or _project_of_notebooks(Path.cwd()) or Path.cwd())
     path = root / kind
     if create:
         try:
@@ -91,6 +101,20 @@ def output_dir(kind: str, *, create: bool = True) -> Path:
         except OSError as exc:
             raise write_error(path, exc) from None
     return path
+
+
+def _project_of_notebooks(folder: Path) -> Path | None:
+    """The checkout whose ``notebooks/`` folder ``folder`` is (its parent holds genrelib's ``pyproject.toml`` and the
+    ``genrelib`` package), else None: a kernel started beside the notebooks writes to the project's folders, so that
+    running a notebook by hand leaves no ``notebooks/figures/`` behind."""
+    if folder.name != "notebooks":
+        return None
+    project = folder.parent
+    try:
+        declares = 'name = "genrelib"' in (project / "pyproject.toml").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return project if declares and (project / "genrelib" / "__init__.py").is_file() else None
 
 
 @contextlib.contextmanager

@@ -568,15 +568,18 @@ def run_protocol(tracks: pd.DataFrame, *, config: Config = Config(), backend: An
         f"{config.protocol}-{backend_info['name']}-{'aug' if config.augment_training else 'noaug'}-{key}"
     from tqdm.auto import tqdm
 
+    from .progress import nested
+
     jobs = [(seed, split) for seed in range(config.seed, config.seed + n_seeds)
             for split in make_splits(tracks, protocol=config.protocol, seed=seed, config=config)]
     run_dirs = []
     for seed, split in tqdm(jobs, desc=f"{config.protocol} runs", unit="run", disable=not progress):
         run_dir = group / f"seed{seed}-fold{split.fold or 0}"
         if not (_is_complete(run_dir) and not overwrite):
-            augmented = augmented_for(split) if config.augment_training else None
-            train_split(split, tracks, run_dir=run_dir, augmented=augmented, config=config.replace(seed=seed),
-                        seed=seed, backend=backend_info, data=data, overwrite=overwrite)
+            with nested():  # one bar over the runs stays; each run's augment, embed and epoch bars vanish when done
+                augmented = augmented_for(split) if config.augment_training else None
+                train_split(split, tracks, run_dir=run_dir, augmented=augmented, config=config.replace(seed=seed),
+                            seed=seed, backend=backend_info, data=data, overwrite=overwrite)
         run_dirs.append(run_dir)
     return run_dirs
 

@@ -22,6 +22,9 @@ from .errors import ParameterError
 
 __all__ = ["SLIDERS", "AugmentationPanel", "augmentation_panel", "plot_comparison"]
 
+#: What the panel shows beside its slider while it recomputes.
+BUSY = "<i>computing ...</i>"
+
 #: Per method: slider label, AugmentConfig field giving its range, step, value the panel starts at.
 SLIDERS = {
     "time_stretch": ("rate", "stretch_rate_range", 0.01, "high"),
@@ -108,8 +111,9 @@ class AugmentationPanel:
         self.image = widgets.Image(format="png", layout=widgets.Layout(width="100%"))
         players = widgets.HBox([widgets.VBox([widgets.HTML(f"<b>{name}</b>"), out])
                                 for name, out in zip(("original", "augmented"), self.players)])
+        self.busy = widgets.HTML("")  # "computing ..." while a change is worked out; the controls are disabled then
         self.widget = widgets.VBox([widgets.HBox([self.genre, self.track]),
-                                    widgets.HBox([self.method, self.slider]), players, self.image])
+                                    widgets.HBox([self.method, self.slider, self.busy]), players, self.image])
         self.genre.observe(self._on_genre, names="value")
         self.method.observe(self._on_method, names="value")
         self.track.observe(self._on_value, names="value")
@@ -153,7 +157,22 @@ class AugmentationPanel:
         return _load_excerpt(str(path), self.sr, self.offset, self.duration)
 
     def update(self) -> None:
-        """Recompute the augmented excerpt, the players and the figure from the widgets' values."""
+        """Recompute the augmented excerpt, the players and the figure from the widgets' values.
+
+        While it works the panel says "computing ..." and its controls are disabled; players and figure are replaced
+        together at the end, so they never show different settings."""
+        controls = (self.genre, self.track, self.method, self.slider)
+        self.busy.value = BUSY
+        for control in controls:
+            control.disabled = True
+        try:
+            self._compute()
+        finally:
+            for control in controls:
+                control.disabled = False
+            self.busy.value = ""
+
+    def _compute(self) -> None:
         from IPython.display import Audio
 
         from . import augment
@@ -170,12 +189,13 @@ class AugmentationPanel:
         gain = 1.0 / max(1.0, float(np.max(np.abs(self.augmented))), float(np.max(np.abs(self.original))))
         self.audio = tuple(Audio(data=y * gain, rate=self.sr, normalize=False)
                            for y in (self.original, self.augmented))
+        image = self._draw()
         for out, player in zip(self.players, self.audio):
             out.outputs = ()
             out.append_display_data(player)
-        self._draw()
+        self.image.value = image
 
-    def _draw(self) -> None:
+    def _draw(self) -> bytes:
         import matplotlib.pyplot as plt
 
         if self.figure is not None:
@@ -186,7 +206,7 @@ class AugmentationPanel:
         buffer = io.BytesIO()
         self.figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
         plt.close(self.figure)  # shown through self.image; closing keeps it out of the notebook's output
-        self.image.value = buffer.getvalue()
+        return buffer.getvalue()
 
     def _ipython_display_(self) -> None:
         from IPython.display import display

@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from genrelib.quiet import NOISE, filtered_native_stderr
 
 SEEN = [  # lines TensorFlow 2.21 wrote on this machine, verbatim
@@ -67,3 +69,50 @@ def test_retracing_warnings_of_one_model_per_run_are_dropped_and_other_warnings_
     assert raw.returncode == 0 and "triggered tf.function retracing" in raw.stderr  # what users saw before
     quiet = subprocess.run([sys.executable, "-c", RETRACING_STORM], capture_output=True, text=True, timeout=300, env=env)
     assert quiet.returncode == 0 and quiet.stderr == "WARNING:tensorflow:a real warning\n", quiet.stderr
+
+
+KERNEL_CELL = """
+import dataclasses, numpy as np, genrelib, genrelib.train, genrelib.config as C
+config = C.Config()
+config = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=2))
+x = np.random.default_rng(0).random((40, 10, 16), dtype=np.float32); y = np.arange(40) % 10
+model, _ = genrelib.train.fit_classifier(x, y, x_valid=x[:10], y_valid=y[:10], config=config, progress=False)
+print(model.predict(x, verbose=0).shape)
+"""
+
+
+def kernel_streams(code: str, env: dict[str, str]) -> str:
+    """What a notebook cell run in a Jupyter kernel (the ipykernel JupyterLab starts, which forwards file
+    descriptor 2 to the notebook) shows: its stdout and stderr streams and any error, as text."""
+    from jupyter_client.manager import start_new_kernel
+
+    manager, client = start_new_kernel(kernel_name="python3", env=env, stderr=subprocess.DEVNULL)
+    try:
+        msg_id, shown = client.execute(code), []
+        while True:
+            message = client.get_iopub_msg(timeout=240)
+            if message["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = message["msg_type"], message["content"]
+            if kind == "stream":
+                shown.append(content["text"])
+            elif kind == "error":
+                shown.append("\n".join(content["traceback"]))
+            elif kind == "status" and content["execution_state"] == "idle":
+                return "".join(shown)
+    finally:
+        manager.shutdown_kernel(now=True)
+
+
+@pytest.mark.slow
+def test_a_notebook_run_by_hand_in_a_jupyter_kernel_shows_no_tensorflow_log():
+    """A student's kernel has no TF_CPP_MIN_LOG_LEVEL; the same cell with GENRELIB_TF_LOG=1 (the raw log) shows the
+    start-up lines, so the kernel does pass native writes on to the notebook and their absence means something."""
+    # ipykernel forwards descriptor 2 to the notebook except under pytest (PYTEST_CURRENT_TEST), as in JupyterLab
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "GENRELIB_TF_LOG",
+                                                            "PYTEST_CURRENT_TEST")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.path.dirname(os.path.dirname(__file__)),
+                                                      env.get("PYTHONPATH")]))
+    assert kernel_streams(KERNEL_CELL, env) == "(40, 10)\n"
+    raw = kernel_streams(KERNEL_CELL, {**env, "GENRELIB_TF_LOG": "1"})
+    assert any(NOISE.match(line) for line in raw.splitlines()), raw

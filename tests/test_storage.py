@@ -110,3 +110,33 @@ def test_neutral_paths_names_this_machines_folders_longest_first(tmp_path, monke
     below_tmp = tmp_path.resolve().relative_to(Path(tempfile.gettempdir()).resolve())
     assert storage.neutral_paths(text, replacements) == \
         f"$GENRELIB_CACHE/x.npz $GENRELIB_DATA/blues.wav ./results $TMPDIR/{below_tmp}/other"
+
+
+def test_neutral_paths_names_a_folder_by_its_link_and_its_target_and_the_home_folder(tmp_path, monkeypatch):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    monkeypatch.setenv("GENRELIB_DATA", str(tmp_path / "link"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    replacements = storage.machine_paths(tmp_path / "checkout")
+    text = f"{tmp_path}/link/blues.wav {(tmp_path / 'real').resolve()}/jazz.wav {tmp_path}/home/.config/x"
+    assert storage.neutral_paths(text, replacements) == "$GENRELIB_DATA/blues.wav $GENRELIB_DATA/jazz.wav ~/.config/x"
+
+
+def test_a_kernel_started_in_the_notebooks_folder_writes_to_the_projects_folders(tmp_path, monkeypatch):
+    monkeypatch.delenv("GENRELIB_OUTPUT", raising=False)
+    project = tmp_path / "checkout"
+    (project / "genrelib").mkdir(parents=True)
+    (project / "genrelib" / "__init__.py").write_text("")
+    (project / "pyproject.toml").write_text('[project]\nname = "genrelib"\n')
+    (project / "notebooks").mkdir()
+    monkeypatch.chdir(project / "notebooks")
+    assert storage.output_dir("figures") == project / "figures" and (project / "figures").is_dir()
+    assert not (project / "notebooks" / "figures").exists()
+    assert storage.output_dir("runs", create=False) == project / "runs"
+    monkeypatch.setenv("GENRELIB_OUTPUT", str(tmp_path / "o"))  # an explicit folder still wins
+    assert storage.output_dir("results", create=False) == tmp_path / "o" / "results"
+    monkeypatch.delenv("GENRELIB_OUTPUT")
+    for other in (tmp_path / "notebooks", project / "genrelib"):  # no checkout above, or not its notebooks/
+        other.mkdir(exist_ok=True)
+        monkeypatch.chdir(other)
+        assert storage.output_dir("results", create=False) == other / "results"

@@ -282,3 +282,20 @@ def test_build_optimizer_kind_and_learning_rate_override(name, kind):
     assert float(default.learning_rate) == pytest.approx(config.learning_rate)
     assert float(override.learning_rate) == pytest.approx(1e-5)
     assert getattr(override, "rho", 0.8) == pytest.approx(0.8)
+
+
+def test_inside_run_protocol_every_inner_progress_bar_is_transient(tracks, tmp_path):
+    """One bar per long loop: run_protocol's bar over its runs stays, each run's augment/embed/epoch bars vanish."""
+    from genrelib import progress
+
+    seen = []
+
+    def augmented_for(split):
+        seen.append(progress.leave())
+        return fake_augmented(tmp_path / f"aug{len(seen)}", tracks, split.train, copies=1)
+
+    config = TINY.replace(augment_training=True, protocol="paper", **{"train.n_seeds": 1, "train.epochs": 1})
+    assert progress.leave()
+    train.run_protocol(tracks, config=config, backend=FAKE_BACKEND, augmented_for=augmented_for,
+                       runs_dir=tmp_path / "runs", progress=False)
+    assert seen == [False] and progress.leave()  # inner bars transient during the run, and only then

@@ -126,3 +126,23 @@ def test_static_augmentation_spectrograms_share_one_db_scale():
     assert peaks[2] - peaks[0] == pytest.approx(-20.0, abs=0.1)
     with pytest.raises(ParameterError, match="clips is empty"):
         plots.augmentation_spectrograms({}, sr=sr)
+
+
+def test_while_a_change_is_computed_the_panel_is_busy_and_players_and_figure_change_together(panel, monkeypatch):
+    seen = []
+    draw = panel._draw
+
+    def watched():
+        seen.append((panel.busy.value, panel.slider.disabled, panel.method.disabled, panel.image.value))
+        return draw()
+
+    monkeypatch.setattr(panel, "_draw", watched)
+    panel.method.value = "time_stretch"
+    before_image = panel.image.value
+    players_before = [out.outputs for out in panel.players]
+    panel.slider.value = 0.9
+    busy, slider_disabled, method_disabled, image_while = seen[-1]
+    assert busy == widgets.BUSY and slider_disabled and method_disabled
+    assert image_while == before_image  # the old figure stays until the new players and figure replace it at once
+    assert panel.busy.value == "" and not panel.slider.disabled and not panel.genre.disabled
+    assert [out.outputs for out in panel.players] != players_before and panel.image.value != before_image

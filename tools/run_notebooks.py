@@ -72,21 +72,39 @@ def hide_machine_paths(notebook: nbformat.NotebookNode, replacements: dict[str, 
             return [scrub(item) for item in value]
         return neutral_paths(value, replacements) if isinstance(value, str) else value
 
+    def scrub_json(value):
+        if isinstance(value, dict):
+            return {key: scrub_json(item) for key, item in value.items()}
+        return scrub(value)
+
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
-            if "text" in output:
-                output["text"] = scrub(output["text"])
+            for field in ("text", "evalue", "traceback"):  # streams, and an error's message and traceback
+                if field in output:
+                    output[field] = scrub(output[field])
             for mime, value in output.get("data", {}).items():
-                if mime.startswith("text/"):
-                    output["data"][mime] = scrub(value)
+                if mime.startswith("text/") or mime.endswith("json") or mime == "image/svg+xml":
+                    output["data"][mime] = scrub_json(value)
 
 
-def make_diffable(notebook: nbformat.NotebookNode, stem: str) -> None:
-    """Cell ids from the notebook's name and position, no execution timestamps: a re-run of ``make demo``
-    then changes only outputs that really changed."""
+def make_diffable(notebook: nbformat.NotebookNode, stem: str | None) -> None:
+    """Cell ids from the notebook's name and position (unless ``stem`` is None), no execution timestamps: a re-run
+    of ``make demo`` then changes only outputs that really changed."""
     for number, cell in enumerate(notebook.cells):
-        cell["id"] = f"{stem[:2]}-{number:03d}"
+        if stem is not None:
+            cell["id"] = f"{stem[:2]}-{number:03d}"
         cell.get("metadata", {}).pop("execution", None)
+
+
+def clean(notebook: nbformat.NotebookNode, stem: str | None) -> int:
+    """Everything done to an executed notebook before it is committed (here and by ``tools/nbfilter.py``, the git
+    filter): no audio, no TensorFlow native log, no path of this machine, no execution timestamps, and cell ids from
+    ``stem`` and position (None keeps the ids); return how many audio outputs were removed."""
+    removed = strip_audio(notebook)
+    strip_native_log(notebook)
+    hide_machine_paths(notebook, machine_paths(Path(__file__).resolve().parents[1]))
+    make_diffable(notebook, stem)
+    return removed
 
 
 def execute(source: Path, *, timeout: int) -> Path:
@@ -96,10 +114,7 @@ def execute(source: Path, *, timeout: int) -> Path:
     started = time.time()
     NotebookClient(notebook, timeout=timeout, kernel_name="python3",
                    resources={"metadata": {"path": str(source.parent)}}).execute()
-    removed = strip_audio(notebook)
-    strip_native_log(notebook)
-    hide_machine_paths(notebook, machine_paths(Path(__file__).resolve().parents[1]))
-    make_diffable(notebook, source.stem)
+    removed = clean(notebook, source.stem)
     target = source.with_suffix(".ipynb")
     jupytext.write(notebook, target, fmt="ipynb")
     print(f"{source.name}: executed in {time.time() - started:.0f} s, {removed} audio output(s) removed -> {target}")
