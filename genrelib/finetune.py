@@ -1147,7 +1147,7 @@ def run_protocol(index: pd.DataFrame, *, backbone: str = "musicnn-msd", unfreeze
                  config: Config = Config(), head_epochs: int | None = None, finetune_epochs: int = 10,
                  finetune_learning_rate: float = 1e-5, weights: str | os.PathLike | None = None,
                  runs_dir: str | os.PathLike | None = None, overwrite: bool = False,
-                 progress: bool = True) -> list[Path]:
+                 progress: bool = True, max_runs: int | None = None) -> list[Path]:
     """:func:`fine_tune` on every split of ``config.protocol`` for ``config.train.n_seeds`` seeds.
 
     Notebook: 06_fine_tuning. CLI: ``genrelib finetune``.
@@ -1155,6 +1155,10 @@ def run_protocol(index: pd.DataFrame, *, backbone: str = "musicnn-msd", unfreeze
     The splits are :func:`genrelib.train.make_splits`' (the classifier's, so frozen and fine-tuned runs
     share folds and seeds with ``genrelib train``); augmented copies are drawn with ``config.seed`` for
     every split, as the pipeline does, so each track's copies are made and cached once.
+
+    ``max_runs`` runs only the first ``max_runs`` (seed, split) pairs, in order (seed 0's folds first): a subset
+    that fits the time at hand. The group folder does not depend on it, so a later call with more runs (or
+    none) reuses the finished ones and adds the rest.
 
     Returns
     -------
@@ -1166,6 +1170,8 @@ def run_protocol(index: pd.DataFrame, *, backbone: str = "musicnn-msd", unfreeze
     n_seeds = positive_int(config.validate().train.n_seeds, "n_seeds")
     jobs = [(seed, split) for seed in range(config.seed, config.seed + n_seeds)
             for split in make_splits(index, protocol=config.protocol, seed=seed, config=config)]
+    if max_runs is not None:
+        jobs = jobs[:positive_int(max_runs, "max_runs")]
     settings = {"config": config.keyed_settings(), "weights": weights,
                 "epochs": [head_epochs, finetune_epochs], "finetune_learning_rate": finetune_learning_rate,
                 "code": {"finetune": FINETUNE_VERSION, **package_versions()}}

@@ -411,6 +411,26 @@ def test_run_protocol_prints_the_plan_once_before_the_first_run_that_trains(clip
     assert [describe for _, describe in calls] == [False, False, False]
 
 
+def test_run_protocol_max_runs_takes_the_first_runs_of_the_same_group(clips, tmp_path, monkeypatch):
+    index, _ = clips
+    calls = []
+
+    def fake_fine_tune(split, index, *, run_dir, seed, **_):
+        calls.append((run_dir.parent.name, seed, split.fold))
+        return run_dir
+
+    monkeypatch.setattr(finetune, "fine_tune", fake_fine_tune)
+    config = QUICK.replace(protocol="kfold", **{"train.folds": 3, "train.valid_size": 0.5, "train.n_seeds": 2})
+    every = finetune.run_protocol(index, config=config, runs_dir=tmp_path, progress=False)
+    first = list(calls)
+    calls.clear()
+    some = finetune.run_protocol(index, config=config, runs_dir=tmp_path, progress=False, max_runs=2)
+    assert some == every[:2] and calls == first[:2]  # same folder: a later call with more runs resumes these
+    assert [(seed, fold) for _, seed, fold in first] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+    with pytest.raises(ParameterError):
+        finetune.run_protocol(index, config=config, runs_dir=tmp_path, progress=False, max_runs=0)
+
+
 # ------------------------------------------------------------------------------------------ YAMNet
 
 #: YAMNet's official layers that hold a trainable kernel: layer1's convolution, then a depthwise and a pointwise

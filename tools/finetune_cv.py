@@ -52,7 +52,7 @@ BACKBONE = "musicnn-msd"
 
 
 def run_setting(name: str, *, data: str | None, folds: int, seeds: int, runs_dir: str,
-                backbone: str = BACKBONE) -> dict:
+                backbone: str = BACKBONE, max_runs: int | None = None) -> dict:
     """In a child process: one setting's protocol, its summary and its costs."""
     sys.path.insert(0, str(ROOT))
     from genrelib import data as gdata
@@ -64,7 +64,7 @@ def run_setting(name: str, *, data: str | None, folds: int, seeds: int, runs_dir
     index = gdata.load_gtzan(root)
     config = Config().replace(protocol="kfold", **{"train.folds": folds, "train.n_seeds": seeds})
     run_dirs = finetune.run_protocol(index, backbone=backbone, config=config, finetune_epochs=FINETUNE_EPOCHS,
-                                     runs_dir=runs_dir, progress=False, **SETTINGS[name])
+                                     runs_dir=runs_dir, progress=False, max_runs=max_runs, **SETTINGS[name])
     runs, table = finetune.summarize(run_dirs)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     meta = finetune.load_run(run_dirs[0])["meta"]
@@ -137,10 +137,12 @@ def _other_markdown(report: dict, main: list[dict], rows: list[dict]) -> list[st
         f"## Fine-tuning {backbone}: frozen features vs fine-tuned",
         "",
         f"Same data, splits, augmentation and schedule as above; {BLOCK_NOTES.get(backbone, '')}. "
-        f"Runs: stratified {rows[0].get('folds', report['folds'])}-fold CV x {rows[0].get('seeds', report['seeds'])} "
-        f"seed(s), {n_runs} runs" + (f" - **a subset** of the {report['n_runs']} runs of the table above "
-                                     f"(the same splits and seeds for those runs), chosen to fit the CPU time "
-                                     f"available" if subset else "") + ".",
+        f"Runs: " + ", ".join(f"seed {seed} fold {fold}" for seed, fold in
+                              ((run["seed"], run["fold"]) for run in rows[0]["runs"])) +
+        f" of stratified {rows[0].get('folds', report['folds'])}-fold CV, {n_runs} run(s)" +
+        (f" - **a subset** of the {report['n_runs']} runs of the table above (the same splits and seeds for "
+         f"those runs), chosen to fit the CPU time available; wall and CPU are for these runs only"
+         if subset else "") + ".",
         "",
         *_table_lines(rows),
     ]
@@ -255,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backbone", default=BACKBONE, help=f"backbone to fine-tune (default: {BACKBONE})")
     parser.add_argument("--merge", action="store_true",
                         help="keep the existing finetune.json's header and the rows this call does not rerun")
+    parser.add_argument("--max-runs", type=int, default=None,
+                        help="only the first N runs of the folds x seeds (seed 0's folds first): a labelled subset")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
@@ -267,14 +271,15 @@ def main(argv: list[str] | None = None) -> int:
     runs_dir = str(Path(args.cache or tempfile.mkdtemp(prefix="finetune_cv-")) / "runs")
     if args.child:
         print(json.dumps(run_setting(args.child, data=args.data, folds=args.folds, seeds=args.seeds,
-                                     runs_dir=runs_dir, backbone=args.backbone)))
+                                     runs_dir=runs_dir, backbone=args.backbone, max_runs=args.max_runs)))
         return 0
     cache = args.cache or str(Path(runs_dir).parent)
     env = {**os.environ, "GENRELIB_CACHE": cache, "TF_CPP_MIN_LOG_LEVEL": "2"}
     results = []
     for name in args.settings:
         command = [sys.executable, __file__, "--child", name, "--folds", str(args.folds), "--seeds", str(args.seeds),
-                   "--cache", cache, "--backbone", args.backbone, *(["--data", args.data] if args.data else [])]
+                   "--cache", cache, "--backbone", args.backbone, *(["--data", args.data] if args.data else []),
+                   *(["--max-runs", str(args.max_runs)] if args.max_runs else [])]
         output = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
         results.append(json.loads(output.strip().splitlines()[-1]))
         s = results[-1]["summary"]
@@ -291,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         report = json.loads((output_dir / "finetune.json").read_text())
         rerun = {(args.backbone, row["setting"]) for row in results}
         for row in results:
-            row.update(command=command, folds=args.folds, seeds=args.seeds)
+            row.update(command=command, folds=args.folds, seeds=args.seeds, max_runs=args.max_runs)
         report["results"] = [row for row in report["results"]
                              if (row.get("backbone", report["backbone"]), row["setting"]) not in rerun] + results
         (output_dir / "finetune.json").write_text(neutral_paths(json.dumps(report, indent=1) + "\n"))
