@@ -543,6 +543,6 @@ def per_genre_bars(scores: dict, *, metric: str = "F1", title: str = "", ax=None
     ax.set_ylim(0, 1.05)
     ax.set_ylabel(metric)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower left", ncol=min(len(scores), 2))
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=min(len(scores), 4), frameon=False)
     ax.set_title(title or f"per-genre {metric}")
     return ax

@@ -478,7 +478,7 @@ def zero_shot_figure(*, results_dir: str | os.PathLike | None = None, figures_di
     ax = plots.per_genre_bars(scores, metric=name, title=f"YAMNet embeddings: per-genre {name}, zero-shot vs "
                                                          f"trained ({protocol} test tracks pooled)")
     note = (f"per-genre {name} from results/table2_per_genre.json (backend yamnet): " + "; ".join(described) +
-            ". Zero-shot: AudioSet genre classes, nothing trained; AudioSet/GTZAN overlap is unaudited")
+            ". Zero-shot: AudioSet genre classes, nothing trained; AudioSet/GTZAN overlap is unaudited.")
     paths = plots.save_figure(ax.figure, "zero_shot_vs_trained", output_dir=figures_dir, note=note)
     plt.close(ax.figure)
     return paths
