@@ -68,6 +68,7 @@ def run_setting(name: str, *, data: str | None, folds: int, seeds: int, runs_dir
     runs, table = finetune.summarize(run_dirs)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     meta = finetune.load_run(run_dirs[0])["meta"]
+    metas = [finetune.load_run(run_dir)["meta"] for run_dir in run_dirs]
     return {
         "setting": name, **SETTINGS[name], "backbone": backbone, "trained_layers": meta["trained_layers"],
         "finetune_epochs": FINETUNE_EPOCHS, "head_epochs": meta["head_epochs"],
@@ -81,6 +82,10 @@ def run_setting(name: str, *, data: str | None, folds: int, seeds: int, runs_dir
         "cpu_seconds": round(time.process_time() - cpu_started + children.ru_utime + children.ru_stime, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "peak_rss_children_mb": round(children.ru_maxrss / 1024),
+        # What the runs themselves recorded (a setting whose runs were trained by an earlier call reuses them):
+        "runs_wall_seconds": round(sum(m.get("wall_seconds", 0.0) for m in metas), 1),
+        "runs_cpu_seconds": round(sum(m.get("cpu_seconds", 0.0) for m in metas), 1),
+        "runs_peak_rss_mb": max(m.get("peak_rss_mb", 0) for m in metas),
     }
 
 
@@ -102,8 +107,9 @@ def _table_lines(results: list[dict]) -> list[str]:
             f"{100 * s['finetuned']['mean']:.1f} ± {100 * s['finetuned']['std']:.1f} % | "
             f"{100 * s['difference']['mean']:+.1f} ± {100 * s['difference']['std']:.1f} pts | {counts} | "
             f"{100 * max(run['weight_change'] for run in row['runs']):.2g} % | "
-            f"{row['wall_seconds'] / 60:.1f} min | {row['cpu_seconds'] / 60:.1f} min | "
-            f"{max(row['peak_rss_mb'], row['peak_rss_children_mb']) / 1024:.1f} GB |")
+            f"{max(row['wall_seconds'], row.get('runs_wall_seconds', 0)) / 60:.1f} min | "
+            f"{max(row['cpu_seconds'], row.get('runs_cpu_seconds', 0)) / 60:.1f} min | "
+            f"{max(row['peak_rss_mb'], row['peak_rss_children_mb'], row.get('runs_peak_rss_mb', 0)) / 1024:.1f} GB |")
     return lines
 
 
@@ -121,7 +127,7 @@ BLOCK_NOTES = {
     "yamnet": "a block is one of YAMNet's official layers, top first: `layer14` ... `layer2` are each one "
               "depthwise-separable convolution (3x3 depthwise conv + batch norm + ReLU6, 1x1 pointwise conv + "
               "batch norm + ReLU6), `layer1` the first full 3x3 convolution; `unfreeze 1` trains layer14's "
-              "two kernels (1 058 816 of YAMNet's 3.2 M convolution weights), the batch norms stay frozen. The "
+              "two kernels (1 058 816 weights), the batch norms stay frozen. The "
               "frozen layers' outputs (layer13's 3 x 2 x 1024 map per 0.96 s patch) are computed once per clip "
               "and cached",
 }
@@ -141,7 +147,8 @@ def _other_markdown(report: dict, main: list[dict], rows: list[dict]) -> list[st
                               ((run["seed"], run["fold"]) for run in rows[0]["runs"])) +
         f" of stratified {rows[0].get('folds', report['folds'])}-fold CV, {n_runs} run(s)" +
         (f" - **a subset** of the {report['n_runs']} runs of the table above (the same splits and seeds for "
-         f"those runs), chosen to fit the CPU time available; wall and CPU are for these runs only"
+         f"those runs), chosen to fit the CPU time available; wall, CPU and peak RSS are what these runs recorded (their own "
+         f"process; the frozen layers' outputs were partly cached by an interrupted earlier call)"
          if subset else "") + ".",
         "",
         *_table_lines(rows),
