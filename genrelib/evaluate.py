@@ -483,7 +483,9 @@ def _paired_markdown(table: pd.DataFrame) -> str:
                       "difference (95 % interval)", "better / worse tracks", "McNemar p"],
                      ([row.model, row.versus, *(getattr(row, f) for f in _FACTS[1:]), row.n_tracks, f"{row.first:.4f}",
                        f"{row.second:.4f}", f"{row.difference:+.4f} ({row.low:+.4f} to {row.high:+.4f})",
-                       f"{row.first_better} / {row.second_better}", f"{row.p_value:.3g}"]
+                       f"{row.first_better} / {row.second_better}",
+                       # the JSON keeps 10 decimals: a smaller p-value is stored as 0
+                       f"{row.p_value:.3g}" if row.p_value > 0 else "< 1e-10"]
                       for row in table.itertuples()))
 
 

@@ -37,13 +37,24 @@ __all__ = [
     "replace_block",
 ]
 
+#: The embedding backend whose rows the generated blocks describe (the committed ``backend="auto"`` rows). Rows of
+#: other backends (YAMNet's CNN and zero-shot rows, its fine-tuning section) share the tables but not these blocks:
+#: mixing them would pair runs of different backends. ``describe_backends`` still lists every backend's probe.
+README_BACKEND = "musicnn-msd"
+
 _BEGIN = "<!-- begin generated: {name} (tools/write_findings.py; do not edit by hand) -->"
 _END = "<!-- end generated: {name} -->"
 
 
-def load_results(results_dir: str | os.PathLike | None = None) -> dict[str, pd.DataFrame]:
-    """The result tables as data frames: ``table3``, ``per_run`` and, when present, ``backends``,
-    ``finetune`` (one row per setting), ``intervals`` and ``paired``. Raises :class:`DataError` naming a missing or unreadable file."""
+def load_results(results_dir: str | os.PathLike | None = None, *,
+                 backend: str | None = README_BACKEND) -> dict[str, pd.DataFrame]:
+    """The result tables as data frames: ``table3``, ``per_run`` and, when present, ``backends``, ``finetune``
+    (one row per setting), ``intervals`` and ``paired``. Raises :class:`DataError` naming a missing or unreadable
+    file.
+
+    ``backend`` (default :data:`README_BACKEND`) keeps only that backend's rows of ``table3``, ``per_run``,
+    ``intervals`` and ``paired`` and that backbone's rows of ``finetune``; ``None`` keeps every row. ``backends``
+    (the linear probes) is never filtered."""
     folder = Path(results_dir) if results_dir else output_dir("results", create=False)
     tables = {}
     for name, stem, required in (("table3", "table3_accuracy", True), ("per_run", "per_run", True),
@@ -57,7 +68,12 @@ def load_results(results_dir: str | os.PathLike | None = None) -> dict[str, pd.D
         except (OSError, json.JSONDecodeError) as exc:
             raise DataError(f"{path}: cannot read the result table ({exc}); regenerate it with make demo") from exc
         rows = values["rows"] if "rows" in values else values["results"]
-        tables[name] = pd.DataFrame(rows)
+        table = pd.DataFrame(rows)
+        if backend is not None and name in ("table3", "per_run", "intervals", "paired") and "backend" in table:
+            table = table[table["backend"] == backend].reset_index(drop=True)
+        if backend is not None and name == "finetune" and "backbone" in table:
+            table = table[table["backbone"] == backend].reset_index(drop=True)
+        tables[name] = table
     return tables
 
 

@@ -4,7 +4,8 @@ Notebook: 06_fine_tuning. CLI: ``genrelib finetune --backbone musicnn-msd --unfr
 
 The paper fine-tunes VGGish for genre classification. Here every pretrained backbone of genrelib can be
 fine-tuned (``musicnn-msd``, ``musicnn-mtt``, ``vgg-msd``, ``vgg-mtt``: the Keras 3 musicnn port, whose
-trained weights install offline; ``vggish``: the Keras 3 VGGish with converted official weights). The
+trained weights install offline; ``vggish``: the Keras 3 VGGish with converted official weights;
+``yamnet``: the Keras 3 YAMNet, its weights converted from the official TF-Lite file). The
 end-to-end model is::
 
     log-mel patches (n_patches, *patch_shape) -> backbone, one patch at a time -> (n_patches, d)
@@ -95,12 +96,19 @@ _MUSICNN_BLOCKS = (
 _VGG_BLOCKS = tuple((f"block{block}_conv", f"block{block}_norm") for block in range(5, 0, -1))
 _VGGISH_BLOCKS = (("fc2",), ("fc1_1", "fc1_2"), ("conv4_1", "conv4_2"), ("conv3_1", "conv3_2"), ("conv2",),
                   ("conv1",))
+#: YAMNet's blocks are the official layers: ``layer14`` ... ``layer2``, each one depthwise-separable convolution
+#: (3x3 depthwise conv + batch norm + ReLU, then 1x1 pointwise conv + batch norm + ReLU), and ``layer1``, the
+#: full 3x3 convolution with its batch norm. The batch norms are listed but never train; the classifier
+#: (``logits``) is above the embedding and not part of the backbone.
+_YAMNET_BLOCKS = (*(tuple(f"layer{number}.{part}" for part in ("depthwise_conv", "depthwise_conv.bn",
+                                                                  "pointwise_conv", "pointwise_conv.bn"))
+                    for number in range(14, 1, -1)), ("layer1.conv", "layer1.conv.bn"))
 
 
 @dataclasses.dataclass(frozen=True)
 class _Spec:
-    family: str  # "musicnn" (the port's four networks) or "vggish"
-    network: str  # musicnn.MODELS entry, or "vggish"
+    family: str  # "musicnn" (the port's four networks), "vggish" or "yamnet"
+    network: str  # musicnn.MODELS entry, "vggish" or "yamnet"
     output: str  # the embedding layer: the one genrelib.embed's backend of the same name uses
     blocks: tuple[tuple[str, ...], ...]  # top first
 
@@ -113,6 +121,7 @@ BACKBONES = {
     "vgg-msd": _Spec("musicnn", "MSD_vgg", "pool5_flat", _VGG_BLOCKS),
     "vgg-mtt": _Spec("musicnn", "MTT_vgg", "pool5_flat", _VGG_BLOCKS),
     "vggish": _Spec("vggish", "vggish", "fc2", _VGGISH_BLOCKS),
+    "yamnet": _Spec("yamnet", "yamnet", "global_average_pooling2d", _YAMNET_BLOCKS),
 }
 
 
@@ -132,7 +141,8 @@ class Backbone:
         Layer names of each block ``unfreeze`` counts, top first.
     sample_rate : int [Hz]
     patch_shape : tuple of int
-        ``(187, 96)`` frames x mel bands for musicnn and vgg (2.99 s), ``(96, 64)`` for VGGish (0.96 s).
+        ``(187, 96)`` frames x mel bands for musicnn and vgg (2.99 s), ``(96, 64)`` for VGGish and YAMNet
+        (0.96 s; YAMNet's patches start every 0.48 s, VGGish's every 0.96 s).
     patch_seconds : float [s]
     front_end_version : str
         Changes whenever the front end's numbers would (part of the patch cache key).
@@ -159,6 +169,10 @@ class Backbone:
             from . import vggish
 
             return vggish.log_mel_patches(y, sr=self.sample_rate)
+        if BACKBONES[self.name].family == "yamnet":
+            from . import yamnet
+
+            return yamnet.log_mel_patches(y, sr=self.sample_rate)
         from . import musicnn
 
         return musicnn.to_patches(musicnn.log_mel(y, sr=self.sample_rate))
@@ -173,11 +187,12 @@ def load_backbone(name: str = "musicnn-msd", *, weights: str | os.PathLike | Non
     ----------
     name : str
         A key of :data:`BACKBONES`: ``"musicnn-msd"`` (default), ``"musicnn-mtt"``, ``"vgg-msd"``,
-        ``"vgg-mtt"`` or ``"vggish"``.
+        ``"vgg-mtt"``, ``"vggish"`` or ``"yamnet"``.
     weights : None, "random" or path
-        VGGish only: ``None`` the converted official weights (``genrelib weights vggish``), ``"random"``
-        seeded random weights (tests, timing), or a ``.weights.h5`` file. The musicnn networks always load
-        the checkpoints of the installed ``musicnn`` package.
+        VGGish and YAMNet only: ``None`` the converted official weights (``genrelib weights vggish``;
+        for YAMNet the TF-Lite file is converted on first use, as the ``yamnet`` embedding backend does),
+        ``"random"`` seeded random weights (tests, timing), or a ``.weights.h5`` file. The musicnn networks
+        always load the checkpoints of the installed ``musicnn`` package.
     seed : int
         Seed of ``weights="random"``.
 
@@ -199,6 +214,13 @@ def load_backbone(name: str = "musicnn-msd", *, weights: str | os.PathLike | Non
         checksum = musicnn.checkpoint_checksum(musicnn.checkpoint_prefix(spec.network))
         patch_shape, patch_seconds = (musicnn.PATCH_FRAMES, musicnn.N_MELS), musicnn.PATCH_SECONDS
         sample_rate, front_end = musicnn.SAMPLE_RATE, musicnn.MusicnnBackend.front_end_version
+    elif spec.family == "yamnet":
+        model, checksum = _yamnet_model(weights, seed)
+        from . import yamnet
+
+        patch_shape = (yamnet.PATCH_FRAMES, yamnet.N_MELS)
+        patch_seconds = yamnet.PATCH_FRAMES * yamnet.HOP_SAMPLES / yamnet.SAMPLE_RATE
+        sample_rate, front_end = yamnet.SAMPLE_RATE, yamnet.FRONT_END_VERSION
     else:
         model, checksum = _vggish_model(weights, seed)
         from . import vggish
@@ -230,6 +252,29 @@ def _vggish_model(weights, seed: int):
     for layer in network.layers[1:]:  # VGGish is a plain chain; reusing its layers keeps their weights
         x = layer(x)
     return keras.Model(inputs, x, name="vggish"), checksum
+
+
+def _yamnet_model(weights, seed: int):
+    """YAMNet cut at its 1024-d embedding (global average pooling; the AudioSet classifier dropped), and the
+    checksum the ``yamnet`` embedding backend records (the converted source's SHA-256), so fine-tuning runs
+    and embedding caches name the same weights."""
+    import keras
+
+    from . import yamnet
+
+    if weights == "random":
+        network, checksum = yamnet.YAMNet(seed=seed), f"random-glorot-seed{seed}"
+    else:
+        if weights is None:
+            path = yamnet.converted_weights_path()
+            if not path.is_file() and yamnet.default_tflite_path() is not None:
+                yamnet.convert_tflite(yamnet.default_tflite_path())  # once; later runs read the cache
+        else:
+            path = Path(weights)
+        network = yamnet.YAMNet(weights=path)  # raises WeightsError saying how to convert them
+        checksum = yamnet._weights_file_checksum(path)
+    output = network.get_layer(BACKBONES["yamnet"].output).output
+    return keras.Model(network.input, output, name="yamnet"), checksum
 
 
 def _n_blocks(backbone: Backbone, unfreeze: int | str) -> int:
@@ -561,6 +606,11 @@ def _front_end_only(name: str) -> Backbone:
 
         return Backbone(name, None, spec.blocks, vggish.SAMPLE_RATE, (vggish.PATCH_FRAMES, vggish.N_MELS),
                          vggish.PATCH_FRAMES * vggish.HOP_SAMPLES / vggish.SAMPLE_RATE, vggish.FRONT_END_VERSION, "")
+    if spec.family == "yamnet":
+        from . import yamnet
+
+        return Backbone(name, None, spec.blocks, yamnet.SAMPLE_RATE, (yamnet.PATCH_FRAMES, yamnet.N_MELS),
+                         yamnet.PATCH_FRAMES * yamnet.HOP_SAMPLES / yamnet.SAMPLE_RATE, yamnet.FRONT_END_VERSION, "")
     from . import musicnn
 
     return Backbone(name, None, spec.blocks, musicnn.SAMPLE_RATE, (musicnn.PATCH_FRAMES, musicnn.N_MELS),
@@ -1097,7 +1147,7 @@ def run_protocol(index: pd.DataFrame, *, backbone: str = "musicnn-msd", unfreeze
                  config: Config = Config(), head_epochs: int | None = None, finetune_epochs: int = 10,
                  finetune_learning_rate: float = 1e-5, weights: str | os.PathLike | None = None,
                  runs_dir: str | os.PathLike | None = None, overwrite: bool = False,
-                 progress: bool = True) -> list[Path]:
+                 progress: bool = True, max_runs: int | None = None) -> list[Path]:
     """:func:`fine_tune` on every split of ``config.protocol`` for ``config.train.n_seeds`` seeds.
 
     Notebook: 06_fine_tuning. CLI: ``genrelib finetune``.
@@ -1105,6 +1155,10 @@ def run_protocol(index: pd.DataFrame, *, backbone: str = "musicnn-msd", unfreeze
     The splits are :func:`genrelib.train.make_splits`' (the classifier's, so frozen and fine-tuned runs
     share folds and seeds with ``genrelib train``); augmented copies are drawn with ``config.seed`` for
     every split, as the pipeline does, so each track's copies are made and cached once.
+
+    ``max_runs`` runs only the first ``max_runs`` (seed, split) pairs, in order (seed 0's folds first): a subset
+    that fits the time at hand. The group folder does not depend on it, so a later call with more runs (or
+    none) reuses the finished ones and adds the rest.
 
     Returns
     -------
@@ -1116,6 +1170,8 @@ def run_protocol(index: pd.DataFrame, *, backbone: str = "musicnn-msd", unfreeze
     n_seeds = positive_int(config.validate().train.n_seeds, "n_seeds")
     jobs = [(seed, split) for seed in range(config.seed, config.seed + n_seeds)
             for split in make_splits(index, protocol=config.protocol, seed=seed, config=config)]
+    if max_runs is not None:
+        jobs = jobs[:positive_int(max_runs, "max_runs")]
     settings = {"config": config.keyed_settings(), "weights": weights,
                 "epochs": [head_epochs, finetune_epochs], "finetune_learning_rate": finetune_learning_rate,
                 "code": {"finetune": FINETUNE_VERSION, **package_versions()}}

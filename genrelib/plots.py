@@ -564,3 +564,47 @@ def fig6_confusion_matrix(counts, *, title: str = "", ax=None):
     ax.set_ylabel("true genre")
     ax.set_title(f"Fig 6 - confusion matrix (count, row share){' - ' + title if title else ''}")
     return ax
+
+
+# ------------------------------------------------------------------ zero-shot YAMNet vs trained models
+# Notebook: 03_vggish_features
+
+__all__ += ["per_genre_bars"]
+
+
+def per_genre_bars(scores: dict, *, metric: str = "F1", title: str = "", ax=None):
+    """Grouped bars of a per-genre score (F1, recall, ...) of several models, one group per genre.
+
+    Notebook: 03_vggish_features (``figures/zero_shot_vs_trained.png``).
+
+    Parameters
+    ----------
+    scores : dict
+        Model label -> mapping (dict or pd.Series) genre -> score in [0, 1]; genres missing from a mapping
+        are left out of its bars. Bars keep the dict's order.
+    metric : str
+        Axis label.
+    title : str
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    ax : matplotlib Axes
+    """
+    if not scores:
+        raise ValueError("no scores to draw")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(11, 4.2))
+    width = 0.8 / len(scores)
+    palette = plt.get_cmap("tab10")
+    x = np.arange(len(GENRES))
+    for i, (label, values) in enumerate(scores.items()):
+        heights = np.array([float(values[g]) if g in values else np.nan for g in GENRES])
+        ax.bar(x - 0.4 + width * (i + 0.5), heights, width, label=label, color=palette(i))
+    ax.set_xticks(x, GENRES, rotation=30, ha="right")
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel(metric)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=min(len(scores), 4), frameon=False)
+    ax.set_title(title or f"per-genre {metric}")
+    return ax

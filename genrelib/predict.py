@@ -21,10 +21,11 @@ import pandas as pd
 
 from .checks import one_of, positive_int
 from .config import GENRES, Config
-from .errors import DataError, GenrelibError, TrainingError, WeightsError
+from .errors import DataError, GenrelibError, ParameterError, TrainingError, WeightsError
 
 __all__ = ["Classifier", "load_classifier", "latest_run", "window_patches", "predict_audio", "predict_files",
-           "patch_timeline", "ZERO_SHOT_CLASSES", "zero_shot"]
+           "patch_timeline", "ZERO_SHOT_CLASSES", "ZERO_SHOT_MODEL", "zero_shot", "zero_shot_genre_scores",
+           "zero_shot_predictions", "zero_shot_summary", "evaluate_zero_shot", "zero_shot_figure"]
 
 
 @dataclass
@@ -303,3 +304,215 @@ def zero_shot(paths: Iterable[str | os.PathLike], *, backend: Any = None, on_err
         rows.append({"path": str(path), "genre": GENRES[best], "probability": float(scores[best]),
                      **{f"p_{g}": float(p) for g, p in zip(GENRES, scores)}, "error": None})
     return pd.DataFrame(rows)
+
+
+#: The ``model`` of zero-shot rows in the results tables.
+ZERO_SHOT_MODEL = "YAMNet zero-shot (AudioSet classes)"
+#: The ``protocol`` of zero-shot rows: nothing is trained, every track is a test track.
+ZERO_SHOT_PROTOCOL = "zero-shot"
+
+
+def _genre_columns() -> list[int]:
+    from . import yamnet
+
+    return [yamnet.CLASS_NAMES.index(ZERO_SHOT_CLASSES[genre]) for genre in GENRES]
+
+
+def zero_shot_genre_scores(embeddings: Iterable[np.ndarray], *, backend: Any = None) -> np.ndarray:
+    """Mean AudioSet scores of the ten genre classes of clips, from their cached YAMNet embeddings.
+
+    YAMNet's class scores are ``sigmoid(embedding @ W + b)`` of its ``logits`` layer, one row per 0.96 s
+    patch, so the cached embeddings of :func:`genrelib.embed.embed_dataset` give exactly the scores
+    :func:`zero_shot` computes from the audio (to float32 rounding), without a second pass through the network.
+
+    Parameters
+    ----------
+    embeddings : iterable of np.ndarray [shape=(n_patches_i, 1024)]
+    backend : YAMNetBackend, optional
+        Whose ``logits`` layer; default ``get_backend("yamnet")``.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_clips, 10)]
+        Mean over each clip's patches of the sigmoid scores of the :data:`ZERO_SHOT_CLASSES`, in
+        :data:`GENRES` order; independent sigmoids, not a distribution.
+    """
+    from .embed import get_backend
+
+    backend = backend or get_backend("yamnet")
+    kernel, bias = (np.asarray(w, dtype=np.float64) for w in backend.model.get_layer("logits").get_weights())
+    columns = _genre_columns()
+    kernel, bias = kernel[:, columns], bias[columns]
+    rows = []
+    for embedding in embeddings:
+        embedding = np.asarray(embedding, dtype=np.float64)
+        if embedding.ndim != 2 or embedding.shape[1] != kernel.shape[0] or not len(embedding):
+            raise ParameterError(f"a YAMNet embedding has shape (n_patches > 0, {kernel.shape[0]}), got "
+                                 f"{embedding.shape}")
+        rows.append((1.0 / (1.0 + np.exp(-(embedding @ kernel + bias)))).mean(axis=0))
+    if not rows:
+        raise DataError("no clips to score")
+    return np.stack(rows)
+
+
+def zero_shot_predictions(tracks: pd.DataFrame, scores: np.ndarray) -> pd.DataFrame:
+    """Zero-shot predictions in the shape of a run's ``predictions.csv`` (every track a test track).
+
+    Parameters
+    ----------
+    tracks : pd.DataFrame
+        ``track_id`` and ``genre`` (true), one row per clip.
+    scores : np.ndarray [shape=(n_clips, 10)]
+        Genre scores in :data:`GENRES` order (:func:`zero_shot_genre_scores`): non-negative, not all zero
+        in a row.
+
+    Returns
+    -------
+    pd.DataFrame
+        ``item_id``, ``track_id``, ``genre``, ``side`` ("test"), ``predicted`` (the highest score),
+        ``p_<genre>``: the scores **normalised to sum to one** per clip. AudioSet scores are independent
+        sigmoids (a clip can be both "Rock music" and "Heavy metal"), not a distribution over the ten
+        genres; dividing by their sum turns them into one so that the categorical cross-entropy of the
+        results tables (``evaluate.prediction_metrics``) is defined. The ranking, and so the prediction,
+        is unchanged; the loss is that of these renormalised scores, not a probability the network gave.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 2 or scores.shape != (len(tracks), len(GENRES)):
+        raise ParameterError(f"scores must have shape ({len(tracks)}, {len(GENRES)}), got {scores.shape}")
+    if not np.all(np.isfinite(scores)) or np.any(scores < 0) or np.any(scores.sum(axis=1) <= 0):
+        raise ParameterError("scores must be finite, non-negative and not all zero in a row")
+    probabilities = scores / scores.sum(axis=1, keepdims=True)
+    frame = pd.DataFrame({"item_id": tracks["track_id"].to_numpy(), "track_id": tracks["track_id"].to_numpy(),
+                          "genre": tracks["genre"].to_numpy(), "side": "test",
+                          "predicted": [GENRES[i] for i in probabilities.argmax(axis=1)]})
+    frame[[f"p_{g}" for g in GENRES]] = probabilities
+    return frame
+
+
+def zero_shot_summary(predictions: pd.DataFrame, *, data: str) -> dict:
+    """A zero-shot evaluation in the shape of :func:`genrelib.evaluate.summarize_runs`' summaries, so that
+    :func:`genrelib.evaluate.write_results` writes its rows beside the trained models'.
+
+    Notebook: 03_vggish_features. CLI: ``genrelib evaluate --zero-shot``.
+
+    One "run" (nothing is trained: no seed, split or epoch is drawn) over every track of the data: facts
+    model :data:`ZERO_SHOT_MODEL`, protocol ``"zero-shot"``, backend ``"yamnet"``, augmentation ``"off"``,
+    seeds ``"0"`` and run ``"zero-shot"`` (seed 0 is nominal: the per-run table keeps integer seeds, and
+    the bootstrap interval is seeded with 0 as for every row); accuracy and loss with std 0 over that run;
+    ``interval``, ``per_genre``, ``confusion`` as for trained runs. The loss is the cross-entropy of the
+    genre scores renormalised to sum to one (:func:`zero_shot_predictions`).
+
+    Leakage. AudioSet (YAMNet's training data) is YouTube clips labelled with its ontology's classes; GTZAN
+    was collected from CDs, radio and microphone recordings around 2000-2001. No published audit of the
+    overlap between the two is known to us. The same commercial songs may well be on YouTube, so a zero-shot
+    score on GTZAN is not guaranteed free of training-set leakage; read it as an upper bound for unseen music.
+
+    Parameters
+    ----------
+    predictions : pd.DataFrame
+        :func:`zero_shot_predictions`.
+    data : str
+        The data label of the other rows, e.g. ``"gtzan_mini (100 tracks)"``.
+
+    Returns
+    -------
+    dict
+        ``facts``, ``per_run``, ``accuracy``, ``loss``, ``interval``, ``per_genre``, ``confusion``,
+        ``predictions`` (with ``run``, ``seed``, ``fold``).
+    """
+    from . import evaluate
+    from .statistics import accuracy_interval
+
+    predictions = predictions.assign(run="zero-shot", seed=0, fold=None)
+    metrics = evaluate.prediction_metrics(predictions)
+    facts = {"model": ZERO_SHOT_MODEL, "data": str(data), "protocol": ZERO_SHOT_PROTOCOL, "backend": "yamnet",
+             "augmentation": "off", "seeds": "0", "runs": 1}
+    return {
+        "facts": facts,
+        "per_run": pd.DataFrame([{"run": "zero-shot", "seed": 0, "fold": None, **metrics}]),
+        "accuracy": {"mean": metrics["accuracy"], "std": 0.0},
+        "loss": {"mean": metrics["loss"], "std": 0.0},
+        "interval": accuracy_interval(predictions),
+        "per_genre": evaluate.per_genre_scores(predictions),
+        "confusion": evaluate.confusion_matrix(predictions),
+        "predictions": predictions,
+    }
+
+
+def evaluate_zero_shot(root: str | os.PathLike | None = None, *, results_dir: str | os.PathLike | None = None,
+                       write: bool = True, progress: bool = True) -> dict:
+    """Zero-shot YAMNet on every track of the data, written to the results tables.
+
+    Notebook: 03_vggish_features. CLI: ``genrelib evaluate --zero-shot``.
+
+    Embeds the data with the ``yamnet`` backend (cached; the same vectors the YAMNet CNN rows train on),
+    scores the ten genre classes (:func:`zero_shot_genre_scores`) and, with ``write``, adds the summary's
+    rows to ``results/`` (:func:`genrelib.evaluate.write_results`; rows of other groups stay as they are).
+
+    Returns
+    -------
+    dict
+        :func:`zero_shot_summary`'s summary.
+    """
+    from . import evaluate, pipeline
+    from .embed import load_embeddings
+
+    tracks, facts, backend = pipeline.load_tracks(root, backend="yamnet", progress=progress)
+    scores = zero_shot_genre_scores(load_embeddings(tracks), backend=backend)
+    summary = zero_shot_summary(zero_shot_predictions(tracks, scores),
+                                data=evaluate._data_label({"data": facts}))
+    if write:
+        evaluate.write_results([summary], output_dir_=results_dir)
+    return summary
+
+
+def zero_shot_figure(*, results_dir: str | os.PathLike | None = None, figures_dir: str | os.PathLike | None = None,
+                     protocol: str = "kfold (5-fold)", metric: str = "f1") -> list[Path]:
+    """``figures/zero_shot_vs_trained.png``: per-genre F1 of zero-shot YAMNet beside the models trained on
+    YAMNet embeddings, read from the results tables (``table2_per_genre.json``), nothing recomputed.
+
+    Notebook: 03_vggish_features. CLI: ``genrelib evaluate --zero-shot``.
+
+    Bars: zero-shot (all tracks), the clip-mean + logistic-regression linear probe and the paper's CNN
+    without and with augmentation, each on ``protocol``'s test tracks pooled over its runs (the rows of
+    ``table2_per_genre`` with backend ``yamnet``). Rows that are missing are left out of the figure.
+
+    Returns
+    -------
+    list of Path
+        The PNG and PDF (:func:`genrelib.plots.save_figure`, with a note in ``figures/README.md``).
+    """
+    import json
+
+    import matplotlib.pyplot as plt
+
+    from . import evaluate, plots
+    from .storage import output_dir
+
+    one_of(metric, ("precision", "recall", "f1"), "metric")
+    folder = Path(results_dir) if results_dir else output_dir("results")
+    rows = pd.DataFrame(json.loads((folder / "table2_per_genre.json").read_text())["rows"])
+    rows = rows[rows["backend"] == "yamnet"]
+    wanted = [(ZERO_SHOT_MODEL, ZERO_SHOT_PROTOCOL, "off", "zero-shot (AudioSet classes, all tracks)"),
+              (evaluate.MODELS["baseline"], protocol, "off", "linear probe (clip-mean + LR)"),
+              (evaluate.MODELS["cnn"], protocol, "off", "paper CNN, no augmentation"),
+              (evaluate.MODELS["cnn"], protocol, "on", "paper CNN, augmentation")]
+    scores, described = {}, []
+    for model, row_protocol, augmentation, label in wanted:
+        group = rows[(rows["model"] == model) & (rows["protocol"] == row_protocol) &
+                     (rows["augmentation"] == augmentation)]
+        if len(group):
+            scores[label] = group.set_index("genre")[metric]
+            described.append(f"{label}: {model}, {row_protocol}, augmentation {augmentation}, "
+                             f"{int(group['runs'].iloc[0])} run(s), {group['data'].iloc[0]}")
+    if ZERO_SHOT_MODEL not in set(rows["model"]):
+        raise DataError(f"{folder / 'table2_per_genre.json'} has no zero-shot rows: run `genrelib evaluate "
+                        f"--zero-shot` first")
+    name = {"f1": "F1", "recall": "recall", "precision": "precision"}[metric]
+    ax = plots.per_genre_bars(scores, metric=name, title=f"YAMNet embeddings: per-genre {name}, zero-shot vs "
+                                                         f"trained ({protocol} test tracks pooled)")
+    note = (f"per-genre {name} from results/table2_per_genre.json (backend yamnet): " + "; ".join(described) +
+            ". Zero-shot: AudioSet genre classes, nothing trained; AudioSet/GTZAN overlap is unaudited.")
+    paths = plots.save_figure(ax.figure, "zero_shot_vs_trained", output_dir=figures_dir, note=note)
+    plt.close(ax.figure)
+    return paths

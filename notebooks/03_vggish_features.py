@@ -155,6 +155,49 @@ genrelib.plots.save_figure(ax.figure, "embedding_projection",
                            note=f"{ROOT.name}, {len(SUBSET)} clips: {BACKEND_NAME} clip-mean embeddings, PCA to 2-D");
 
 # %% [markdown]
+# ## 6. YAMNet beside VGGish
+# **YAMNet** (Plakal & Ellis, 2019) is Google's other AudioSet network, and genrelib has it as the `yamnet`
+# backend (`genrelib/yamnet.py`, a native Keras 3 port). It shares VGGish's front end - the same 25 ms / 10 ms
+# frames, 512-point magnitude spectrum and 64 HTK mel bands - with two differences: the logarithm adds 0.001
+# instead of 0.01, and its 0.96 s patches start every 0.48 s, so consecutive patches overlap by half (the audio
+# is zero-padded so its last samples fall into a patch). The network is a **MobileNet-v1** instead of a VGG:
+# after one ordinary 3×3 convolution come 13 *depthwise-separable* layers, each a 3×3 convolution that filters
+# every channel on its own (depthwise) followed by a 1×1 convolution that mixes the channels (pointwise), far
+# fewer weights than full 3×3 convolutions. Global average pooling gives a 1024-d embedding (VGGish: 128-d),
+# and one dense layer scores the **521 AudioSet classes** with independent sigmoids. The weights come from the
+# official TF-Lite file, whose activations are ReLU6 (min(max(x, 0), 6)); genrelib builds the network with
+# ReLU6 for them.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+import genrelib.yamnet
+
+yamnet_patches = genrelib.yamnet.log_mel_patches(y, sr=genrelib.yamnet.SAMPLE_RATE)
+print(f"log offset: VGGish {genrelib.vggish.LOG_OFFSET}, YAMNet {genrelib.yamnet.LOG_OFFSET}")
+print(f"{EXAMPLE['track_id']}: VGGish {patches.shape[0]} patches {patches.shape[1:]}, one every 0.96 s; "
+      f"YAMNet {yamnet_patches.shape[0]} patches {yamnet_patches.shape[1:]}, one every "
+      f"{genrelib.yamnet.PATCH_HOP_SAMPLES / genrelib.yamnet.SAMPLE_RATE} s")
+yamnet_model = genrelib.yamnet.YAMNet()  # the architecture only (random weights): counting costs nothing
+print(f"YAMNet: {yamnet_model.count_params():,} parameters, {genrelib.yamnet.EMBEDDING_SIZE}-d embedding, "
+      f"{len(genrelib.yamnet.CLASS_NAMES)} AudioSet classes; VGGish: {model.count_params():,} parameters, "
+      f"{genrelib.vggish.EMBEDDING_SIZE}-d embedding")
+
+# %% [markdown]
+# AudioSet's ontology has genre classes of its own ("Blues", "Classical music", "Heavy metal", ...), so YAMNet
+# can name a genre with no training at all: `genrelib predict --zero-shot FILE` and, over a whole data set
+# through the results tables, `genrelib evaluate --zero-shot`. When the official weights are at hand (the
+# TF-Lite file is converted on first use), here are the example clip's top AudioSet classes. Read zero-shot
+# numbers on GTZAN with care: AudioSet is YouTube clips, GTZAN songs from CDs and radio of 2000-2001, and no
+# audit of their overlap is known to us - the same commercial songs may be on YouTube.
+
+# %%
+if genrelib.yamnet.converted_weights_available() or genrelib.yamnet.default_tflite_path() is not None:
+    for name, score in genrelib.yamnet.top_classes(y, sr=genrelib.yamnet.SAMPLE_RATE, top=5):
+        print(f"{name:24s} {score:.3f}")
+else:
+    print("no YAMNet weights here: see `genrelib weights yamnet --help`")
+
+# %% [markdown]
 # ## What we learned
 # - VGGish's input is a fixed, simple pipeline: 25 ms / 10 ms frames, a 512-point magnitude spectrum, 64
 #   HTK mel bands between 125 and 7500 Hz, log(x + 0.01), and 0.96 s patches. A 30 s clip gives 31 patches,
@@ -167,6 +210,10 @@ genrelib.plots.save_figure(ax.figure, "embedding_projection",
 #   blues and hip-hop. So the picture shows what a tag-trained network already separates, not genre emerging from
 #   sound alone; and on the mini set, where four genres are one artist each (notebook 01), clusters are partly
 #   artists and albums. How much of it a classifier can use is measured in notebooks 04-05. (With the mfcc fallback backend the picture is coarser: it is a classical baseline, not VGGish.)
+# - YAMNet uses the same front end with a smaller log offset and half-overlapping patches, and a MobileNet-v1
+#   of depthwise-separable convolutions whose 1024-d embedding and 521 AudioSet scores are both at hand; the
+#   printed counts above compare its size with VGGish's. Its measured accuracies on the mini set are in
+#   `results/backends.md` (linear probe) and `results/README.md` (CNN, zero-shot).
 # - Full settings (`GENRELIB_QUICK=0`) embed 10 clips per genre on the mini set; on full GTZAN, set
 #   `CLIPS_PER_GENRE = 100`. `genrelib embed --backend vggish` embeds a whole data folder from the shell.
 

@@ -409,3 +409,132 @@ def test_run_protocol_prints_the_plan_once_before_the_first_run_that_trains(clip
     calls.clear()
     finetune.run_protocol(index, config=config, runs_dir=tmp_path, progress=False)
     assert [describe for _, describe in calls] == [False, False, False]
+
+
+def test_run_protocol_max_runs_takes_the_first_runs_of_the_same_group(clips, tmp_path, monkeypatch):
+    index, _ = clips
+    calls = []
+
+    def fake_fine_tune(split, index, *, run_dir, seed, **_):
+        calls.append((run_dir.parent.name, seed, split.fold))
+        return run_dir
+
+    monkeypatch.setattr(finetune, "fine_tune", fake_fine_tune)
+    config = QUICK.replace(protocol="kfold", **{"train.folds": 3, "train.valid_size": 0.5, "train.n_seeds": 2})
+    every = finetune.run_protocol(index, config=config, runs_dir=tmp_path, progress=False)
+    first = list(calls)
+    calls.clear()
+    some = finetune.run_protocol(index, config=config, runs_dir=tmp_path, progress=False, max_runs=2)
+    assert some == every[:2] and calls == first[:2]  # same folder: a later call with more runs resumes these
+    assert [(seed, fold) for _, seed, fold in first] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+    with pytest.raises(ParameterError):
+        finetune.run_protocol(index, config=config, runs_dir=tmp_path, progress=False, max_runs=0)
+
+
+# ------------------------------------------------------------------------------------------ YAMNet
+
+#: YAMNet's official layers that hold a trainable kernel: layer1's convolution, then a depthwise and a pointwise
+#: convolution per separable layer.
+def _yamnet_block_layers(number: int) -> list[str]:
+    return ["layer1.conv"] if number == 1 else [f"layer{number}.depthwise_conv", f"layer{number}.pointwise_conv"]
+
+
+@pytest.fixture(scope="session")
+def yamnet_weights(tmp_path_factory):
+    """Random YAMNet weights whose batch norms are calibrated on log-mel-like patches (each layer's moving
+    mean and variance set to its input's statistics), saved as a ``.weights.h5`` file: plain random
+    weights shrink the activations to ~1e-19 by layer 14, too small for a training step to move a weight."""
+    import keras
+
+    from genrelib import yamnet
+
+    network = yamnet.YAMNet(seed=5)
+    x = np.random.default_rng(5).normal(-3.0, 1.5, (8, 96, 64)).astype(np.float32)
+    for layer in network.layers:
+        if type(layer).__name__ == "BatchNormalization":
+            inputs = keras.Model(network.input, layer.input)(x, training=False).numpy()
+            axes = tuple(range(inputs.ndim - 1))
+            beta, _, _ = layer.get_weights()
+            layer.set_weights([beta, inputs.mean(axis=axes), inputs.var(axis=axes) + 1e-3])
+    path = tmp_path_factory.mktemp("yamnet_weights") / "calibrated.weights.h5"
+    network.save_weights(path)
+    return path
+
+
+def test_yamnet_blocks_are_its_official_layers_top_first():
+    backbone = finetune.load_backbone("yamnet", weights="random")
+    assert backbone.model.output.shape[1:] == (1024,) and not backbone.model.trainable_weights
+    assert backbone.patch_shape == (96, 64) and backbone.sample_rate == 16000
+    assert len(backbone.blocks) == 14
+    table = finetune.block_table(backbone)
+    assert list(table["layers"]) == [", ".join(_yamnet_block_layers(n)) for n in range(14, 0, -1)]
+    # layer14: 3x3 depthwise on 1024 channels + 1x1 pointwise 1024 -> 1024 (no biases: batch norm follows).
+    assert table["weights"].iloc[0] == 3 * 3 * 1024 + 1024 * 1024
+    assert table["weights"].iloc[-1] == 3 * 3 * 1 * 32
+    assert finetune.unfreeze_top(backbone, unfreeze=1) == _yamnet_block_layers(14)
+    assert finetune.unfreeze_top(backbone, unfreeze=2) == _yamnet_block_layers(13) + _yamnet_block_layers(14)
+    trained = finetune.unfreeze_top(backbone, unfreeze="all")
+    assert sorted(trained) == sorted(name for n in range(1, 15) for name in _yamnet_block_layers(n))
+    norms = [layer for layer in backbone.model.layers if type(layer).__name__ == "BatchNormalization"]
+    assert len(norms) == 27 and not any(layer.trainable for layer in norms)
+    with pytest.raises(ParameterError, match="unfreeze=15"):
+        finetune.unfreeze_top(backbone, unfreeze=15)
+
+
+@pytest.mark.parametrize("unfreeze, cut_shape", [
+    (1, (3, 2, 1024)),  # layer13's output (stride 2 at layers 1, 3, 5, 7, 13: 96 x 64 -> 3 x 2)
+    (2, (6, 4, 512)),  # layer12's output
+])
+def test_yamnet_split_is_exact(unfreeze, cut_shape, rng):
+    backbone = finetune.load_backbone("yamnet", weights="random")
+    finetune.unfreeze_top(backbone, unfreeze=unfreeze)
+    bottom, top = finetune.split_backbone(backbone.model)
+    assert tuple(bottom.outputs[0].shape[1:] if isinstance(bottom.outputs, list) else bottom.outputs.shape[1:]) \
+        == cut_shape
+    x = rng.normal(-3.0, 1.0, (3, 96, 64)).astype(np.float32)
+    np.testing.assert_allclose(top(bottom(x, training=False), training=False).numpy(),
+                               backbone.model(x, training=False).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_yamnet_train_step_changes_exactly_the_unfrozen_weights(rng, yamnet_weights):
+    backbone = finetune.load_backbone("yamnet", weights=yamnet_weights)
+    finetune.unfreeze_top(backbone, unfreeze=1)
+    x = rng.normal(-3.0, 1.0, (2, 2, 96, 64)).astype(np.float32)  # 2 clips x 2 patches
+    model, before, after = _one_step(backbone, _head(backbone, 2), x)
+    changed = {id(v): not np.array_equal(old, new) for v, old, new in zip(model.weights, before, after)}
+    for layer in backbone.model.layers:
+        for variable in layer.weights:
+            assert changed[id(variable)] == (layer.name in _yamnet_block_layers(14)), f"{variable.path}"
+
+
+def test_yamnet_embedding_checksum_is_the_backends(monkeypatch, tmp_path):
+    """With the official weights the backbone is the ``yamnet`` embedding backend's network, same checksum."""
+    from genrelib import yamnet
+
+    if yamnet.default_tflite_path() is None:
+        pytest.skip("no YAMNet TF-Lite file to convert")
+    backbone = finetune.load_backbone("yamnet")
+    embedder = yamnet.YAMNetBackend()
+    assert backbone.weights_checksum == embedder.weights_checksum() == yamnet.TFLITE_SHA256
+    patches = np.random.default_rng(0).normal(-3.0, 1.0, (2, 96, 64)).astype(np.float32)
+    np.testing.assert_allclose(backbone.model(patches, training=False).numpy(), embedder.embed_patches(patches),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_yamnet_fine_tune_run(clips, tmp_path, yamnet_weights):
+    index, split = clips
+    run_dir = finetune.fine_tune(split, index, backbone="yamnet", weights=yamnet_weights, unfreeze=1,
+                                 run_dir=tmp_path / "run", **RUN)
+    run = finetune.load_run(run_dir)
+    assert run["meta"]["trained_layers"] == _yamnet_block_layers(14)
+    assert set(run["meta"]["weight_change"]) == set(_yamnet_block_layers(14))
+    assert all(change > 0 for change in run["meta"]["weight_change"].values())
+    assert run["meta"]["n_patches"] == 6  # 3.2 s at 16 kHz: 1 + ceil((51 200 - 15 600) / 7680) patches of 0.96 s
+    model, backbone = finetune.load_finetuned(run_dir)
+    predictions = run["predictions"]
+    test = predictions[(predictions["stage"] == "finetuned") & (predictions["side"] == "test")]
+    paths = index.set_index("track_id").loc[test["track_id"], "path"]
+    table = finetune.patch_dataset(pd.DataFrame({"path": paths}), backbone=backbone, progress=False)
+    x = finetune.load_patches(table, n_patches=model.input.shape[1])
+    assert x.shape == (len(test), 6, 96, 64)
+    np.testing.assert_allclose(model.predict(x, verbose=0), test[[f"p_{g}" for g in GENRES]], atol=1e-4)

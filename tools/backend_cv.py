@@ -3,6 +3,11 @@
 Usage::
 
     python tools/backend_cv.py [--data GTZAN_ROOT] [--n-splits 5] [--seeds 0 1 2] [--output-dir results]
+    python tools/backend_cv.py --only yamnet      # (re)measure these backends, keep the file's other rows
+
+``--only`` reads the existing ``backends.json`` of ``--output-dir``, replaces (or appends) the rows of the named
+backends and leaves every other row, and the file's header, as it was; each row it writes records its own
+``command`` (shown under the table), since it may differ from the header's.
 
 Everything goes through genrelib's public API: ``data.load_gtzan`` -> ``embed.embed_dataset`` (cached per
 clip under $GENRELIB_CACHE, so a re-run only refits the classifiers) -> ``baselines.cross_validate_embeddings``
@@ -31,7 +36,13 @@ CONFIGURATIONS = (
     ("vgg-msd", "pool5", 0.893),
     ("vgg-mtt", "pool5", None),
     ("mfcc", None, None),
+    ("yamnet", None, None),
 )
+
+#: What the ``layer`` column says for backends without a ``layer`` attribute.
+DEFAULT_LAYERS = {"mfcc": "mean+std of 20 MFCC", "yamnet": "embedding (global average pool)"}
+#: How a backend without the musicnn-style 187-frame patches cuts a clip (shown under the table).
+PATCH_NOTES = {"yamnet": "0.96 s log-mel patches every 0.48 s (official YAMNet front end, zero-padded)"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-splits", type=int, default=5)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--output-dir", default=str(ROOT / "results"))
+    parser.add_argument("--only", nargs="+", default=None, metavar="BACKEND",
+                        choices=sorted({name for name, _, _ in CONFIGURATIONS}),
+                        help="measure only these backends and merge their rows into the existing backends.json")
     args = parser.parse_args(argv)
 
     import librosa
@@ -51,23 +65,43 @@ def main(argv: list[str] | None = None) -> int:
 
     root, source = data.resolve_root(args.data)
     index = data.load_gtzan(root)
+    command = " ".join(filter(None, [
+        f"GENRELIB_DATA={shlex.quote(str(root))}" if source == "GENRELIB_DATA" else "",
+        "python tools/backend_cv.py",
+        shlex.join(argv if argv is not None else sys.argv[1:]),
+    ]))
     rows = []
     for backend_name, layer, reference in CONFIGURATIONS:
+        if args.only is not None and backend_name not in args.only:
+            continue
         backend = embed.get_backend(backend_name, **({"layer": layer} if layer else {}))
         frame = embed.embed_dataset(index, backend=backend)
         result = baselines.cross_validate_embeddings(frame, n_splits=args.n_splits, seeds=args.seeds)
-        rows.append({"backend": backend_name, "layer": getattr(backend, "layer", "mean+std of 20 MFCC"),
+        rows.append({"backend": backend_name, "layer": getattr(backend, "layer", DEFAULT_LAYERS.get(backend_name)),
                      "embedding_dim": backend.embedding_dim, "weights_sha256": backend.weights_checksum(),
                      "accuracy_mean": round(result.mean, 4), "accuracy_std": round(result.std, 4),
                      "fold_accuracies": result.folds["accuracy"].round(4).tolist(),
                      "issue_reference": reference})
+        if backend_name in PATCH_NOTES:
+            rows[-1]["patches"] = PATCH_NOTES[backend_name]
+        if args.only is not None:
+            rows[-1]["command"] = command
         print(f"{backend_name:12s} {rows[-1]['layer']:12s} {result.summary()}", flush=True)
+    output = Path(args.output_dir)
+    if args.only is not None:
+        report = json.loads((output / "backends.json").read_text())
+        if (report["protocol"]["n_splits"], report["protocol"]["seeds"]) != (args.n_splits, args.seeds):
+            raise SystemExit(f"--only: {output / 'backends.json'} was measured with {report['protocol']['n_splits']} "
+                             f"folds x seeds {report['protocol']['seeds']}; pass the same --n-splits and --seeds")
+        if report["data"]["n_clips"] != len(index):
+            raise SystemExit(f"--only: {output / 'backends.json'} was measured on {report['data']['n_clips']} clips, "
+                             f"this data has {len(index)}")
+        kept = [row for row in report["results"] if row["backend"] not in args.only]
+        report["results"] = kept + rows
+        _write(report, output)
+        return 0
     report = {
-        "command": " ".join(filter(None, [
-            f"GENRELIB_DATA={shlex.quote(str(root))}" if source == "GENRELIB_DATA" else "",
-            "python tools/backend_cv.py",
-            shlex.join(argv if argv is not None else sys.argv[1:]),
-        ])),
+        "command": command,
         "data": {"root": str(root), "source": source, "n_clips": len(index),
                  "clips_per_genre": index["genre"].value_counts().sort_index().to_dict()},
         "protocol": {"n_splits": args.n_splits, "seeds": args.seeds,
@@ -77,12 +111,17 @@ def main(argv: list[str] | None = None) -> int:
                      "librosa": librosa.__version__, "scikit-learn": sklearn.__version__, "musicnn": "0.1.0"},
         "results": rows,
     }
-    output = Path(args.output_dir)
+    _write(report, output)
+    return 0
+
+
+def _write(report: dict, output: Path) -> None:
+    from genrelib.storage import neutral_paths
+
     output.mkdir(parents=True, exist_ok=True)
     (output / "backends.json").write_text(neutral_paths(json.dumps(report, indent=1) + "\n"))
     (output / "backends.md").write_text(neutral_paths(markdown(report)))
     print(f"wrote {output / 'backends.md'} and {output / 'backends.json'}")
-    return 0
 
 
 def markdown(report: dict) -> str:
@@ -109,6 +148,11 @@ def markdown(report: dict) -> str:
               "with upstream's TF1 graphs under the same protocol; the ported layers match those graphs to "
               "~1e-6 relative error on real clips (tests/test_musicnn.py); the gaps of at most 1.3 points (4 of "
               "300 test predictions) are far inside the fold-to-fold spread.", ""]
+    notes = [f"- {row['backend']}: patches: {row['patches']}" + (f"; command: `{row['command']}`"
+                                                                 if row.get("command") else "") + "."
+             for row in report["results"] if row.get("patches") or row.get("command")]
+    if notes:
+        lines += [*notes, ""]
     return "\n".join(lines)
 
 

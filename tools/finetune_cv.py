@@ -3,7 +3,15 @@
 Usage::
 
     GENRELIB_DATA=/path/to/gtzan_mini python tools/finetune_cv.py [--folds 5] [--seeds 3] [--output-dir results]
-        [--settings default control lr1e-4 unfreeze2] [--cache DIR]
+        [--settings default control lr1e-4 unfreeze2] [--cache DIR] [--backbone musicnn-msd] [--merge]
+
+``--backbone`` fine-tunes another backbone of ``genrelib.finetune.BACKBONES`` (default musicnn-msd, the
+committed table). ``--merge`` keeps the rows of the existing ``finetune.json`` in ``--output-dir`` that this call
+does not rerun (other backbones or settings) and its header; each merged row records its own command, folds and
+seeds. Rows of backbones other than the header's are written in a section of their own, with the header
+backbone's ``default`` runs of the same seeds and folds beside them (paired per run)::
+
+    GENRELIB_DATA=... python tools/finetune_cv.py --backbone yamnet --settings default --folds 5 --seeds 1 --merge
 
 Each setting runs ``genrelib.finetune.run_protocol`` (kfold, the classifier's splits, ``--seeds`` seeds) in
 its own process, so that its peak resident memory is its own; wall time, CPU time (this process and its
@@ -43,7 +51,8 @@ FINETUNE_EPOCHS = 10
 BACKBONE = "musicnn-msd"
 
 
-def run_setting(name: str, *, data: str | None, folds: int, seeds: int, runs_dir: str) -> dict:
+def run_setting(name: str, *, data: str | None, folds: int, seeds: int, runs_dir: str,
+                backbone: str = BACKBONE, max_runs: int | None = None) -> dict:
     """In a child process: one setting's protocol, its summary and its costs."""
     sys.path.insert(0, str(ROOT))
     from genrelib import data as gdata
@@ -54,13 +63,14 @@ def run_setting(name: str, *, data: str | None, folds: int, seeds: int, runs_dir
     root, source = gdata.resolve_root(data)
     index = gdata.load_gtzan(root)
     config = Config().replace(protocol="kfold", **{"train.folds": folds, "train.n_seeds": seeds})
-    run_dirs = finetune.run_protocol(index, backbone=BACKBONE, config=config, finetune_epochs=FINETUNE_EPOCHS,
-                                     runs_dir=runs_dir, progress=False, **SETTINGS[name])
+    run_dirs = finetune.run_protocol(index, backbone=backbone, config=config, finetune_epochs=FINETUNE_EPOCHS,
+                                     runs_dir=runs_dir, progress=False, max_runs=max_runs, **SETTINGS[name])
     runs, table = finetune.summarize(run_dirs)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     meta = finetune.load_run(run_dirs[0])["meta"]
+    metas = [finetune.load_run(run_dir)["meta"] for run_dir in run_dirs]
     return {
-        "setting": name, **SETTINGS[name], "backbone": BACKBONE, "trained_layers": meta["trained_layers"],
+        "setting": name, **SETTINGS[name], "backbone": backbone, "trained_layers": meta["trained_layers"],
         "finetune_epochs": FINETUNE_EPOCHS, "head_epochs": meta["head_epochs"],
         "data": {"root": str(root), "source": source, "n_clips": len(index)},
         "protocol": table.attrs["protocol"],
@@ -72,10 +82,107 @@ def run_setting(name: str, *, data: str | None, folds: int, seeds: int, runs_dir
         "cpu_seconds": round(time.process_time() - cpu_started + children.ru_utime + children.ru_stime, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "peak_rss_children_mb": round(children.ru_maxrss / 1024),
+        # What the runs themselves recorded (a setting whose runs were trained by an earlier call reuses them):
+        "runs_wall_seconds": round(sum(m.get("wall_seconds", 0.0) for m in metas), 1),
+        "runs_cpu_seconds": round(sum(m.get("cpu_seconds", 0.0) for m in metas), 1),
+        "runs_peak_rss_mb": max(m.get("peak_rss_mb", 0) for m in metas),
     }
 
 
+def _table_lines(results: list[dict]) -> list[str]:
+    lines = [
+        "| setting | unfreeze (trained layers) | stage-2 lr | frozen | fine-tuned | difference | runs better / same / "
+        "worse | weights moved | wall | CPU | peak RSS |",
+        "| --- | --- | ---: | ---: | ---: | ---: | :---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in results:
+        s = row["summary"]
+        differences = [run["difference"] for run in row["runs"]]
+        counts = f"{sum(d > 0 for d in differences)} / {sum(d == 0 for d in differences)} / " \
+                 f"{sum(d < 0 for d in differences)}"
+        lines.append(
+            f"| {row['setting']} | {row['unfreeze']} ({', '.join(row['trained_layers']) or 'head only'}) | "
+            f"{row['finetune_learning_rate']:g} | "
+            f"{100 * s['frozen']['mean']:.1f} ± {100 * s['frozen']['std']:.1f} % | "
+            f"{100 * s['finetuned']['mean']:.1f} ± {100 * s['finetuned']['std']:.1f} % | "
+            f"{100 * s['difference']['mean']:+.1f} ± {100 * s['difference']['std']:.1f} pts | {counts} | "
+            f"{100 * max(run['weight_change'] for run in row['runs']):.2g} % | "
+            f"{max(row['wall_seconds'], row.get('runs_wall_seconds', 0)) / 60:.1f} min | "
+            f"{max(row['cpu_seconds'], row.get('runs_cpu_seconds', 0)) / 60:.1f} min | "
+            f"{max(row['peak_rss_mb'], row['peak_rss_children_mb'], row.get('runs_peak_rss_mb', 0)) / 1024:.1f} GB |")
+    return lines
+
+
 def markdown(report: dict) -> str:
+    main = [row for row in report["results"] if row.get("backbone", report["backbone"]) == report["backbone"]]
+    others = [row for row in report["results"] if row not in main]
+    lines = _main_markdown({**report, "results": main}).rstrip("\n").split("\n")
+    for backbone in dict.fromkeys(row["backbone"] for row in others):
+        lines += ["", *_other_markdown(report, main, [row for row in others if row["backbone"] == backbone])]
+    return "\n".join(lines) + "\n"
+
+
+#: What one "block" of ``--unfreeze`` is, per backbone of the extra sections.
+BLOCK_NOTES = {
+    "yamnet": "a block is one of YAMNet's official layers, top first: `layer14` ... `layer2` are each one "
+              "depthwise-separable convolution (3x3 depthwise conv + batch norm + ReLU6, 1x1 pointwise conv + "
+              "batch norm + ReLU6), `layer1` the first full 3x3 convolution; `unfreeze 1` trains layer14's "
+              "two kernels (1 058 816 weights), the batch norms stay frozen. The "
+              "frozen layers' outputs (layer13's 3 x 2 x 1024 map per 0.96 s patch) are computed once per clip "
+              "and cached",
+}
+
+
+def _other_markdown(report: dict, main: list[dict], rows: list[dict]) -> list[str]:
+    """A section for one other backbone: its table, what its runs are, and the header backbone's ``default``
+    runs of the same seeds and folds (paired per run)."""
+    backbone = rows[0]["backbone"]
+    n_runs = len(rows[0]["runs"])
+    subset = n_runs < report["n_runs"]
+    lines = [
+        f"## Fine-tuning {backbone}: frozen features vs fine-tuned",
+        "",
+        f"Same data, splits, augmentation and schedule as above; {BLOCK_NOTES.get(backbone, '')}. "
+        f"Runs: " + ", ".join(f"seed {seed} fold {fold}" for seed, fold in
+                              ((run["seed"], run["fold"]) for run in rows[0]["runs"])) +
+        f" of stratified {rows[0].get('folds', report['folds'])}-fold CV, {n_runs} run(s)" +
+        (f" - **a subset** of the {report['n_runs']} runs of the table above (the same splits and seeds for "
+         f"those runs), chosen to fit the CPU time available; wall, CPU and peak RSS are what these runs recorded (their own "
+         f"process; the frozen layers' outputs were partly cached by an interrupted earlier call)"
+         if subset else "") + ".",
+        "",
+        *_table_lines(rows),
+    ]
+    reference = next((row for row in main if row["setting"] == "default"), None)
+    for row in rows:
+        lines += ["", f"Command (`{row['setting']}`): `{row.get('command', report['command'])}`."]
+        if reference is None:
+            continue
+        by_run = {(run["seed"], run["fold"]): run for run in reference["runs"]}
+        pairs = [(run, by_run.get((run["seed"], run["fold"]))) for run in row["runs"]]
+        pairs = [(ours, theirs) for ours, theirs in pairs if theirs is not None]
+        if not pairs:
+            continue
+        import numpy as np
+
+        parts = []
+        for stage in ("frozen", "finetuned"):
+            ours = np.array([a[stage] for a, _ in pairs])
+            theirs = np.array([b[stage] for _, b in pairs])
+            delta = ours - theirs
+            parts.append(f"{stage}: {backbone} {100 * ours.mean():.1f} % vs {report['backbone']} "
+                         f"{100 * theirs.mean():.1f} %, difference {100 * delta.mean():+.1f} ± "
+                         f"{100 * delta.std():.1f} pts ({int((delta > 0).sum())} / {int((delta == 0).sum())} / "
+                         f"{int((delta < 0).sum())} runs better / same / worse, sign test p = "
+                         f"{sign_test(list(delta)):.2f})")
+        lines += ["", f"Paired with {report['backbone']}'s `default` runs of the same {len(pairs)} seed x fold "
+                      f"splits (table above): " + "; ".join(parts) + ". Fine-tuning's own paired change for "
+                      f"{backbone}: {100 * row['summary']['difference']['mean']:+.1f} pts (sign test p = "
+                      f"{sign_test([run['difference'] for run in row['runs']]):.2f})."]
+    return lines
+
+
+def _main_markdown(report: dict) -> str:
     lines = [
         "# Fine-tuning musicnn-msd: frozen features vs fine-tuned",
         "",
@@ -95,24 +202,8 @@ def markdown(report: dict) -> str:
         "the largest relative change ||w - w_pretrained|| / ||w_pretrained|| of a fine-tuned backbone layer over "
         "the runs.",
         "",
-        "| setting | unfreeze (trained layers) | stage-2 lr | frozen | fine-tuned | difference | runs better / same / "
-        "worse | weights moved | wall | CPU | peak RSS |",
-        "| --- | --- | ---: | ---: | ---: | ---: | :---: | ---: | ---: | ---: | ---: |",
     ]
-    for row in report["results"]:
-        s = row["summary"]
-        differences = [run["difference"] for run in row["runs"]]
-        counts = f"{sum(d > 0 for d in differences)} / {sum(d == 0 for d in differences)} / " \
-                 f"{sum(d < 0 for d in differences)}"
-        lines.append(
-            f"| {row['setting']} | {row['unfreeze']} ({', '.join(row['trained_layers']) or 'head only'}) | "
-            f"{row['finetune_learning_rate']:g} | "
-            f"{100 * s['frozen']['mean']:.1f} ± {100 * s['frozen']['std']:.1f} % | "
-            f"{100 * s['finetuned']['mean']:.1f} ± {100 * s['finetuned']['std']:.1f} % | "
-            f"{100 * s['difference']['mean']:+.1f} ± {100 * s['difference']['std']:.1f} pts | {counts} | "
-            f"{100 * max(run['weight_change'] for run in row['runs']):.2g} % | "
-            f"{row['wall_seconds'] / 60:.1f} min | {row['cpu_seconds'] / 60:.1f} min | "
-            f"{max(row['peak_rss_mb'], row['peak_rss_children_mb']) / 1024:.1f} GB |")
+    lines += _table_lines(report["results"])
     lines += ["", "## Did fine-tuning help?", "", closing_note(report), ""]
     lines += [
         f"Machine: {report['machine']}. Wall and CPU times are for the whole setting ({report['n_runs']} runs) and "
@@ -170,6 +261,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", default=str(ROOT / "results"))
     parser.add_argument("--markdown-only", action="store_true",
                         help="rewrite finetune.md from the finetune.json in --output-dir, running nothing")
+    parser.add_argument("--backbone", default=BACKBONE, help=f"backbone to fine-tune (default: {BACKBONE})")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the existing finetune.json's header and the rows this call does not rerun")
+    parser.add_argument("--max-runs", type=int, default=None,
+                        help="only the first N runs of the folds x seeds (seed 0's folds first): a labelled subset")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
@@ -182,14 +278,15 @@ def main(argv: list[str] | None = None) -> int:
     runs_dir = str(Path(args.cache or tempfile.mkdtemp(prefix="finetune_cv-")) / "runs")
     if args.child:
         print(json.dumps(run_setting(args.child, data=args.data, folds=args.folds, seeds=args.seeds,
-                                     runs_dir=runs_dir)))
+                                     runs_dir=runs_dir, backbone=args.backbone, max_runs=args.max_runs)))
         return 0
     cache = args.cache or str(Path(runs_dir).parent)
     env = {**os.environ, "GENRELIB_CACHE": cache, "TF_CPP_MIN_LOG_LEVEL": "2"}
     results = []
     for name in args.settings:
         command = [sys.executable, __file__, "--child", name, "--folds", str(args.folds), "--seeds", str(args.seeds),
-                   "--cache", cache, *(["--data", args.data] if args.data else [])]
+                   "--cache", cache, "--backbone", args.backbone, *(["--data", args.data] if args.data else []),
+                   *(["--max-runs", str(args.max_runs)] if args.max_runs else [])]
         output = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
         results.append(json.loads(output.strip().splitlines()[-1]))
         s = results[-1]["summary"]
@@ -198,17 +295,29 @@ def main(argv: list[str] | None = None) -> int:
               f"  ({results[-1]['wall_seconds']:.0f} s wall, {results[-1]['cpu_seconds']:.0f} s CPU)", flush=True)
     import tensorflow as tf
 
+    command = " ".join(filter(None, [
+        f"GENRELIB_DATA={shlex.quote(os.environ['GENRELIB_DATA'])}" if os.environ.get("GENRELIB_DATA") else "",
+        "python tools/finetune_cv.py", shlex.join(argv if argv is not None else sys.argv[1:])]))
+    output_dir = Path(args.output_dir)
+    if args.merge:
+        report = json.loads((output_dir / "finetune.json").read_text())
+        rerun = {(args.backbone, row["setting"]) for row in results}
+        for row in results:
+            row.update(command=command, folds=args.folds, seeds=args.seeds, max_runs=args.max_runs)
+        report["results"] = [row for row in report["results"]
+                             if (row.get("backbone", report["backbone"]), row["setting"]) not in rerun] + results
+        (output_dir / "finetune.json").write_text(neutral_paths(json.dumps(report, indent=1) + "\n"))
+        (output_dir / "finetune.md").write_text(neutral_paths(markdown(report)))
+        print(f"merged into {output_dir / 'finetune.md'} and finetune.json")
+        return 0
     report = {
-        "command": " ".join(filter(None, [
-            f"GENRELIB_DATA={shlex.quote(os.environ['GENRELIB_DATA'])}" if os.environ.get("GENRELIB_DATA") else "",
-            "python tools/finetune_cv.py", shlex.join(argv if argv is not None else sys.argv[1:])])),
+        "command": command,
         "data": results[0]["data"], "folds": args.folds, "seeds": args.seeds,
-        "n_runs": args.folds * args.seeds, "backbone": BACKBONE,
+        "n_runs": args.folds * args.seeds, "backbone": args.backbone,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores (shared), no GPU; Python "
                    f"{platform.python_version()}, TensorFlow {tf.__version__}",
         "date": time.strftime("%Y-%m-%d"), "results": results,
     }
-    output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "finetune.json").write_text(neutral_paths(json.dumps(report, indent=1) + "\n"))
     (output_dir / "finetune.md").write_text(neutral_paths(markdown(report)))

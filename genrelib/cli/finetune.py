@@ -5,6 +5,7 @@ Examples::
     genrelib finetune                                   # musicnn-msd, top block, the configuration's protocol
     genrelib finetune --backbone musicnn-msd --unfreeze 2 --protocol kfold --folds 5 --seeds 3
     genrelib finetune --backbone vggish --unfreeze all  # the whole network: meant for a GPU
+    genrelib finetune --backbone yamnet --unfreeze 1    # YAMNet: layer14, its last separable convolution
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from ._types import add_data_argument, add_output_arguments, non_negative_int, p
 VERB = "finetune"
 ORDER = 60
 #: genrelib.finetune.BACKBONES' keys, kept here so ``--help`` does not import the module's dependencies.
-BACKBONES = ("musicnn-msd", "musicnn-mtt", "vgg-msd", "vgg-mtt", "vggish")
+BACKBONES = ("musicnn-msd", "musicnn-mtt", "vgg-msd", "vgg-mtt", "vggish", "yamnet")
 
 
 def unfreeze_value(text: str) -> int | str:
@@ -45,7 +46,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     group.add_argument("--finetune-epochs", type=positive_int, default=10, help="stage 2 epochs (default: 10)")
     group.add_argument("--finetune-learning-rate", type=positive_float, default=1e-5,
                        help="stage 2 learning rate (default: 1e-5)")
-    group.add_argument("--weights", default=None, help="vggish only: 'random' or a .weights.h5 file")
+    group.add_argument("--weights", default=None, help="vggish and yamnet only: 'random' or a .weights.h5 file")
+    group.add_argument("--max-runs", type=positive_int, default=None, metavar="N",
+                       help="only the first N runs of the seeds x folds (seed 0's folds first); a later call "
+                            "with more resumes the same group")
     group.add_argument("--per-genre", type=positive_int, default=None, metavar="N",
                        help="only the first N tracks of each genre (a quick look)")
     split = parser.add_argument_group("protocol and Table 1 (default: the configuration)")
@@ -74,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     run_dirs = finetune.run_protocol(
         index, backbone=args.backbone, unfreeze=args.unfreeze, config=config, head_epochs=args.head_epochs,
         finetune_epochs=args.finetune_epochs, finetune_learning_rate=args.finetune_learning_rate,
-        weights=args.weights, runs_dir=args.output_dir, overwrite=args.overwrite, progress=not args.quiet)
+        weights=args.weights, runs_dir=args.output_dir, overwrite=args.overwrite, progress=not args.quiet,
+        max_runs=args.max_runs)
     runs, table = finetune.summarize(run_dirs)
     print(f"{len(run_dirs)} run(s) in {run_dirs[0].parent} (data: {root})")
     print(runs[["seed", "fold", "n_test", "frozen", "finetuned", "difference"]].to_string(index=False))
