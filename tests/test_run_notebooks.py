@@ -92,3 +92,21 @@ def test_git_add_stores_the_cleaned_notebook_and_leaves_the_working_copy(tmp_pat
                             text=True).stdout
     assert "base64" not in stored and str(data) not in stored and run_notebooks.AUDIO_NOTE in stored
     assert saved.read_text() == before
+
+
+def test_widget_progress_bars_frozen_at_their_first_frame_are_dropped_and_text_bars_kept():
+    widget = {"application/vnd.jupyter.widget-view+json": {"model_id": "abc", "version_major": 2, "version_minor": 0}}
+    cells = [
+        new_code_cell("train()", outputs=[
+            new_output("display_data", data={**widget, "text/plain": "paper runs:   0%|          | 0/3 [00:00<?, ?run/s]"}),
+            new_output("display_data", data={"text/plain": "embed [musicnn-msd]:   0%|          | 0/100 [00:00<?, ?clip/s]"}),
+            new_output("stream", name="stderr", text="augment: 100%|##########| 65/65 [00:03<00:00, 20.1clip/s]\n"),
+            new_output("display_data", data={"text/plain": "a table: 10%|of| the 3/4 [x] and more", "text/html": "<b/>"}),
+            new_output("stream", name="stdout", text="accuracy 0.93\n"),
+        ]),
+    ]
+    notebook = new_notebook(cells=cells)
+    assert run_notebooks.drop_frozen_progress_bars(notebook) == 2
+    kinds = [(o["output_type"], o.get("name")) for o in notebook.cells[0]["outputs"]]
+    assert kinds == [("stream", "stderr"), ("display_data", None), ("stream", "stdout")]
+    assert run_notebooks.drop_frozen_progress_bars(notebook) == 0  # stable

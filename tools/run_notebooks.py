@@ -40,6 +40,33 @@ def strip_audio(notebook: nbformat.NotebookNode) -> int:
     return removed
 
 
+#: A tqdm bar's text: ``label:  37%|###7      | 37/100 [00:05<00:09, 6.8clip/s]``.
+PROGRESS_BAR = re.compile(r"^[^\n]*\d+%\|[^\n]*\| *\d+/\d+ \[[^\n]*\]\s*$")
+
+
+def drop_frozen_progress_bars(notebook: nbformat.NotebookNode) -> int:
+    """Drop the progress bars a kernel drew as widgets; return how many.
+
+    A saved notebook keeps a widget bar only as its text fallback, the bar's first frame ("0/100"), so a reader would
+    see every long step as if it never ran. A bar written as text (a stream) shows its last frame and is kept.
+    """
+    dropped = 0
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            rest = set(data) - {"text/plain", "application/vnd.jupyter.widget-view+json"}
+            if output.get("output_type") == "display_data" and not rest and \
+                    PROGRESS_BAR.match("".join(data.get("text/plain", ""))):
+                dropped += 1
+                continue
+            kept.append(output)
+        cell["outputs"] = kept
+    return dropped
+
+
 #: TensorFlow's native start-up log on a CPU machine (absl preamble, "failed call to cuInit", oneDNN notes):
 #: the same lines in every notebook, and nothing a reader can act on.
 NATIVE_LOG = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\)"
@@ -98,8 +125,10 @@ def make_diffable(notebook: nbformat.NotebookNode, stem: str | None) -> None:
 
 def clean(notebook: nbformat.NotebookNode, stem: str | None) -> int:
     """Everything done to an executed notebook before it is committed (here and by ``tools/nbfilter.py``, the git
-    filter): no audio, no TensorFlow native log, no path of this machine, no execution timestamps, and cell ids from
-    ``stem`` and position (None keeps the ids); return how many audio outputs were removed."""
+    filter): no audio, no frozen widget progress bar, no TensorFlow native log, no path of this machine, no execution
+    timestamps, and cell ids from ``stem`` and position (None keeps the ids); return how many audio outputs were
+    removed."""
+    drop_frozen_progress_bars(notebook)
     removed = strip_audio(notebook)
     strip_native_log(notebook)
     hide_machine_paths(notebook, machine_paths(Path(__file__).resolve().parents[1]))
