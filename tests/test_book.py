@@ -13,14 +13,13 @@ from __future__ import annotations
 import functools
 import html
 import importlib.util
-import os
-import shutil
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import nbformat
 import pytest
 
+from tests.browser_helpers import chromium_binary, no_chromium_reason
 from tests.test_build_book import GLOSSARY_TERMS, build_book
 
 pytestmark = pytest.mark.browser
@@ -29,22 +28,12 @@ pytestmark = pytest.mark.browser
 IGNORED_MESSAGES = ("favicon.ico",)
 
 
-def chromium_binary() -> str | None:
-    """$GENRELIB_CHROMIUM if set (None if it is not an executable), else the first Chromium on PATH."""
-    names = [os.environ["GENRELIB_CHROMIUM"]] if os.environ.get("GENRELIB_CHROMIUM") else \
-        ["chromium", "chromium-browser", "google-chrome"]
-    return next(filter(None, map(shutil.which, names)), None)
-
-
 def skip_reason() -> str | None:
     if missing := build_book.missing_requirements(build_book.extra_requirements("book")):
         return f"the [book] extra is not installed ({' '.join(missing)}): make book-test installs it"
     if importlib.util.find_spec("playwright") is None:
         return "playwright is not installed (the [browser] extra): make book-test installs it"
-    if chromium_binary() is None:
-        return ("no Chromium binary: apt-get install -y chromium, or set GENRELIB_CHROMIUM "
-                f"(now {os.environ.get('GENRELIB_CHROMIUM', 'unset')})")
-    return None
+    return no_chromium_reason()
 
 
 if reason := skip_reason():

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser_helpers import chromium_binary, no_chromium_reason
+
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,25 +40,26 @@ PROBLEMS = re.compile(
     re.MULTILINE)
 
 
-def chromium_binary() -> str | None:
-    names = [os.environ["GENRELIB_CHROMIUM"]] if os.environ.get("GENRELIB_CHROMIUM") else \
-        ["chromium", "chromium-browser", "google-chrome"]
-    return next(filter(None, map(shutil.which, names)), None)
-
-
 def skip_reason() -> str | None:
     if importlib.util.find_spec("playwright") is None:
         return "playwright is not installed (the [browser] extra): make lab-test installs it"
     if importlib.util.find_spec("jupyterlab") is None:
         return "jupyterlab is not installed (the dev extra): make venv installs it"
-    if chromium_binary() is None:
-        return ("no Chromium binary: apt-get install -y chromium, or set GENRELIB_CHROMIUM "
-                f"(now {os.environ.get('GENRELIB_CHROMIUM', 'unset')})")
-    return None
+    return no_chromium_reason()
 
 
 if reason := skip_reason():
     pytest.skip(reason, allow_module_level=True)
+
+#: True once the panel shows two players and the augmented one plays another source than ``old``.
+NEW_AUGMENTED_SOURCE = ("(old) => { const a = Array.from(document.querySelectorAll('.jp-Notebook .widget-output audio'));"
+                        " return a.length === 2 && (a[1].currentSrc || a[1].querySelector('source').src) !== old; }")
+
+
+def wait_for_new_augmented_player(page, old: str) -> None:
+    """Until the augmented player's source differs from ``old`` and the panel is idle again."""
+    page.wait_for_function(NEW_AUGMENTED_SOURCE, arg=old, timeout=30_000)
+    page.wait_for_function(IDLE_PANEL, timeout=30_000)
 
 
 def free_port() -> int:
@@ -196,10 +199,7 @@ def test_notebook_02_runs_cleanly_and_its_panel_plays(lab, page):
     method = page.locator(".jp-Notebook .widget-dropdown", has_text="method").locator("select")
     changed = time.monotonic()
     method.select_option("pitch_shift")
-    page.wait_for_function("(old) => { const a = Array.from(document.querySelectorAll('.jp-Notebook .widget-output audio'));"
-                           " return a.length === 2 && (a[1].currentSrc || a[1].querySelector('source').src) !== old; }",
-                           arg=first[1], timeout=30_000)
-    page.wait_for_function(IDLE_PANEL, timeout=30_000)
+    wait_for_new_augmented_player(page, first[1])
     method_s = time.monotonic() - changed
     after_method = sources(page)
     assert after_method[1] != first[1]
@@ -211,10 +211,7 @@ def test_notebook_02_runs_cleanly_and_its_panel_plays(lab, page):
     changed = time.monotonic()
     for _ in range(5):
         handle.press("ArrowLeft")
-    page.wait_for_function("(old) => { const a = Array.from(document.querySelectorAll('.jp-Notebook .widget-output audio'));"
-                           " return a.length === 2 && (a[1].currentSrc || a[1].querySelector('source').src) !== old; }",
-                           arg=after_method[1], timeout=30_000)
-    page.wait_for_function(IDLE_PANEL, timeout=30_000)
+    wait_for_new_augmented_player(page, after_method[1])
     slider_s = time.monotonic() - changed
     after_slider = sources(page)
     assert after_slider[1] != after_method[1]
