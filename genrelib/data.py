@@ -777,8 +777,11 @@ def _artist_groups(index: pd.DataFrame) -> np.ndarray:
 def single_artist_genres(index: pd.DataFrame) -> dict[str, str]:
     """Genres of ``index`` whose tracks are all by one artist, with that artist (``{"blues": "John Lee
     Hooker", ...}`` on the mini set): no artist-disjoint test of them is possible."""
-    groups = pd.Series(_artist_groups(index), index=index["genre"].to_numpy(str))
-    per_genre = groups.groupby(level=0).agg(lambda artists: sorted(set(artists)))
+    return _single_artist(index["genre"].to_numpy(str), _artist_groups(index))
+
+
+def _single_artist(genres: np.ndarray, groups: np.ndarray) -> dict[str, str]:
+    per_genre = pd.Series(groups, index=genres).groupby(level=0).agg(lambda artists: sorted(set(artists)))
     return {genre: artists[0] for genre, artists in per_genre.items() if len(artists) == 1}
 
 
@@ -866,7 +869,7 @@ def split_by_artist(index: pd.DataFrame, *, k: int | None = None, seed: int = 0,
 
     ids, genres = _ids_and_genres(index)
     groups = _artist_groups(index)
-    untestable = single_artist_genres(index)
+    untestable = _single_artist(genres, groups)
     # An artist of a single-artist genre who also plays in another genre stays in training there too.
     testable = ~np.isin(genres, list(untestable)) & ~np.isin(groups, list(untestable.values()))
     smallest = pd.Series(genres[testable]).value_counts()
