@@ -10,7 +10,9 @@ augmented copies and patches of a track always stay on that track's side.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import re
 import warnings
@@ -514,55 +516,86 @@ def download_verified(urls, dest: str | os.PathLike, *, digest: str | None, algo
                       progress: bool = True, timeout: float = 60.0) -> Path:
     """Fetch ``dest`` from the first of ``urls`` that answers and return it, checked against ``digest``.
 
-    Bytes go to ``<dest>.part`` (an interrupted download resumes from it by HTTP range request); only a
-    file whose ``algorithm`` digest matches is renamed onto ``dest`` (``digest=None``: no known sum).
-    A mismatch deletes the part file and raises :class:`ChecksumError`; when every mirror fails,
-    :class:`DownloadError` lists why.
+    :func:`pooch.retrieve` checks the hash (``known_hash``) and moves only a matching file onto ``dest``
+    (``digest=None``: no known sum). Pooch's own HTTP downloader always starts from byte 0, so the bytes come
+    through :class:`ResumableDownloader`: they go to ``<dest>.part``, and an interrupted download resumes from it
+    by HTTP range request. A mismatch deletes the download and raises :class:`ChecksumError`; when every mirror
+    fails, :class:`DownloadError` lists why.
     """
+    import pooch
+
     from .errors import ChecksumError, DownloadError
-    from .storage import file_digest
 
     dest, failures = Path(dest), []
+    known_hash = None if digest is None else f"{algorithm}:{digest}"
+    downloader = ResumableDownloader(dest.with_name(dest.name + ".part"), progress=progress, timeout=timeout)
     for url in urls:
         try:
-            part = _fetch_resumable(url, dest.with_name(dest.name + ".part"), progress=progress, timeout=timeout)
+            with _pooch_logging(verbose=progress):
+                return Path(pooch.retrieve(url, known_hash, fname=dest.name, path=dest.parent,
+                                           downloader=downloader))
         except DownloadError as exc:
             failures.append(str(exc))
-            continue
-        if digest is not None and (got := file_digest(part, algorithm=algorithm)) != digest:
-            part.unlink()
-            raise ChecksumError(f"{dest}: downloaded from {url}, {algorithm} {got} != expected {digest}; "
-                                f"the file was deleted")
-        os.replace(part, dest)
-        return dest
+        except ValueError as exc:  # pooch's hash mismatch; the downloaded bytes are already deleted
+            raise ChecksumError(f"{dest}: downloaded from {url}, its {algorithm} is not the expected {digest}; "
+                                f"the file was deleted") from None
     raise DownloadError("every mirror failed:\n  " + "\n  ".join(failures))
 
 
-def _fetch_resumable(url: str, part: Path, *, progress: bool, timeout: float) -> Path:
-    import requests
-    from tqdm.auto import tqdm
+@contextlib.contextmanager
+def _pooch_logging(*, verbose: bool):
+    """Pooch's "Downloading data from ..." line only where a progress bar is wanted too."""
+    import pooch
 
-    from .errors import DownloadError
-
-    offset = part.stat().st_size if part.exists() else 0
-    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
     try:
-        with requests.get(url, headers=headers, stream=True, timeout=timeout) as response:
-            if response.status_code == 416:  # range past the end: the part file is already complete
-                return part
-            if response.status_code not in (200, 206):
-                raise DownloadError(f"{url}: HTTP {response.status_code}")
-            mode = "ab" if response.status_code == 206 else "wb"
-            done = offset if mode == "ab" else 0
-            total = done + int(response.headers.get("Content-Length", 0)) or None
-            with open(part, mode) as handle, tqdm(total=total, initial=done, unit="B", unit_scale=True,
-                                                  disable=not progress, desc=part.name) as bar:
-                for chunk in response.iter_content(chunk_size=1 << 16):
-                    handle.write(chunk)
-                    bar.update(len(chunk))
-    except requests.RequestException as exc:
-        raise DownloadError(f"{url}: {exc} (partial data kept in {part}; a re-run resumes)") from exc
-    return part
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+class ResumableDownloader:
+    """A pooch downloader (``downloader(url, output_file, pooch)``) that keeps the bytes in ``part`` while they
+    arrive, asks only for the missing tail on a second try (HTTP range request), draws a tqdm progress bar,
+    and hands the complete file to pooch for its hash check."""
+
+    def __init__(self, part: Path, *, progress: bool = True, timeout: float = 60.0):
+        self.part, self.progress, self.timeout = Path(part), progress, timeout
+
+    def __call__(self, url: str, output_file, pooch=None) -> None:
+        import shutil
+
+        self.fetch(url)
+        shutil.move(self.part, output_file)
+
+    def fetch(self, url: str) -> Path:
+        """Bring ``part`` up to the whole file at ``url``; :class:`DownloadError` keeps what arrived."""
+        import requests
+        from tqdm.auto import tqdm
+
+        from .errors import DownloadError
+
+        offset = self.part.stat().st_size if self.part.exists() else 0
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        try:
+            with requests.get(url, headers=headers, stream=True, timeout=self.timeout) as response:
+                if response.status_code == 416:  # range past the end: the part file is already complete
+                    return self.part
+                if response.status_code not in (200, 206):
+                    raise DownloadError(f"{url}: HTTP {response.status_code}")
+                mode = "ab" if response.status_code == 206 else "wb"
+                done = offset if mode == "ab" else 0
+                total = done + int(response.headers.get("Content-Length", 0)) or None
+                with open(self.part, mode) as handle, tqdm(total=total, initial=done, unit="B", unit_scale=True,
+                                                           disable=not self.progress, desc=self.part.name) as bar:
+                    for chunk in response.iter_content(chunk_size=1 << 16):
+                        handle.write(chunk)
+                        bar.update(len(chunk))
+        except requests.RequestException as exc:
+            raise DownloadError(f"{url}: {exc} (partial data kept in {self.part}; a re-run resumes)") from exc
+        return self.part
 
 
 def _unpack_full(archive: Path, dest: Path, *, md5: str | None, progress: bool = False) -> None:

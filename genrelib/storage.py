@@ -186,13 +186,11 @@ def atomic_save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
     return Path(path)
 
 
-def file_digest(path: str | os.PathLike, *, algorithm: str = "sha256", chunk_size: int = 1 << 20) -> str:
-    """Hex digest of a file's bytes (``algorithm`` is any name :mod:`hashlib` knows, e.g. ``"md5"``)."""
-    digest = hashlib.new(algorithm)
+def file_digest(path: str | os.PathLike, *, algorithm: str = "sha256") -> str:
+    """Hex digest of a file's bytes (``algorithm`` is any name :mod:`hashlib` knows, e.g. ``"md5"``), read in blocks
+    by :func:`hashlib.file_digest`, never the whole file at once."""
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(chunk_size), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, algorithm).hexdigest()
 
 
 def params_key(params: dict[str, Any], *, length: int = 16) -> str:
