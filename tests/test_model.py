@@ -2,14 +2,13 @@
 
 from contextlib import nullcontext
 
+import keras
 import numpy as np
 import pytest
 
 from genrelib import model as gmodel
 from genrelib.config import ModelConfig
 from genrelib.errors import ParameterError
-
-keras = pytest.importorskip("keras")
 
 
 def rows(n, d=3):

@@ -6,9 +6,10 @@ import soundfile as sf
 
 from genrelib import predict, train
 from genrelib.audio import load
+from genrelib.config import GENRES
 from genrelib.data import Split, load_gtzan, synthetic_gtzan
 from genrelib.embed import MfccBackend, embed_audio, embed_dataset
-from genrelib.errors import AudioError, WeightsError
+from genrelib.errors import AudioError, GenrelibWarning, WeightsError
 from genrelib.model import fit_patches
 
 from tests.classifier_helpers import TINY
@@ -105,8 +106,20 @@ def test_missing_model_or_changed_weights_are_weights_errors(tmp_path, trained):
         predict.load_classifier(trained[0], backend=Retrained())
 
 
-def test_latest_run_is_the_newest_complete_one(trained):
-    assert predict.latest_run(trained[0].parent.parent) == trained[0]
+def test_latest_run_is_the_newest_complete_one(trained, tmp_path):
+    import json
+    import os
+    import shutil
+
+    runs = tmp_path / "runs"
+    older, newer, unfinished = (shutil.copytree(trained[0], runs / "group" / name)
+                                for name in ("older", "newer", "unfinished"))
+    meta = json.loads((unfinished / "meta.json").read_text())
+    (unfinished / "meta.json").write_text(json.dumps({**meta, "status": "running"}))
+    for age, run in enumerate((unfinished, newer, older)):  # the unfinished run is the newest of all
+        os.utime(run / "meta.json", (1e9 - 100 * age, 1e9 - 100 * age))
+    with pytest.warns(GenrelibWarning, match="1 unfinished training run"):
+        assert predict.latest_run(runs) == newer
 
 
 def test_cli_prints_genre_and_probabilities(trained, tmp_path, capsys):
@@ -116,7 +129,14 @@ def test_cli_prints_genre_and_probabilities(trained, tmp_path, capsys):
     assert main(["predict", good, "--model", str(trained[0])]) == 0
     out = capsys.readouterr().out
     line = next(line for line in out.splitlines() if line.startswith(good))
-    assert line.count(" 0.") + line.count(" 1.0") >= 10  # all ten probabilities printed
+    expected = predict.predict_files([good], classifier=predict.load_classifier(trained[0], backend=MfccBackend()))
+    words = line.split("|")[1].split()
+    printed = {genre: float(value) for genre, value in zip(words[::2], words[1::2])}
+    assert sorted(printed) == sorted(GENRES)  # all ten, each once, most probable first
+    assert list(printed.values()) == sorted(printed.values(), reverse=True)
+    for genre in GENRES:
+        assert printed[genre] == pytest.approx(expected.loc[0, f"p_{genre}"], abs=5e-4)
+    assert line.startswith(f"{good}: {expected.loc[0, 'genre']} ")
     missing = tmp_path / "missing.wav"
     assert main(["predict", good, str(missing), "--model", str(trained[0])]) == 1
     captured = capsys.readouterr()

@@ -21,12 +21,11 @@ import numpy as np
 import pytest
 import scipy.signal
 import soxr
+import tensorflow as tf
 
 from genrelib import vggish
 from genrelib.errors import AudioError, ChecksumError, GenrelibWarning, ParameterError, WeightsError
 from genrelib.storage import file_digest
-
-tf = pytest.importorskip("tensorflow")
 
 ROOT = Path(__file__).resolve().parents[1]
 N_PARAMS = 72_141_184
