@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import resample
-from .checks import positive_int, valid_audio
-from .errors import AudioError, ChecksumError, ParameterError, WeightsError
-from .storage import atomic_path, atomic_save_npz, cache_dir, file_digest
+from ..audio import resample
+from ..checks import positive_int, valid_audio
+from ..errors import AudioError, ChecksumError, ParameterError, WeightsError
+from ..storage import atomic_path, atomic_save_npz, cache_dir, file_digest
 
 __all__ = [
     "SAMPLE_RATE",
@@ -482,7 +482,7 @@ def download_checkpoint(
     SHA-256 matches is renamed onto ``dest``. A mismatch deletes the part file and raises
     :class:`ChecksumError`; a network failure raises :class:`DownloadError`.
     """
-    from .data import download_verified
+    from ..data import download_verified
 
     dest = Path(dest) if dest else cache_dir("downloads") / "vggish_model.ckpt"
     if dest.is_file() and not force_overwrite:
