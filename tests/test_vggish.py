@@ -325,9 +325,12 @@ def test_download_pca_checks_size_and_sha256(tmp_path, http_server):
     dest.write_bytes(dest.read_bytes()[:-1])  # truncated by one byte: found by its size, without a download
     with pytest.raises(ChecksumError, match="size or sha256 differs"):
         vggish.download_pca(dest, url=f"{base}/missing.npz", progress=False)
-    with pytest.raises(ChecksumError, match="expected " + "2" * 64):
-        vggish.download_pca(tmp_path / "other.npz", url=f"{base}/vggish_pca_params.npz", sha256="2" * 64,
-                            progress=False)
+    altered = bytearray(real_pca_file().read_bytes())
+    altered[-100] ^= 1  # right size, one bit off: only the sha256 can tell
+    (served / "altered.npz").write_bytes(bytes(altered))
+    with pytest.raises(ChecksumError, match="expected " + vggish.PCA_SHA256):
+        vggish.download_pca(tmp_path / "other.npz", url=f"{base}/altered.npz", progress=False)
+    assert not (tmp_path / "other.npz").exists()
 
 
 def test_official_checkpoint_size_is_checked_before_hashing(tmp_path):

@@ -30,83 +30,16 @@ TensorFlow and Keras are imported inside the functions that need them, so ``genr
 
 from __future__ import annotations
 
-from .backend import VGGishBackend
-from .convert import convert_checkpoint, convert_saved_model
-# The front end's other constants (HOP_SAMPLES, LOG_OFFSET, ...) stay readable here, as notebooks and
-# genrelib.finetune read them, without joining __all__.
-from .frontend import (
-    FFT_LENGTH,
-    FRONT_END_TF_VERSION,
-    FRONT_END_VERSION,
-    HOP_SAMPLES,
-    LOG_OFFSET,
-    MEL_MAX_HZ,
-    MEL_MIN_HZ,
-    MIN_SAMPLES,
-    N_MELS,
-    PATCH_FRAMES,
-    SAMPLE_RATE,
-    WINDOW_SAMPLES,
-    log_mel_patches,
-    log_mel_patches_tf,
-    log_mel_spectrogram,
-    mel_filterbank,
-    stft_magnitude,
-)
-from .network import EMBEDDING_SIZE, VGGish, official_variable_name, official_variables
-from .pca import PCA_BYTES, PCA_SHA256, PCA_URL, convert_pca, download_pca, load_pca_params, postprocess
-from .smoke import SMOKE_TEST, smoke_test
-from .weights import (
-    CHECKPOINT_BYTES,
-    CHECKPOINT_SHA256,
-    CHECKPOINT_URL,
-    HUB_HANDLE,
-    converted_weights_available,
-    converted_weights_info,
-    converted_weights_path,
-    download_checkpoint,
-    pca_params_path,
-    weights_checksum,
-    weights_status,
-)
+from . import backend, convert, frontend, network, pca, smoke, weights
+from .backend import *  # noqa: F403 (each module's __all__ is its public part)
+from .convert import *  # noqa: F403
+from .frontend import *  # noqa: F403
+# The front end's other constants stay readable here, as notebooks and genrelib.finetune read them.
+from .frontend import FFT_LENGTH, HOP_SAMPLES, LOG_OFFSET, MEL_MAX_HZ, MEL_MIN_HZ, WINDOW_SAMPLES  # noqa: F401
+from .network import *  # noqa: F403
+from .pca import *  # noqa: F403
+from .smoke import *  # noqa: F403
+from .weights import *  # noqa: F403
 
-__all__ = [
-    "SAMPLE_RATE",
-    "EMBEDDING_SIZE",
-    "PATCH_FRAMES",
-    "N_MELS",
-    "MIN_SAMPLES",
-    "FRONT_END_VERSION",
-    "FRONT_END_TF_VERSION",
-    "CHECKPOINT_URL",
-    "CHECKPOINT_SHA256",
-    "CHECKPOINT_BYTES",
-    "PCA_URL",
-    "PCA_SHA256",
-    "PCA_BYTES",
-    "HUB_HANDLE",
-    "SMOKE_TEST",
-    "mel_filterbank",
-    "stft_magnitude",
-    "log_mel_spectrogram",
-    "log_mel_patches",
-    "log_mel_patches_tf",
-    "VGGish",
-    "official_variables",
-    "official_variable_name",
-    "converted_weights_path",
-    "pca_params_path",
-    "converted_weights_available",
-    "converted_weights_info",
-    "weights_checksum",
-    "weights_status",
-    "download_checkpoint",
-    "download_pca",
-    "convert_checkpoint",
-    "convert_saved_model",
-    "convert_pca",
-    "load_pca_params",
-    "postprocess",
-    "smoke_test",
-    "VGGishBackend",
-]
+__all__ = [*frontend.__all__, *network.__all__, *weights.__all__, *convert.__all__, *pca.__all__, *smoke.__all__,
+           *backend.__all__]

@@ -30,25 +30,29 @@ PCA_BYTES = 73_020
 _QUANTIZE_MIN, _QUANTIZE_MAX = -2.0, 2.0
 
 
-def download_pca(
-    dest: str | os.PathLike | None = None,
-    *,
-    url: str = PCA_URL,
-    sha256: str = PCA_SHA256,
-    force_overwrite: bool = False,
-    progress: bool = True,
-    timeout: float = 60.0,
-) -> Path:
-    """Download ``vggish_pca_params.npz``, verified by its size and SHA-256 (then :func:`convert_pca` it).
+def download_pca(dest: str | os.PathLike | None = None, *, url: str = PCA_URL, force_overwrite: bool = False,
+                 progress: bool = True, timeout: float = 60.0) -> Path:
+    """Download ``vggish_pca_params.npz``, checked against the pinned size and SHA-256; then :func:`convert_pca`.
 
     Notebook: 03_vggish_features.
 
-    Parameters and errors as for :func:`genrelib.vggish.download_checkpoint`; default ``dest``:
-    ``cache_dir("downloads")/vggish_pca_params.npz`` (73 020 bytes).
+    Parameters
+    ----------
+    dest : path, optional
+        Target file; default ``cache_dir("downloads")/vggish_pca_params.npz`` (73 020 bytes).
+    url : str
+        Source (tests point it at a local server); whatever it serves must be the pinned file.
+    force_overwrite, progress, timeout
+        As for :func:`genrelib.vggish.download_checkpoint`.
+
+    Returns
+    -------
+    Path
+        ``dest``, verified. A mismatch raises :class:`ChecksumError`, a network failure :class:`DownloadError`.
     """
     dest = Path(dest) if dest else cache_dir("downloads") / "vggish_pca_params.npz"
-    return download_checked(url, dest, sha256=sha256, n_bytes=PCA_BYTES if sha256 == PCA_SHA256 else None,
-                            force_overwrite=force_overwrite, progress=progress, timeout=timeout)
+    return download_checked(url, dest, sha256=PCA_SHA256, n_bytes=PCA_BYTES, force_overwrite=force_overwrite,
+                            progress=progress, timeout=timeout)
 
 
 def load_pca_params(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
@@ -114,7 +118,8 @@ def postprocess(embedding: np.ndarray, *, pca_params: str | os.PathLike | tuple 
         path = pca_params_path()
         if not path.is_file():
             raise WeightsError(f"no PCA parameters at {path}; cache them with "
-                               f"`genrelib weights vggish --pca vggish_pca_params.npz` ({PCA_URL})")
+                               f"`genrelib weights vggish --pca vggish_pca_params.npz` (from {PCA_URL}, "
+                               f"or fetched and checked by genrelib.vggish.download_pca())")
         pca_params = path
     eigen_vectors, means = pca_params if isinstance(pca_params, tuple) else load_pca_params(pca_params)
     whitened = (embedding - np.reshape(means, (1, EMBEDDING_SIZE))) @ np.asarray(eigen_vectors).T
