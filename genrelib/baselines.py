@@ -17,31 +17,10 @@ import numpy as np
 import pandas as pd
 
 from .checks import positive_int
+from .embed import clip_means, load_embeddings
 from .errors import ParameterError
 
-__all__ = ["clip_means", "linear_probe", "CVResult", "cross_validate", "cross_validate_embeddings"]
-
-
-def clip_means(embeddings: Sequence[np.ndarray]) -> np.ndarray:
-    """One vector per clip: the mean over its patches.
-
-    Parameters
-    ----------
-    embeddings : sequence of np.ndarray [shape=(n_patches_i, d)]
-
-    Returns
-    -------
-    np.ndarray [shape=(n_clips, d)], float64
-    """
-    if len(embeddings) == 0:
-        raise ParameterError("embeddings is empty: no clips to average")
-    dims = {np.shape(e)[1] if np.ndim(e) == 2 else None for e in embeddings}
-    if None in dims or len(dims) != 1:
-        raise ParameterError(f"every embedding must be (n_patches, d) with one d, got shapes "
-                             f"{sorted({np.shape(e) for e in embeddings})[:3]}")
-    if any(len(e) == 0 for e in embeddings):
-        raise ParameterError("an embedding has 0 patches")
-    return np.stack([np.asarray(e, dtype=np.float64).mean(axis=0) for e in embeddings])
+__all__ = ["linear_probe", "CVResult", "cross_validate", "cross_validate_embeddings"]
 
 
 def linear_probe(*, C: float = 1.0, max_iter: int = 5000):
@@ -102,7 +81,7 @@ def cross_validate(features: np.ndarray, labels: Sequence, *, n_splits: int = 5,
     Parameters
     ----------
     features : np.ndarray [shape=(n_clips, d)]
-        e.g. :func:`clip_means` of a dataset's embeddings.
+        e.g. :func:`genrelib.embed.clip_means` of a dataset's embeddings.
     labels : sequence [shape=(n_clips,)]
         Class of each clip (genre names).
     n_splits : int >= 2
@@ -152,8 +131,6 @@ def cross_validate_embeddings(frame: pd.DataFrame, *, label_column: str = "genre
 
     Notebook: 03_vggish_features.
     """
-    from .embed import load_embeddings
-
     if label_column not in frame.columns or "embedding_path" not in frame.columns:
         raise ParameterError(f"frame needs 'embedding_path' and {label_column!r} columns (from embed_dataset)")
     if frame["embedding_path"].isna().any():

@@ -25,7 +25,8 @@ forward pass with patches of several clips (full batches keep the model efficien
 model sees one input shape).
 
 ``backend="auto"`` picks VGGish when its converted weights are cached, else the best offline backend
-that is installed (musicnn-msd, ...; the weight-free ``mfcc`` baseline, with a warning, when none is).
+that is installed (musicnn-msd, ...; the weight-free ``mfcc`` baseline when none is), and says once
+with a warning which backend it took instead of VGGish.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import itertools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -60,6 +61,7 @@ __all__ = [
     "embed_file",
     "embed_dataset",
     "load_embeddings",
+    "clip_means",
     "project_clips",
     "MfccBackend",
 ]
@@ -83,6 +85,8 @@ BACKENDS: dict[str, str] = {
 OFFLINE_PREFERENCE = ("musicnn-msd", "musicnn-mtt", "vgg-msd", "vgg-mtt")
 
 _INSTANCES: dict[tuple, Any] = {}
+#: Backends that ``backend="auto"`` has already announced in this process (it says so once, not per call).
+_AUTO_ANNOUNCED: set[str] = set()
 
 
 def register_backend(name: str, target: str) -> None:
@@ -100,7 +104,9 @@ def resolve_backend(name: str = "auto") -> str:
     """Turn ``"auto"`` into a concrete backend name; check other names exist.
 
     ``"auto"``: ``"vggish"`` when converted VGGish weights are cached, else the first backend of
-    :data:`OFFLINE_PREFERENCE` whose module is installed, else ``"mfcc"`` with a :class:`GenrelibWarning`.
+    :data:`OFFLINE_PREFERENCE` whose module is installed, else the weight-free ``"mfcc"`` baseline. Any
+    choice but VGGish is announced once per process and backend by a :class:`GenrelibWarning` that names
+    the backend and how to get VGGish.
     """
     if name != "auto":
         return one_of(name, [*BACKENDS, "auto"], "backend")
@@ -108,12 +114,16 @@ def resolve_backend(name: str = "auto") -> str:
 
     if vggish.converted_weights_available():
         return "vggish"
-    for candidate in OFFLINE_PREFERENCE:
-        if candidate in BACKENDS and _module_installed(BACKENDS[candidate].split(":")[0]):
-            return candidate
-    warn("no VGGish weights and no pretrained offline backend installed: backend='auto' uses the weight-free "
-         "'mfcc' baseline (get VGGish with `genrelib weights vggish --download`)")
-    return "mfcc"
+    chosen = next((candidate for candidate in OFFLINE_PREFERENCE
+                   if candidate in BACKENDS and _module_installed(BACKENDS[candidate].split(":")[0])), "mfcc")
+    if chosen not in _AUTO_ANNOUNCED:
+        _AUTO_ANNOUNCED.add(chosen)
+        kind = "the weight-free baseline: no pretrained offline backend is installed either" if chosen == "mfcc" \
+            else "the first pretrained offline backend installed"
+        warn(f"backend='auto' uses {chosen!r} ({kind}): no converted VGGish weights at "
+             f"{vggish.converted_weights_path()}. Get VGGish with `genrelib weights vggish --download` "
+             f"(or --from-checkpoint / --from-hub), or pass backend={chosen!r} to choose it explicitly")
+    return chosen
 
 
 def _module_installed(module_name: str) -> bool:
@@ -428,6 +438,30 @@ def load_embeddings(frame: pd.DataFrame) -> list[np.ndarray]:
     return arrays
 
 
+def clip_means(embeddings: Sequence[np.ndarray]) -> np.ndarray:
+    """One vector per clip: the mean over its patches.
+
+    Notebook: 03_vggish_features.
+
+    Parameters
+    ----------
+    embeddings : sequence of np.ndarray [shape=(n_patches_i, d)]
+
+    Returns
+    -------
+    np.ndarray [shape=(n_clips, d)], float64
+    """
+    if len(embeddings) == 0:
+        raise ParameterError("embeddings is empty: no clips to average")
+    dims = {np.shape(e)[1] if np.ndim(e) == 2 else None for e in embeddings}
+    if None in dims or len(dims) != 1:
+        raise ParameterError(f"every embedding must be (n_patches, d) with one d, got shapes "
+                             f"{sorted({np.shape(e) for e in embeddings})[:3]}")
+    if any(len(e) == 0 for e in embeddings):
+        raise ParameterError("an embedding has 0 patches")
+    return np.stack([np.asarray(e, dtype=np.float64).mean(axis=0) for e in embeddings])
+
+
 def project_clips(embeddings: list[np.ndarray], *, method: str = "pca", seed: int = 0) -> np.ndarray:
     """Each clip's mean embedding, standardised, projected to two dimensions with sklearn.
 
@@ -454,8 +488,6 @@ def project_clips(embeddings: list[np.ndarray], *, method: str = "pca", seed: in
     one_of(method, ("pca", "tsne"), "method")
     if len(embeddings) < 3:
         raise ParameterError(f"need at least 3 clips to project, got {len(embeddings)}")
-    from .baselines import clip_means
-
     means = StandardScaler().fit_transform(clip_means(embeddings))
     if method == "pca":
         return PCA(n_components=2).fit_transform(means)

@@ -159,11 +159,12 @@ def clip_mean_baseline(train_embeddings: list[np.ndarray], train_genres,
 
     Notes
     -----
-    :func:`genrelib.baselines.clip_means` and :func:`genrelib.baselines.linear_probe` (scikit-learn's
+    :func:`genrelib.embed.clip_means` and :func:`genrelib.baselines.linear_probe` (scikit-learn's
     ``StandardScaler`` + ``LogisticRegression``, L2, C = 1, lbfgs: deterministic), the same recipe as the
     backend comparison of notebook 03, here fitted on a run's own folds.
     """
-    from .baselines import clip_means, linear_probe
+    from .baselines import linear_probe
+    from .embed import clip_means
 
     if not train_embeddings or not test_embeddings:
         raise ParameterError("the baseline needs at least one training and one test clip")

@@ -246,7 +246,7 @@ def _vggish_model(weights, seed: int):
     else:
         path = vggish.converted_weights_path() if weights is None else Path(weights)
         network = vggish.VGGish(weights=path)  # raises WeightsError saying how to convert them
-        checksum = file_digest(path)
+        checksum = vggish.weights_checksum(path)  # what the embedding backend records for the same file
     inputs = keras.Input((vggish.PATCH_FRAMES, vggish.N_MELS), name="log_mel")
     x = keras.layers.Reshape((vggish.PATCH_FRAMES, vggish.N_MELS, 1), name="add_channel")(inputs)
     for layer in network.layers[1:]:  # VGGish is a plain chain; reusing its layers keeps their weights

@@ -248,7 +248,7 @@ from sklearn.preprocessing import StandardScaler
 folds = min(5, int(SUBSET["genre"].value_counts().min()))
 for name, frame in ((BACKEND_NAME, EMBEDDED),
                     ("mfcc", genrelib.embed.embed_dataset(SUBSET, backend="mfcc", progress=False))):
-    means = genrelib.baselines.clip_means(genrelib.embed.load_embeddings(frame))
+    means = genrelib.embed.clip_means(genrelib.embed.load_embeddings(frame))
     scores = cross_val_score(make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)), means,
                              frame["genre"], cv=folds)
     print(f"{name}: {scores.mean():.3f} ± {scores.std():.3f} over {folds} folds")

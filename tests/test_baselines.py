@@ -62,23 +62,6 @@ def test_shuffled_labels_give_chance_accuracy():
     assert result.mean < 0.5  # 4 classes: chance is 0.25
 
 
-def test_clip_means_average_patches():
-    embeddings = [np.array([[1.0, 2.0], [3.0, 6.0]]), np.array([[5.0, 5.0]])]
-    np.testing.assert_array_equal(baselines.clip_means(embeddings), [[2.0, 4.0], [5.0, 5.0]])
-
-
-@pytest.mark.parametrize("embeddings, context", [
-    ([np.ones((3, 4)), np.ones((1, 4))], nullcontext()),
-    ([], pytest.raises(ParameterError)),
-    ([np.ones((3, 4)), np.ones((3, 5))], pytest.raises(ParameterError)),
-    ([np.ones(4)], pytest.raises(ParameterError)),
-    ([np.ones((0, 4))], pytest.raises(ParameterError)),
-])
-def test_clip_means_checks_shapes(embeddings, context):
-    with context:
-        baselines.clip_means(embeddings)
-
-
 @pytest.mark.parametrize("kwargs, context", [
     ({}, nullcontext()),
     ({"n_splits": 1}, pytest.raises(ParameterError, match="n_splits=1")),

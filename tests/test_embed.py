@@ -7,6 +7,7 @@ Uses the weight-free ``mfcc`` backend (fast) and, for the batched path, VGGish w
 from __future__ import annotations
 
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -150,12 +151,22 @@ def test_batched_path_matches_per_clip_embedding(tmp_path):
 
 def test_auto_resolution(tmp_path, monkeypatch):
     monkeypatch.setenv("GENRELIB_CACHE", str(tmp_path))
-    offline = [b for b in embed.OFFLINE_PREFERENCE if embed._module_installed(embed.BACKENDS[b].split(":")[0])]
-    if offline:
-        assert embed.resolve_backend("auto") == offline[0]
-    else:  # before the musicnn backends are installed: the weight-free baseline, loudly
-        with pytest.warns(GenrelibWarning, match="mfcc"):
-            assert embed.resolve_backend("auto") == "mfcc"
+    monkeypatch.setattr(embed, "_AUTO_ANNOUNCED", set())  # as in a fresh process
+    how = r"genrelib weights vggish --download"
+    # genrelib.musicnn ships with the package, so without VGGish weights the first preference is taken ...
+    with pytest.warns(GenrelibWarning, match=rf"backend='auto' uses 'musicnn-msd'.*{how}"):
+        assert embed.resolve_backend("auto") == "musicnn-msd"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert embed.resolve_backend("auto") == "musicnn-msd"  # ... and said once, not on every call
+    # A preferred backend whose module is missing is skipped; with none left, the weight-free baseline.
+    monkeypatch.setitem(embed.BACKENDS, "musicnn-msd", "genrelib.no_such_module:factory")
+    with pytest.warns(GenrelibWarning, match=rf"uses 'musicnn-mtt'.*{how}"):
+        assert embed.resolve_backend("auto") == "musicnn-mtt"
+    for name in embed.OFFLINE_PREFERENCE:
+        monkeypatch.setitem(embed.BACKENDS, name, "no_such_package.module:factory")
+    with pytest.warns(GenrelibWarning, match=rf"uses 'mfcc' \(the weight-free baseline.*{how}"):
+        assert embed.resolve_backend("auto") == "mfcc"
     weights = tmp_path / "weights" / "vggish.weights.h5"
     weights.parent.mkdir()
     weights.write_bytes(b"converted")
@@ -199,6 +210,23 @@ def test_cli_embed(index, tmp_path, capsys):
     assert "1 of 2 clips embedded" in captured.out and f"genrelib embed: error: {broken}" in captured.err
     assert main(["embed", "--backend", "nope", index["path"][0]]) == 2
     assert "backend='nope' must be one of" in capsys.readouterr().err
+
+
+def test_clip_means_average_patches():
+    embeddings = [np.array([[1.0, 2.0], [3.0, 6.0]]), np.array([[5.0, 5.0]])]
+    np.testing.assert_array_equal(embed.clip_means(embeddings), [[2.0, 4.0], [5.0, 5.0]])
+
+
+@pytest.mark.parametrize("embeddings, context", [
+    ([np.ones((3, 4)), np.ones((1, 4))], nullcontext()),
+    ([], pytest.raises(ParameterError)),
+    ([np.ones((3, 4)), np.ones((3, 5))], pytest.raises(ParameterError)),
+    ([np.ones(4)], pytest.raises(ParameterError)),
+    ([np.ones((0, 4))], pytest.raises(ParameterError)),
+])
+def test_clip_means_checks_shapes(embeddings, context):
+    with context:
+        embed.clip_means(embeddings)
 
 
 def test_project_clips_separates_distinct_groups():

@@ -281,6 +281,66 @@ def test_pca_postprocess_matches_hand_computed_values(tmp_path, pca_npz, convert
     np.testing.assert_array_equal(vggish.postprocess(x, pca_params=vggish.pca_params_path(converted)), expected)
 
 
+def real_pca_file() -> Path:
+    path = ROOT.parent / "shared" / "models" / "vggish" / "vggish_pca_params.npz"
+    if not path.is_file():
+        pytest.skip("needs Google's vggish_pca_params.npz in shared/models/vggish")
+    return path
+
+
+def official_postprocess(embedding: np.ndarray, npz: Path) -> np.ndarray:
+    """vggish_postprocess.Postprocessor.postprocess, written from its description, on the raw file."""
+    with np.load(npz) as params:
+        pca_matrix, pca_means = params["pca_eigen_vectors"], params["pca_means"].reshape(-1, 1)
+    pca_applied = np.dot(pca_matrix, (embedding.T - pca_means)).T
+    clipped = np.clip(pca_applied, -2.0, 2.0)
+    return ((clipped - -2.0) * (255.0 / (2.0 - -2.0))).astype(np.uint8)
+
+
+def test_real_pca_file_converts_and_postprocesses_as_the_official_code(tmp_path):
+    real = real_pca_file()
+    assert file_digest(real) == vggish.PCA_SHA256 and real.stat().st_size == vggish.PCA_BYTES
+    cached = vggish.convert_pca(real, folder=tmp_path)
+    assert cached == vggish.pca_params_path(tmp_path)
+    with np.load(real) as raw:
+        eigen_vectors, means = vggish.load_pca_params(cached)
+        np.testing.assert_array_equal(eigen_vectors, raw["pca_eigen_vectors"])
+        np.testing.assert_array_equal(means, raw["pca_means"].reshape(128))
+    # Embeddings around the PCA mean at VGGish's scale (std ~0.35 per component), wide enough to clip.
+    rng = np.random.default_rng(4)
+    embedding = means + rng.normal(0.0, 0.35, (64, 128)) * rng.uniform(0.2, 3.0, (64, 1))
+    expected = official_postprocess(embedding, real)
+    assert expected.min() == 0 and expected.max() == 255 and len(np.unique(expected)) > 200  # clips and spreads
+    np.testing.assert_array_equal(vggish.postprocess(embedding, pca_params=cached), expected)
+    np.testing.assert_array_equal(vggish.postprocess(embedding, pca_params=real), expected)
+
+
+def test_download_pca_checks_size_and_sha256(tmp_path, http_server):
+    served, base = http_server
+    (served / "vggish_pca_params.npz").write_bytes(real_pca_file().read_bytes())
+    dest = tmp_path / "got" / "vggish_pca_params.npz"
+    path = vggish.download_pca(dest, url=f"{base}/vggish_pca_params.npz", progress=False)  # the pinned digest
+    assert path == dest and file_digest(dest) == vggish.PCA_SHA256
+    dest.write_bytes(dest.read_bytes()[:-1])  # truncated by one byte: found by its size, without a download
+    with pytest.raises(ChecksumError, match="size or sha256 differs"):
+        vggish.download_pca(dest, url=f"{base}/missing.npz", progress=False)
+    altered = bytearray(real_pca_file().read_bytes())
+    altered[-100] ^= 1  # right size, one bit off: only the sha256 can tell
+    (served / "altered.npz").write_bytes(bytes(altered))
+    with pytest.raises(ChecksumError, match="expected " + vggish.PCA_SHA256):
+        vggish.download_pca(tmp_path / "other.npz", url=f"{base}/altered.npz", progress=False)
+    assert not (tmp_path / "other.npz").exists()
+
+
+def test_official_checkpoint_size_is_checked_before_hashing(tmp_path):
+    short = tmp_path / "vggish_model.ckpt"
+    short.write_bytes(b"\0" * 1000)
+    with pytest.raises(WeightsError, match=r"1,000 bytes, not the 291,108,469 of the pinned file"):
+        vggish.convert_checkpoint(short)
+    with pytest.raises(WeightsError, match="differs from the expected " + "3" * 64):  # no size pinned: hashed
+        vggish.convert_checkpoint(short, sha256="3" * 64)
+
+
 def _tiny_checkpoint(path: Path, shapes: dict, *, v2: bool = False) -> Path:
     names = list(shapes)
     values = [np.zeros(shape, np.float32) for shape in shapes.values()]
@@ -393,7 +453,7 @@ def test_backend_without_weights_says_how_to_get_them(tmp_path, monkeypatch):
     with pytest.raises(WeightsError, match="genrelib weights vggish --download"):
         embed.get_backend("vggish")
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", GenrelibWarning)  # falling back to mfcc before musicnn is merged
+        warnings.simplefilter("ignore", GenrelibWarning)  # "auto" announces the offline backend it takes
         assert embed.resolve_backend("auto") != "vggish"
 
 
@@ -410,6 +470,22 @@ def test_backend_with_converted_weights(converted, official_values, monkeypatch)
     with_pca = vggish.VGGishBackend(postprocess=True, batch_size=16, jit_compile=False)
     assert with_pca.weights_checksum().startswith(backend.weights_checksum() + "+pca:")
     np.testing.assert_array_equal(with_pca.embed(y), vggish.postprocess(backend.embed(y)))
+
+
+def test_each_front_end_has_its_own_cache_version(test_patches):
+    assert vggish.VGGishBackend.front_end_version == vggish.FRONT_END_TF_VERSION != vggish.FRONT_END_VERSION
+    fast = vggish.log_mel_patches_tf(chirp(16000, 2.0))
+    assert 0 < np.abs(fast - test_patches).max() <= 1e-3  # close, but not the same numbers: not one cache
+
+
+def test_finetuning_and_embedding_name_the_same_weights(converted):
+    finetune = pytest.importorskip("genrelib.finetune")
+    path = vggish.converted_weights_path(converted)
+    recorded = vggish.converted_weights_info(converted)["source_sha256"]
+    assert vggish.weights_checksum(path) == recorded != file_digest(path)
+    backbone = finetune.load_backbone("vggish", weights=path)
+    backend = vggish.VGGishBackend(weights=path, folder=converted, jit_compile=False)
+    assert backbone.weights_checksum == backend.weights_checksum() == recorded
 
 
 def test_random_backend_batches_like_one_forward_pass(random_model, test_patches):

@@ -1,6 +1,6 @@
 """``genrelib weights``: get pretrained weights into the cache and check them.
 
-    genrelib weights vggish --download                         # official checkpoint, sha256-checked
+    genrelib weights vggish --download                         # official checkpoint, size and sha256 checked
     genrelib weights vggish --from-checkpoint vggish_model.ckpt [--pca vggish_pca_params.npz]
     genrelib weights vggish --from-hub https://tfhub.dev/google/vggish/1   # or a SavedModel folder
     genrelib weights yamnet --from-tflite yamnet_classification.tflite   # TF Hub's int8 TF-Lite file
@@ -21,7 +21,8 @@ VERB = "weights"
 ORDER = 25
 
 def sha256_choice(text: str) -> str | None:
-    """``official`` -> the published digest, ``none`` -> no check, else 64 hex digits."""
+    """``official`` -> the pinned digest of Google's file (a third-party pin: Google publishes none), ``none`` ->
+    no check, else 64 hex digits."""
     if text.lower() == "official":
         from ..vggish import CHECKPOINT_SHA256
 
@@ -44,7 +45,7 @@ def add_parser(subparsers):
     source.add_argument("--from-hub", metavar="HANDLE_OR_DIR",
                         help="a TF Hub / Kaggle handle (https://tfhub.dev/google/vggish/1) or a SavedModel folder")
     source.add_argument("--download", action="store_true",
-                        help="download the official checkpoint (291 MB, sha256-checked) and convert it")
+                        help="download the official checkpoint (291 MB, size- and sha256-checked) and convert it")
     convert.add_argument("--pca", metavar="PATH", help="vggish_pca_params.npz for the optional post-processing")
     convert.add_argument("--sha256", type=sha256_choice, default="official", metavar="HEX|official|none",
                          help="expected sha256 of --from-checkpoint (default: official; 'none' for your own)")
