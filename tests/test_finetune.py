@@ -13,9 +13,8 @@ import pandas as pd
 import pytest
 
 from genrelib import GENRES, Config, LeakageError, ParameterError
+from genrelib import finetune
 from genrelib.errors import DataError, GenrelibError, WeightsError
-
-finetune = pytest.importorskip("genrelib.finetune")
 
 #: Fast settings: no augmentation, small batches, few epochs; stage 2 at 1e-3 so its updates are visible.
 QUICK = Config().replace(**{"augment_training": False, "train.batch_size": 8})
@@ -262,7 +261,7 @@ def test_unfreeze_zero_is_a_head_only_control(first_run, clips, tmp_path):
 @pytest.mark.parametrize("interrupt_after", [2, 5])  # checkpoints: 3 + 1 in stage 1, then 2 + 1 in stage 2
 def test_resume_gives_the_uninterrupted_weights(first_run, clips, tmp_path, monkeypatch, interrupt_after):
     index, split = clips
-    save = finetune._save_checkpoint
+    save = finetune.fit._save_checkpoint
     calls = []
 
     def save_then_stop(*args, **kwargs):
@@ -271,10 +270,10 @@ def test_resume_gives_the_uninterrupted_weights(first_run, clips, tmp_path, monk
         if len(calls) == interrupt_after:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(finetune, "_save_checkpoint", save_then_stop)
+    monkeypatch.setattr(finetune.fit, "_save_checkpoint", save_then_stop)
     with pytest.raises(KeyboardInterrupt):
         finetune.fine_tune(split, index, run_dir=tmp_path / "run", **RUN)
-    monkeypatch.setattr(finetune, "_save_checkpoint", save)
+    monkeypatch.setattr(finetune.fit, "_save_checkpoint", save)
     resumed = finetune.fine_tune(split, index, run_dir=tmp_path / "run", **RUN)
     import h5py
 
@@ -294,9 +293,9 @@ def test_resume_gives_the_uninterrupted_weights(first_run, clips, tmp_path, monk
 def test_leakage_guard_runs_before_every_fit(clips, tmp_path, monkeypatch, capsys):
     index, split = clips
     events = []
-    guard, fit = finetune._guard, finetune._fit_stage
-    monkeypatch.setattr(finetune, "_guard", lambda *a, **k: (events.append("guard"), guard(*a, **k))[1])
-    monkeypatch.setattr(finetune, "_fit_stage", lambda *a, **k: (events.append(k["stage"]), fit(*a, **k))[1])
+    guard, fit_stage = finetune.runs._guard, finetune.fit.fit_stage
+    monkeypatch.setattr(finetune.runs, "_guard", lambda *a, **k: (events.append("guard"), guard(*a, **k))[1])
+    monkeypatch.setattr(finetune.fit, "fit_stage", lambda *a, **k: (events.append(k["stage"]), fit_stage(*a, **k))[1])
     # An augmented copy of a training track is used; a copy is just another training clip here.
     copy = index.loc[index["track_id"] == split.train[0]].assign(item_id=f"{split.train[0]}+copy", method="copy")
     finetune.fine_tune(split, index, augmented=copy, run_dir=tmp_path / "run",
@@ -330,7 +329,7 @@ def test_fine_tune_checks_arguments_and_run_dir(first_run, clips, monkeypatch, o
     def no_training(*args, **kwargs):
         raise AssertionError("a complete run must not train again")
 
-    monkeypatch.setattr(finetune, "_train_stages", no_training)
+    monkeypatch.setattr(finetune.runs, "_train_stages", no_training)
     with context:
         assert finetune.fine_tune(split, index, run_dir=first_run, **{**RUN, **options}) == first_run
 
@@ -397,7 +396,7 @@ def test_run_protocol_prints_the_plan_once_before_the_first_run_that_trains(clip
         calls.append((run_dir.name, describe))
         return run_dir
 
-    monkeypatch.setattr(finetune, "fine_tune", fake_fine_tune)
+    monkeypatch.setattr(finetune.runs, "fine_tune", fake_fine_tune)
     config = QUICK.replace(protocol="kfold", **{"train.folds": 3, "train.valid_size": 0.5})
     runs = finetune.run_protocol(index, config=config, runs_dir=tmp_path, progress=True)
     assert [describe for _, describe in calls] == [True, False, False]
@@ -419,7 +418,7 @@ def test_run_protocol_max_runs_takes_the_first_runs_of_the_same_group(clips, tmp
         calls.append((run_dir.parent.name, seed, split.fold))
         return run_dir
 
-    monkeypatch.setattr(finetune, "fine_tune", fake_fine_tune)
+    monkeypatch.setattr(finetune.runs, "fine_tune", fake_fine_tune)
     config = QUICK.replace(protocol="kfold", **{"train.folds": 3, "train.valid_size": 0.5, "train.n_seeds": 2})
     every = finetune.run_protocol(index, config=config, runs_dir=tmp_path, progress=False)
     first = list(calls)
