@@ -121,6 +121,18 @@ def test_split_backbone_edge_cases():
     assert top.count_params() == backbone.model.count_params() - backbone.model.get_layer("input_norm").count_params()
 
 
+def test_split_backbone_refuses_a_layer_first_called_in_another_graph():
+    import keras
+
+    dense = keras.layers.Dense(3, name="shared")
+    first = keras.Input((4,))
+    keras.Model(first, dense(first))  # the layer's first call
+    second = keras.Input((4,))
+    reused = keras.Model(second, keras.layers.Dense(2, name="above")(dense(second)))
+    with pytest.raises(GenrelibError, match="'shared' was first called in another graph"):
+        finetune.split_backbone(reused)
+
+
 # ------------------------------------------------------------------------------------------ a training step
 
 def _head(backbone, n_patches: int):
@@ -258,23 +270,31 @@ def test_unfreeze_zero_is_a_head_only_control(first_run, clips, tmp_path):
                                   finetune.load_run(first_run)["history"].query("stage == 'frozen'"))
 
 
-@pytest.mark.parametrize("interrupt_after", [2, 5])  # checkpoints: 3 + 1 in stage 1, then 2 + 1 in stage 2
+@pytest.mark.parametrize("interrupt_after", [2, 3, 4])  # epochs: 3 in stage 1 (3 = its last), then 2 in stage 2
 def test_resume_gives_the_uninterrupted_weights(first_run, clips, tmp_path, monkeypatch, interrupt_after):
+    import keras
+
     index, split = clips
-    save = finetune.fit._save_checkpoint
-    calls = []
+    callbacks = finetune.fit.stage_callbacks
+    begun, ended = [], []
 
-    def save_then_stop(*args, **kwargs):
-        save(*args, **kwargs)
-        calls.append(1)
-        if len(calls) == interrupt_after:
-            raise KeyboardInterrupt
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            begun.append(epoch)
 
-    monkeypatch.setattr(finetune.fit, "_save_checkpoint", save_then_stop)
+        def on_epoch_end(self, epoch, logs=None):
+            ended.append(epoch)
+            if len(ended) == interrupt_after:
+                raise KeyboardInterrupt
+
+    # Last in the list: the interruption comes after everything an epoch writes, Keras' backup included.
+    monkeypatch.setattr(finetune.fit, "stage_callbacks", lambda *a, **k: [*callbacks(*a, **k), Interrupt()])
     with pytest.raises(KeyboardInterrupt):
         finetune.fine_tune(split, index, run_dir=tmp_path / "run", **RUN)
-    monkeypatch.setattr(finetune.fit, "_save_checkpoint", save)
+    begun.clear()
+    ended.append(None)  # no further interruption
     resumed = finetune.fine_tune(split, index, run_dir=tmp_path / "run", **RUN)
+    assert len(begun) == 3 + 2 - interrupt_after  # it resumed: the finished epochs were not trained again
     import h5py
 
     def arrays(run_dir):
@@ -312,7 +332,7 @@ def test_leaked_copy_is_refused_before_training(clips, tmp_path):
     with pytest.raises(LeakageError, match=split.test[0]):
         finetune.fine_tune(split, index, augmented=leak, run_dir=tmp_path / "run",
                            **{**RUN, "config": QUICK.replace(augment_training=True)})
-    assert not (tmp_path / "run" / "checkpoint_frozen.npz").exists()
+    assert not (tmp_path / "run").exists()  # refused before the run folder, let alone a stage, was written
 
 
 @pytest.mark.parametrize("options, context", [

@@ -33,14 +33,16 @@ layers; ``unfreeze="all"`` trains the whole backbone on the patches themselves a
 
 Augmented copies (``genrelib.augment``) are training items like any other: their patches are cached, and
 the leakage guard (``genrelib.augment.assert_no_leakage``) checks the training table before each stage.
-Every epoch ends with an atomic checkpoint; an interrupted run resumes from it with the same result (the
-batch order of each epoch derives from the seed and the epoch, dropout's generator state is checkpointed).
+Each stage trains through the package's one training loop, ``Model.fit`` with callbacks
+(:func:`genrelib.train.fit_model`): ``ModelCheckpoint`` keeps the best epoch, ``BackupAndRestore`` saves every
+epoch, and an interrupted run resumes with the same result (the batch order and dropout's seeds of each epoch
+derive from the seed, the stage and the epoch alone; :mod:`.fit`).
 """
 
 from .backbones import BACKBONES, Backbone, block_table, load_backbone, unfreeze_top
 from .cache import BOTTOM_BATCH, FINETUNE_VERSION, item_table, load_patches, patch_dataset
 from .cut import build_end_to_end, clip_model, split_backbone
-from .fit import STAGES
+from .fit import FIT_VERSION, STAGES
 from .runs import RUN_FILES, fine_tune, load_finetuned, load_run, run_protocol, summarize
 
 __all__ = [

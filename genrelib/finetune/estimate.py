@@ -13,30 +13,38 @@ import pandas as pd
 
 from ..config import Config
 from .backbones import Backbone
-from .cache import run_bottom
+from ..train import fit_model
+from .cache import BOTTOM_BATCH, run_bottom
 from .cut import clip_model, input_shapes
 
-def _seconds_per_step(model, shapes: list[tuple[int, ...]], batch_size: int) -> float:
-    """Wall seconds of one forward + backward pass over ``batch_size`` clips (zeros; weights untouched)."""
-    import tensorflow as tf
+def _seconds_per_step(model, batch_size: int, *, n_steps: int = 4) -> float:
+    """Wall seconds of one training step of ``model`` on ``batch_size`` clips of zeros.
 
-    inputs = [tf.zeros((batch_size, *shape)) for shape in shapes]
-    variables = model.trainable_variables
+    The steps run through the package's one training loop (:func:`genrelib.train.fit_model`), once to trace it
+    and once timed; ``model`` is a throw-away wrapper, and the weights it shares with the run's layers are put
+    back afterwards.
+    """
+    import keras
 
-    @tf.function
-    def step(x):
-        with tf.GradientTape() as tape:
-            # Inference mode: no dropout, so no random generator advances and a run stays reproducible.
-            loss = tf.reduce_sum(model(x if len(x) > 1 else x[0], training=False))
-        return tape.gradient(loss, variables) if variables else loss
+    inputs = [np.zeros((n_steps * batch_size, *shape), np.float32) for shape in input_shapes(model)]
+    targets = keras.utils.to_categorical(np.zeros(n_steps * batch_size, int), int(model.output.shape[-1]))
+    weights = model.get_weights()
+    model.compile(optimizer=keras.optimizers.RMSprop(), loss="categorical_crossentropy", jit_compile=False)
 
-    step(inputs)  # traces
+    def one_epoch() -> None:
+        fit_model(model, inputs if len(inputs) > 1 else inputs[0], targets, epochs=1, batch_size=batch_size,
+                  shuffle=False, callbacks=[])
+
+    one_epoch()  # traces the train function
     started = time.perf_counter()
-    step(inputs)
-    return time.perf_counter() - started
+    one_epoch()
+    elapsed = time.perf_counter() - started
+    model.set_weights(weights)
+    return elapsed / n_steps
 
 
-def estimate_seconds(backbone: Backbone, bottom, top, *, config: Config, table: pd.DataFrame, epochs: tuple[int, int]) -> dict:
+def estimate_seconds(backbone: Backbone, bottom, top, *, config: Config, table: pd.DataFrame,
+                     epochs: tuple[int, int]) -> dict:
     """Seconds each part of a run should take on this machine, from timing one clip and one batch."""
     from .. import audio
     from ..model import build_classifier
@@ -53,7 +61,7 @@ def estimate_seconds(backbone: Backbone, bottom, top, *, config: Config, table: 
         patches = backbone.patches(audio.load(sample, sr=backbone.sample_rate))  # decoding counts too
         seconds["front_end"] = n_front_end * (time.perf_counter() - started)
         if bottom is not None:
-            run_bottom(bottom, patches[:1])  # traces the predict function
+            run_bottom(bottom, patches[:BOTTOM_BATCH + 1])  # traces the predict function: full and short batch
             started = time.perf_counter()
             run_bottom(bottom, patches)
             seconds["frozen_layers"] = n_bottom * (time.perf_counter() - started) * n_patches / len(patches)
@@ -62,12 +70,12 @@ def estimate_seconds(backbone: Backbone, bottom, top, *, config: Config, table: 
     steps = -(-n_train // batch_size) + -(-int((table["side"] == "valid").sum()) // batch_size) / 3
     # A throw-away head of the same shape: the real one is built after seeding, from training statistics.
     head = build_classifier(n_patches=n_patches, embedding_dim=backbone.embedding_dim, config=config.model)
-    seconds["head_only"] = epochs[0] * steps * _seconds_per_step(head, input_shapes(head), batch_size)
+    seconds["head_only"] = epochs[0] * steps * _seconds_per_step(head, batch_size)
     if top is None:
         stage_two = head
     else:
         stage_two = clip_model(top, head, n_patches=n_patches, name="timing")
-    seconds["fine_tuning"] = epochs[1] * steps * _seconds_per_step(stage_two, input_shapes(stage_two), batch_size)
+    seconds["fine_tuning"] = epochs[1] * steps * _seconds_per_step(stage_two, batch_size)
     seconds["total"] = sum(seconds.values())
     return seconds
 

@@ -9,6 +9,7 @@ import dataclasses
 import os
 import platform
 import resource
+import shutil
 import time
 from pathlib import Path
 from typing import Sequence
@@ -30,9 +31,10 @@ from .estimate import describe_plan, estimate_seconds
 
 __all__ = ["fine_tune", "run_protocol", "load_run", "summarize", "load_finetuned"]
 
-#: Files a run directory may hold (only these are removed when a run starts afresh).
-RUN_FILES = ("meta.json", "config.json", "split.json", "history.csv", "predictions.csv", "checkpoint_frozen.npz",
-             "checkpoint_finetuned.npz", "finetuned.weights.h5")
+#: Files a run directory may hold beside its stage folders (only these are removed when a run starts afresh;
+#: ``checkpoint_<stage>.npz`` are the stage checkpoints of the hand-written loop before FIT_VERSION).
+RUN_FILES = ("meta.json", "config.json", "split.json", "history.csv", "predictions.csv", "finetuned.weights.h5",
+             "checkpoint_frozen.npz", "checkpoint_finetuned.npz")
 
 
 def _peak_rss_mb() -> float:
@@ -50,6 +52,8 @@ def _prepare_run_dir(run_dir: Path, key: str, *, overwrite: bool) -> bool:
     if overwrite or meta is None:
         for name in RUN_FILES:  # a fresh start: no file of an earlier attempt survives beside the new ones
             (run_dir / name).unlink(missing_ok=True)
+        for stage in fit.STAGES:
+            shutil.rmtree(fit.stage_folder(run_dir, stage), ignore_errors=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     return False
 
@@ -127,7 +131,7 @@ def fine_tune(split, index: pd.DataFrame, *, augmented: pd.DataFrame | None = No
         VGGish only, see :func:`load_backbone`.
     run_dir : path, optional
         Default ``output_dir("runs")/finetune/<backbone>-unfreeze<N>-<key>``. A complete run of the same
-        settings is returned as it is; an unfinished one resumes from its last checkpoint; one of other
+        settings is returned as it is; an unfinished one resumes after its last finished epoch; one of other
         settings raises :class:`ParameterError` unless ``overwrite``.
     progress : bool
         Show progress bars.
@@ -140,14 +144,16 @@ def fine_tune(split, index: pd.DataFrame, *, augmented: pd.DataFrame | None = No
     Path
         ``run_dir`` with ``meta.json`` (settings, accuracies, best epochs, wall and CPU seconds, peak memory),
         ``config.json``, ``split.json``, ``history.csv`` and ``predictions.csv`` (both stages, column
-        ``stage``), ``finetuned.weights.h5`` (:func:`load_finetuned`) and the two stage checkpoints.
+        ``stage``), ``finetuned.weights.h5`` (:func:`load_finetuned`) and a folder per stage, ``frozen/`` and
+        ``finetuned/`` (:func:`genrelib.finetune.fit.stage_folder`).
 
     Notes
     -----
     Log-mel patches are cached under ``cache_dir("patches")`` and the frozen layers' outputs under
     ``cache_dir("finetune_features")``, so the front end and the frozen part of the network run once per
     clip whatever the number of epochs, folds and seeds. The leakage guard checks the training clips before
-    each stage. Checkpoints are written atomically after every epoch.
+    each stage. Every epoch ends with Keras' backup of the stage (``BackupAndRestore``), which a resumed run
+    continues from.
     """
     seed, epochs, learning_rate, select = _check_schedule(config, seed, head_epochs, finetune_epochs,
                                                           finetune_learning_rate)
@@ -159,24 +165,21 @@ def fine_tune(split, index: pd.DataFrame, *, augmented: pd.DataFrame | None = No
     trained = unfreeze_top(model, unfreeze=unfreeze)
     bottom, top = split_backbone(model.model)
     table = _with_digests(table, model, bottom)
-    settings = {"backbone": backbone, "weights": model.weights_checksum, "unfreeze": n_blocks(model, unfreeze),
-                "config": config.keyed_settings(), "seed": seed,
-                "epochs": epochs, "finetune_learning_rate": learning_rate, "split": dataclasses.asdict(split),
-                "items": sorted(zip(table["item_id"], table["audio_sha256"])),
-                "code": {"finetune": cache.FINETUNE_VERSION, **package_versions()}}
-    key = params_key(settings)
+    key = _run_key(model, unfreeze=unfreeze, config=config, seed=seed, epochs=epochs, learning_rate=learning_rate,
+                   split=split, table=table)
     run_dir = Path(run_dir) if run_dir is not None else \
-        output_dir("runs") / "finetune" / f"{backbone}-unfreeze{settings['unfreeze']}-{key[:8]}"
+        output_dir("runs") / "finetune" / f"{backbone}-unfreeze{n_blocks(model, unfreeze)}-{key[:8]}"
     if _prepare_run_dir(run_dir, key, overwrite=overwrite):
         return run_dir
     started, cpu_started = time.perf_counter(), time.process_time()
     seconds = estimate_seconds(model, bottom, top, config=config, table=table, epochs=epochs)
     if progress if describe is None else describe:
         print(describe_plan(seconds, backbone=model, trained=trained, table=table, unfreeze=unfreeze), flush=True)
-    meta = {"status": "running", "kind": "finetune", "key": key, "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "backbone": backbone,
-            "weights_checksum": model.weights_checksum, "weights": None if weights is None else str(weights),
-            "unfreeze": settings["unfreeze"], "trained_layers": trained, "seed": seed, "protocol": split.protocol,
-            "split_seed": split.seed, "fold": split.fold, "head_epochs": epochs[0], "finetune_epochs": epochs[1],
+    meta = {"status": "running", "kind": "finetune", "key": key, "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "backbone": backbone, "weights_checksum": model.weights_checksum,
+            "weights": None if weights is None else str(weights), "unfreeze": n_blocks(model, unfreeze),
+            "trained_layers": trained, "seed": seed, "protocol": split.protocol, "split_seed": split.seed,
+            "fold": split.fold, "head_epochs": epochs[0], "finetune_epochs": epochs[1],
             "learning_rates": [config.train.learning_rate, learning_rate],
             "clips": table["side"].value_counts().to_dict(),
             "augmented_clips": int((table["method"] != "original").sum()),
@@ -193,6 +196,16 @@ def fine_tune(split, index: pd.DataFrame, *, augmented: pd.DataFrame | None = No
                 cpu_seconds=round(time.process_time() - cpu_started, 1), peak_rss_mb=round(_peak_rss_mb()))
     atomic_write_json(run_dir / "meta.json", meta)
     return run_dir
+
+
+def _run_key(backbone: Backbone, *, unfreeze, config: Config, seed: int, epochs: tuple[int, int],
+             learning_rate: float, split, table: pd.DataFrame) -> str:
+    """What makes a run: the backbone's weights, what trains, the settings, the clips (by content) and the code."""
+    return params_key({"backbone": backbone.name, "weights": backbone.weights_checksum,
+                       "unfreeze": n_blocks(backbone, unfreeze), "config": config.keyed_settings(), "seed": seed,
+                       "epochs": epochs, "finetune_learning_rate": learning_rate, "split": dataclasses.asdict(split),
+                       "items": sorted(zip(table["item_id"], table["audio_sha256"])),
+                       "code": {"finetune": cache.FINETUNE_VERSION, "fit": fit.FIT_VERSION, **package_versions()}})
 
 
 def _check_schedule(config: Config, seed, head_epochs, finetune_epochs, finetune_learning_rate) -> tuple:
@@ -244,8 +257,8 @@ def _train_stages(table: pd.DataFrame, backbone: Backbone, bottom, top, *, confi
         fit.compile_stage(model, config.train, rate)
         clock = time.perf_counter()
         info = fit.fit_stage(model, stage=stage, train=inputs["train"], valid=inputs.get("valid"), epochs=n_epochs,
-                          batch_size=train_batch, seed=seed, select=select,
-                          checkpoint=run_dir / f"checkpoint_{stage}.npz", progress=progress)
+                             batch_size=train_batch, seed=seed, select=select,
+                             folder=fit.stage_folder(run_dir, stage), progress=progress)
         timing[f"{stage}_seconds"] = round(time.perf_counter() - clock, 1)
         probabilities = np.concatenate([fit.predict_probabilities(model, inputs[side][0]) for side in evaluated])
         return info, probabilities
@@ -316,7 +329,7 @@ def run_protocol(index: pd.DataFrame, *, backbone: str = "musicnn-msd", unfreeze
         jobs = jobs[:positive_int(max_runs, "max_runs")]
     settings = {"config": config.keyed_settings(), "weights": weights,
                 "epochs": [head_epochs, finetune_epochs], "finetune_learning_rate": finetune_learning_rate,
-                "code": {"finetune": cache.FINETUNE_VERSION, **package_versions()}}
+                "code": {"finetune": cache.FINETUNE_VERSION, "fit": fit.FIT_VERSION, **package_versions()}}
     if config.augment_training:
         from ..augment import code_versions
 
