@@ -354,12 +354,44 @@ def test_fine_tune_checks_arguments_and_run_dir(first_run, clips, monkeypatch, o
         assert finetune.fine_tune(split, index, run_dir=first_run, **{**RUN, **options}) == first_run
 
 
-def test_summarize(first_run):
-    runs, table = finetune.summarize([first_run, first_run])
-    assert len(runs) == 2 and table.loc["frozen", "n_runs"] == 2
-    means = table["mean"]
-    assert means["difference"] == pytest.approx(means["finetuned"] - means["frozen"])
+def _counted_test_accuracy(run_dir, stage: str) -> float:
+    predictions = pd.read_csv(run_dir / "predictions.csv")
+    test = predictions[(predictions["side"] == "test") & (predictions["stage"] == stage)]
+    return float(np.sum(test["predicted"].to_numpy() == test["genre"].to_numpy()) / len(test))
+
+
+def test_a_complete_run_of_other_training_code_is_not_reused(first_run, clips, monkeypatch):
+    index, split = clips
+    monkeypatch.setattr(finetune.fit, "FIT_VERSION", finetune.fit.FIT_VERSION + "-changed")
+    with pytest.raises(ParameterError, match="other settings"):
+        finetune.fine_tune(split, index, run_dir=first_run, **RUN)
+
+
+def test_summarize_counts_each_runs_test_predictions(first_run, clips, tmp_path):
+    """Accuracies are those counted from each run's predictions.csv; mean and spread are over the runs."""
+    import shutil
+
+    _, split = clips
+    other = tmp_path / "other"
+    shutil.copytree(first_run, other)
+    predictions = pd.read_csv(other / "predictions.csv")
+    row = predictions.index[(predictions["stage"] == "finetuned") & (predictions["side"] == "test")][0]
+    genre = predictions.at[row, "genre"]
+    # The other run differs by one fine-tuned test clip: right where the first run is wrong, or wrong where right.
+    predictions.at[row, "predicted"] = genre if predictions.at[row, "predicted"] != genre else \
+        next(g for g in GENRES if g != genre)
+    predictions.to_csv(other / "predictions.csv", index=False)
+    runs, table = finetune.summarize([first_run, other])
+    assert list(runs["n_test"]) == [len(split.test)] * 2
+    for stage in ("frozen", "finetuned"):
+        counted = [_counted_test_accuracy(first_run, stage), _counted_test_accuracy(other, stage)]
+        assert list(runs[stage]) == pytest.approx(counted)
+        assert table.loc[stage, ["mean", "std", "min", "max"]].tolist() == \
+            pytest.approx([np.mean(counted), np.std(counted), min(counted), max(counted)])
+    assert table.loc["finetuned", "std"] == pytest.approx(0.5 / len(split.test))  # one clip of n_test apart
     assert table.loc["frozen", "std"] == 0.0
+    assert list(runs["difference"]) == pytest.approx(list(runs["finetuned"] - runs["frozen"]))
+    assert table.loc["frozen", "n_runs"] == 2
     assert "musicnn-msd" in table.attrs["protocol"] and "kfold" in table.attrs["protocol"]
     with pytest.raises(ParameterError):
         finetune.summarize([])

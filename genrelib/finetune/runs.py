@@ -282,13 +282,18 @@ def _train_stages(table: pd.DataFrame, backbone: Backbone, bottom, top, *, confi
     atomic_write_csv(run_dir / "history.csv", history)
     with atomic_path(run_dir / "finetuned.weights.h5") as tmp:
         build_end_to_end(backbone, head).save_weights(tmp)
-    test = predictions[predictions["side"] == "test"]
-    accuracy = {stage: float((rows["predicted"] == rows["genre"]).mean()) if len(rows) else None
-                for stage, rows in test.groupby("stage")}
-    return {"n_patches": n_patches, "test_accuracy": accuracy, "timing": timing,
+    return {"n_patches": n_patches, "test_accuracy": _test_accuracy(predictions), "timing": timing,
             "best_epoch": {"frozen": frozen["best_epoch"], "finetuned": finetuned["best_epoch"]},
             "weight_change": {name: _relative_change(before, backbone.model.get_layer(name).trainable_weights)
                               for name, before in pretrained.items()}}
+
+
+def _test_accuracy(predictions: pd.DataFrame) -> dict[str, float]:
+    """Accuracy on the test clips of each stage, by :func:`genrelib.evaluate.prediction_metrics` (scikit-learn)."""
+    from ..evaluate import prediction_metrics
+
+    test = predictions[predictions["side"] == "test"]
+    return {stage: prediction_metrics(rows)["accuracy"] for stage, rows in test.groupby("stage")}
 
 
 def _relative_change(before: list[np.ndarray], after) -> float:
@@ -396,8 +401,7 @@ def summarize(run_dirs: Sequence[str | os.PathLike]) -> tuple[pd.DataFrame, pd.D
     for run_dir in run_dirs:
         run = load_run(run_dir)
         meta, test = run["meta"], run["predictions"][run["predictions"]["side"] == "test"]
-        accuracy = {stage: float((part["predicted"] == part["genre"]).mean())
-                    for stage, part in test.groupby("stage")}
+        accuracy = _test_accuracy(run["predictions"])
         rows.append({"seed": meta["seed"], "fold": meta["fold"], "n_test": int((test["stage"] == "frozen").sum()),
                      "frozen": accuracy["frozen"], "finetuned": accuracy["finetuned"],
                      "difference": accuracy["finetuned"] - accuracy["frozen"],
