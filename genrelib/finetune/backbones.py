@@ -64,7 +64,6 @@ BACKBONES = {
 }
 
 
-
 @dataclasses.dataclass
 class Backbone:
     """A pretrained network cut at its embedding layer, with its front end.
@@ -219,7 +218,7 @@ def _yamnet_model(weights, seed: int):
     return keras.Model(network.input, output, name="yamnet"), checksum
 
 
-def n_blocks(backbone: Backbone, unfreeze: int | str) -> int:
+def n_blocks(backbone: Backbone, *, unfreeze: int | str) -> int:
     if unfreeze == "all":
         return len(backbone.blocks)
     if isinstance(unfreeze, bool) or not isinstance(unfreeze, (int, np.integer)) or \
@@ -246,7 +245,7 @@ def unfreeze_top(backbone: Backbone, *, unfreeze: int | str) -> list[str]:
         Names of the layers that now train. ``BatchNormalization`` layers never do: a frozen batch-norm
         layer runs in inference mode (moving statistics), which is what fine-tuning on small batches needs.
     """
-    count = n_blocks(backbone, unfreeze)
+    count = n_blocks(backbone, unfreeze=unfreeze)
     wanted = {name for block in backbone.blocks[:count] for name in block}
     unknown = wanted - {layer.name for layer in backbone.model.layers}
     if unknown:
@@ -293,5 +292,3 @@ def front_end_only(name: str) -> Backbone:
 
     return Backbone(name, None, spec.blocks, musicnn.SAMPLE_RATE, (musicnn.PATCH_FRAMES, musicnn.N_MELS),
                      musicnn.PATCH_SECONDS, musicnn.MusicnnBackend.front_end_version, "")
-
-

@@ -89,7 +89,7 @@ def patches_key(backbone: Backbone, audio_digest: str) -> str:
                        **audio.decoding_versions()})
 
 
-def patches_folder(backbone: Backbone, root: str | os.PathLike | None = None) -> Path:
+def patches_folder(backbone: Backbone, *, root: str | os.PathLike | None = None) -> Path:
     """Where one front end's cached log-mel patches live (``<root>/<front_end_version>``)."""
     return (Path(root) if root else cache_dir("patches")) / backbone.front_end_version
 
@@ -142,7 +142,7 @@ def patch_dataset(table: pd.DataFrame, *, backbone: Backbone | str = "musicnn-ms
         raise ParameterError("table needs a 'path' column")
     if isinstance(backbone, str):
         backbone = front_end_only(backbone)
-    folder = patches_folder(backbone, cache_dir_)
+    folder = patches_folder(backbone, root=cache_dir_)
     paths = [Path(p) for p in table["path"]]
     digests = list(table["audio_sha256"]) if "audio_sha256" in table.columns else [None] * len(paths)
 

@@ -17,6 +17,7 @@ from .backbones import Backbone
 
 __all__ = ["split_backbone", "clip_model", "build_end_to_end"]
 
+
 def _producers(model) -> dict[int, tuple[Any, int]]:
     """``id(tensor) -> (operation, index)``: which operation of ``model`` outputs each tensor of its graph, and
     where among that operation's outputs."""
@@ -97,7 +98,28 @@ def input_shapes(model) -> list[tuple[int, ...]]:
 
 
 def clip_model(encoder, head, *, n_patches: int, name: str):
-    """(batch, n_patches, *shape) inputs -> encoder on every patch -> (batch, n_patches, d) -> head."""
+    """A clip-level model: ``encoder`` on every patch of a clip, then ``head`` on the clip's sequence.
+
+    Notebook: 06_fine_tuning.
+
+    Parameters
+    ----------
+    encoder : keras.Model
+        One patch (one array per encoder input) [shape=(batch, *shape)] -> its embedding [shape=(batch, d)]: a
+        backbone, or the top of :func:`split_backbone`.
+    head : keras.Model
+        [shape=(batch, n_patches, d)] -> genre probabilities [shape=(batch, n_classes)].
+    n_patches : int > 0
+        Patches per clip.
+    name : str
+        The model's name.
+
+    Returns
+    -------
+    keras.Model
+        [shape=(batch, n_patches, *shape)] per encoder input -> [shape=(batch, n_classes)]; shares the layers
+        (and weights) of ``encoder`` and ``head``.
+    """
     import keras
 
     shapes = input_shapes(encoder)

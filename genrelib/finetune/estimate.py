@@ -17,6 +17,9 @@ from ..train import fit_model
 from .cache import BOTTOM_BATCH, run_bottom
 from .cut import clip_model, input_shapes
 
+__all__ = ["estimate_seconds", "describe_plan"]
+
+
 def _seconds_per_step(model, batch_size: int, *, n_steps: int = 4) -> float:
     """Wall seconds of one training step of ``model`` on ``batch_size`` clips of zeros.
 
@@ -100,5 +103,3 @@ def describe_plan(seconds: dict, *, backbone: Backbone, trained: list[str], tabl
             f"{total} = front end {seconds['front_end']:.0f} s + frozen layers "
             f"{seconds['frozen_layers']:.0f} s (once per clip, then cached) + head-only stage "
             f"{seconds['head_only']:.0f} s + fine-tuning stage {seconds['fine_tuning']:.0f} s")
-
-

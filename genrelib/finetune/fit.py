@@ -29,6 +29,9 @@ from ..storage import atomic_path, atomic_write_csv
 from ..train import build_optimizer, fit_model
 from .cache import predict
 
+__all__ = ["STAGES", "FIT_VERSION", "compile_stage", "predict_probabilities", "stage_folder", "stage_callbacks",
+           "fit_stage"]
+
 #: Training stages, in order; predictions and histories carry these names.
 STAGES = ("frozen", "finetuned")
 #: Changes whenever a stage would train to other weights from the same inputs and seed (batch order, dropout
@@ -36,7 +39,7 @@ STAGES = ("frozen", "finetuned")
 FIT_VERSION = "keras-fit-1"
 
 
-def compile_stage(model, train_config, learning_rate: float) -> None:
+def compile_stage(model, *, train_config, learning_rate: float) -> None:
     """Compile ``model`` with the configuration's optimizer (Table 1) at ``learning_rate`` and its loss."""
     one_of(train_config.loss, ("categorical_crossentropy",), "loss")
     model.compile(optimizer=build_optimizer(train_config, learning_rate=learning_rate), loss=train_config.loss,
@@ -48,7 +51,7 @@ def predict_probabilities(model, inputs: list[np.ndarray], *, batch_size: int = 
     return predict(model, inputs, batch_size=batch_size)[0]
 
 
-def stage_folder(run_dir: Path, stage: str) -> Path:
+def stage_folder(run_dir: Path, *, stage: str) -> Path:
     """Where one stage keeps its files: ``history.csv`` and ``final.weights.h5`` (the weights the stage ends with,
     layers only); while it trains also ``best.weights.h5`` (ModelCheckpoint) and ``backup/`` (BackupAndRestore)."""
     return Path(run_dir) / one_of(stage, STAGES, "stage")

@@ -53,7 +53,7 @@ def _prepare_run_dir(run_dir: Path, key: str, *, overwrite: bool) -> bool:
         for name in RUN_FILES:  # a fresh start: no file of an earlier attempt survives beside the new ones
             (run_dir / name).unlink(missing_ok=True)
         for stage in fit.STAGES:
-            shutil.rmtree(fit.stage_folder(run_dir, stage), ignore_errors=True)
+            shutil.rmtree(fit.stage_folder(run_dir, stage=stage), ignore_errors=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     return False
 
@@ -167,8 +167,9 @@ def fine_tune(split, index: pd.DataFrame, *, augmented: pd.DataFrame | None = No
     table = _with_digests(table, model, bottom)
     key = _run_key(model, unfreeze=unfreeze, config=config, seed=seed, epochs=epochs, learning_rate=learning_rate,
                    split=split, table=table)
+    unfrozen = n_blocks(model, unfreeze=unfreeze)
     run_dir = Path(run_dir) if run_dir is not None else \
-        output_dir("runs") / "finetune" / f"{backbone}-unfreeze{n_blocks(model, unfreeze)}-{key[:8]}"
+        output_dir("runs") / "finetune" / f"{backbone}-unfreeze{unfrozen}-{key[:8]}"
     if _prepare_run_dir(run_dir, key, overwrite=overwrite):
         return run_dir
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -177,7 +178,7 @@ def fine_tune(split, index: pd.DataFrame, *, augmented: pd.DataFrame | None = No
         print(describe_plan(seconds, backbone=model, trained=trained, table=table, unfreeze=unfreeze), flush=True)
     meta = {"status": "running", "kind": "finetune", "key": key, "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "backbone": backbone, "weights_checksum": model.weights_checksum,
-            "weights": None if weights is None else str(weights), "unfreeze": n_blocks(model, unfreeze),
+            "weights": None if weights is None else str(weights), "unfreeze": unfrozen,
             "trained_layers": trained, "seed": seed, "protocol": split.protocol, "split_seed": split.seed,
             "fold": split.fold, "head_epochs": epochs[0], "finetune_epochs": epochs[1],
             "learning_rates": [config.train.learning_rate, learning_rate],
@@ -202,8 +203,9 @@ def _run_key(backbone: Backbone, *, unfreeze, config: Config, seed: int, epochs:
              learning_rate: float, split, table: pd.DataFrame) -> str:
     """What makes a run: the backbone's weights, what trains, the settings, the clips (by content) and the code."""
     return params_key({"backbone": backbone.name, "weights": backbone.weights_checksum,
-                       "unfreeze": n_blocks(backbone, unfreeze), "config": config.keyed_settings(), "seed": seed,
-                       "epochs": epochs, "finetune_learning_rate": learning_rate, "split": dataclasses.asdict(split),
+                       "unfreeze": n_blocks(backbone, unfreeze=unfreeze), "config": config.keyed_settings(),
+                       "seed": seed, "epochs": epochs, "finetune_learning_rate": learning_rate,
+                       "split": dataclasses.asdict(split),
                        "items": sorted(zip(table["item_id"], table["audio_sha256"])),
                        "code": {"finetune": cache.FINETUNE_VERSION, "fit": fit.FIT_VERSION, **package_versions()}})
 
@@ -254,11 +256,11 @@ def _train_stages(table: pd.DataFrame, backbone: Backbone, bottom, top, *, confi
 
     def run_stage(model, stage: str, inputs: dict, n_epochs: int, rate: float) -> tuple[dict, np.ndarray]:
         _guard(split, table)
-        fit.compile_stage(model, config.train, rate)
+        fit.compile_stage(model, train_config=config.train, learning_rate=rate)
         clock = time.perf_counter()
         info = fit.fit_stage(model, stage=stage, train=inputs["train"], valid=inputs.get("valid"), epochs=n_epochs,
                              batch_size=train_batch, seed=seed, select=select,
-                             folder=fit.stage_folder(run_dir, stage), progress=progress)
+                             folder=fit.stage_folder(run_dir, stage=stage), progress=progress)
         timing[f"{stage}_seconds"] = round(time.perf_counter() - clock, 1)
         probabilities = np.concatenate([fit.predict_probabilities(model, inputs[side][0]) for side in evaluated])
         return info, probabilities
@@ -300,7 +302,6 @@ def _relative_change(before: list[np.ndarray], after) -> float:
     """How far fine-tuning moved a layer: ||w - w_pretrained|| / ||w_pretrained|| over all its weights."""
     difference = sum(float(np.sum((np.asarray(w.numpy()) - b) ** 2)) for b, w in zip(before, after))
     return float(np.sqrt(difference / sum(float(np.sum(b ** 2)) for b in before)))
-
 
 
 def run_protocol(index: pd.DataFrame, *, backbone: str = "musicnn-msd", unfreeze: int | str = 1,
