@@ -61,7 +61,7 @@ def measure(unfreeze: int, *, batch_size: int, clips: int, n_patches: int = 10) 
     features = bottom.predict_on_batch(flat)
     features = features if isinstance(features, list) else [features]
     cached = [f.reshape(batch_size, n_patches, *f.shape[1:]) for f in features]
-    cut_model = finetune._clip_model(top, head, n_patches=n_patches, name="cut")
+    cut_model = finetune.clip_model(top, head, n_patches=n_patches, name="cut")
     cut = timed(step(cut_model, cached if len(cached) > 1 else cached[0]))
     once = timed(lambda: bottom.predict_on_batch(flat[:n_patches]))  # one clip through the frozen bottom
     steps = -(-clips // batch_size)

@@ -44,6 +44,7 @@ __all__ = [
     "OPTIMIZERS",
     "build_optimizer",
     "set_determinism",
+    "fit_model",
     "fit_classifier",
     "make_splits",
     "clip_table",
@@ -148,6 +149,23 @@ def _save_model(model, path: Path) -> None:
         model.save(tmp)
 
 
+def fit_model(model, x, y=None, *, callbacks: list, **fit_options):
+    """``model.fit(x, y, callbacks=callbacks, **fit_options)`` without Keras' own printing: genrelib's one training
+    loop, for the classifier (:func:`fit_classifier`) and for each stage of fine-tuning
+    (:func:`genrelib.finetune.fit.fit_stage`). Progress, history and checkpoints come from ``callbacks``.
+
+    Returns
+    -------
+    keras.callbacks.History
+    """
+    from .quiet import filtered_native_stderr
+
+    # Op determinism makes tf.data log a harmless NodeDef error once per fit (TensorFlow's own rewrite of its
+    # parallel map keeps an attribute the sequential one lacks); it is filtered, other native output passes.
+    with filtered_native_stderr():
+        return model.fit(x, y, verbose=0, callbacks=callbacks, **fit_options)
+
+
 def fit_classifier(x_train, y_train, *, x_valid=None, y_valid=None, config: Config = Config(), seed: int = 0,
                    run_dir: str | os.PathLike | None = None, progress: bool = False):
     """Train the paper's CNN on arrays of clips.
@@ -210,13 +228,8 @@ def fit_classifier(x_train, y_train, *, x_valid=None, y_valid=None, config: Conf
     model.compile(optimizer=build_optimizer(train), loss=train.loss, metrics=["accuracy"], jit_compile=False)
     recorder = _recorder(run_dir, progress=progress, epochs=epochs)
     validation = (x_valid, keras.utils.to_categorical(y_valid, n_classes)) if has_valid else None
-    from .quiet import filtered_native_stderr
-
-    # Op determinism makes tf.data log a harmless NodeDef error once per fit (TensorFlow's own rewrite of its
-    # parallel map keeps an attribute the sequential one lacks); it is filtered, other native output passes.
-    with filtered_native_stderr():
-        model.fit(x_train, keras.utils.to_categorical(y_train, n_classes), validation_data=validation,
-                  epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0, callbacks=[recorder])
+    fit_model(model, x_train, keras.utils.to_categorical(y_train, n_classes), validation_data=validation,
+              epochs=epochs, batch_size=batch_size, shuffle=True, callbacks=[recorder])
     if run_dir is not None:
         _save_model(model, run_dir / "last.keras")
     history = pd.DataFrame(recorder.rows)

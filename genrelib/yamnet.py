@@ -70,6 +70,7 @@ __all__ = [
     "converted_weights_path",
     "converted_weights_available",
     "converted_weights_info",
+    "weights_checksum",
     "default_tflite_path",
     "tflite_values",
     "h5_values",
@@ -838,7 +839,7 @@ class YAMNetBackend:
             if weights == "cached" and not path.is_file() and default_tflite_path() is not None:
                 convert_tflite(default_tflite_path(), folder=folder)  # once; later runs read the cache
             self.model = YAMNet(weights=path, trainable=False)
-            self._weights_checksum = _weights_file_checksum(path)
+            self._weights_checksum = weights_checksum(path)
         self._forward = None
 
     def weights_checksum(self) -> str:
@@ -877,8 +878,12 @@ class YAMNetBackend:
         return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros((0, width), np.float32)
 
 
-def _weights_file_checksum(path: Path) -> str:
-    """The source checksum recorded at conversion (cheap), else the file's own SHA-256."""
+def weights_checksum(path: str | os.PathLike) -> str:
+    """The identity of a converted YAMNet ``.weights.h5``, as embedding caches and fine-tuning runs record it: the
+    source's SHA-256 recorded at conversion (reading it costs nothing), else the file's own SHA-256.
+
+    Raises :class:`WeightsError` when the file cannot be read.
+    """
     import h5py
 
     try:

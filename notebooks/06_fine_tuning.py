@@ -117,8 +117,8 @@ print(f"data: {ROOT} (via {SOURCE}), {len(index)} tracks")
 #
 # Log-mel patches are computed once per clip and cached; augmented copies (time stretch, pitch shift, noise) are
 # made of training tracks only, and the leakage guard checks the training clips before each stage. Every epoch ends
-# with an atomic checkpoint: an interrupted run resumes where it stopped, with the same result. Before it starts,
-# each run prints its plan and a time estimate measured on this machine.
+# with a backup (Keras' `BackupAndRestore`): an interrupted run resumes where it stopped, with the same result.
+# Before it starts, each run prints its plan and a time estimate measured on this machine.
 
 # %%
 runs = finetune.run_protocol(index, backbone=BACKBONE, unfreeze=UNFREEZE, config=CONFIG,

@@ -125,9 +125,11 @@ def test_the_pipeline_augmenter_states_its_seed_and_code(tracks):
 
 def test_finetune_patches_are_recomputed_when_the_finetune_version_changes(gtzan, tmp_path, monkeypatch):
     from genrelib import finetune
+    from genrelib.finetune import cache
+
     first = finetune.patch_dataset(gtzan.head(2), backbone="musicnn-msd",
                                    cache_dir_=tmp_path / "patches", progress=False)
-    monkeypatch.setattr(finetune, "FINETUNE_VERSION", finetune.FINETUNE_VERSION + "-changed")
+    monkeypatch.setattr(cache, "FINETUNE_VERSION", cache.FINETUNE_VERSION + "-changed")
     calls = []
     original = finetune.Backbone.patches
 

@@ -13,9 +13,8 @@ import pandas as pd
 import pytest
 
 from genrelib import GENRES, Config, LeakageError, ParameterError
+from genrelib import finetune
 from genrelib.errors import DataError, GenrelibError, WeightsError
-
-finetune = pytest.importorskip("genrelib.finetune")
 
 #: Fast settings: no augmentation, small batches, few epochs; stage 2 at 1e-3 so its updates are visible.
 QUICK = Config().replace(**{"augment_training": False, "train.batch_size": 8})
@@ -120,6 +119,18 @@ def test_split_backbone_edge_cases():
     # input_norm (batch norm, frozen) sits below every convolution, so even "all" leaves a one-layer bottom
     assert [layer.name for layer in bottom.layers][-1] in {"input_norm", "timbral_pad"}
     assert top.count_params() == backbone.model.count_params() - backbone.model.get_layer("input_norm").count_params()
+
+
+def test_split_backbone_refuses_a_layer_first_called_in_another_graph():
+    import keras
+
+    dense = keras.layers.Dense(3, name="shared")
+    first = keras.Input((4,))
+    keras.Model(first, dense(first))  # the layer's first call
+    second = keras.Input((4,))
+    reused = keras.Model(second, keras.layers.Dense(2, name="above")(dense(second)))
+    with pytest.raises(GenrelibError, match="'shared' was first called in another graph"):
+        finetune.split_backbone(reused)
 
 
 # ------------------------------------------------------------------------------------------ a training step
@@ -259,23 +270,31 @@ def test_unfreeze_zero_is_a_head_only_control(first_run, clips, tmp_path):
                                   finetune.load_run(first_run)["history"].query("stage == 'frozen'"))
 
 
-@pytest.mark.parametrize("interrupt_after", [2, 5])  # checkpoints: 3 + 1 in stage 1, then 2 + 1 in stage 2
+@pytest.mark.parametrize("interrupt_after", [2, 3, 4])  # epochs: 3 in stage 1 (3 = its last), then 2 in stage 2
 def test_resume_gives_the_uninterrupted_weights(first_run, clips, tmp_path, monkeypatch, interrupt_after):
+    import keras
+
     index, split = clips
-    save = finetune._save_checkpoint
-    calls = []
+    callbacks = finetune.fit.stage_callbacks
+    begun, ended = [], []
 
-    def save_then_stop(*args, **kwargs):
-        save(*args, **kwargs)
-        calls.append(1)
-        if len(calls) == interrupt_after:
-            raise KeyboardInterrupt
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            begun.append(epoch)
 
-    monkeypatch.setattr(finetune, "_save_checkpoint", save_then_stop)
+        def on_epoch_end(self, epoch, logs=None):
+            ended.append(epoch)
+            if len(ended) == interrupt_after:
+                raise KeyboardInterrupt
+
+    # Last in the list: the interruption comes after everything an epoch writes, Keras' backup included.
+    monkeypatch.setattr(finetune.fit, "stage_callbacks", lambda *a, **k: [*callbacks(*a, **k), Interrupt()])
     with pytest.raises(KeyboardInterrupt):
         finetune.fine_tune(split, index, run_dir=tmp_path / "run", **RUN)
-    monkeypatch.setattr(finetune, "_save_checkpoint", save)
+    begun.clear()
+    ended.append(None)  # no further interruption
     resumed = finetune.fine_tune(split, index, run_dir=tmp_path / "run", **RUN)
+    assert len(begun) == 3 + 2 - interrupt_after  # it resumed: the finished epochs were not trained again
     import h5py
 
     def arrays(run_dir):
@@ -294,9 +313,9 @@ def test_resume_gives_the_uninterrupted_weights(first_run, clips, tmp_path, monk
 def test_leakage_guard_runs_before_every_fit(clips, tmp_path, monkeypatch, capsys):
     index, split = clips
     events = []
-    guard, fit = finetune._guard, finetune._fit_stage
-    monkeypatch.setattr(finetune, "_guard", lambda *a, **k: (events.append("guard"), guard(*a, **k))[1])
-    monkeypatch.setattr(finetune, "_fit_stage", lambda *a, **k: (events.append(k["stage"]), fit(*a, **k))[1])
+    guard, fit_stage = finetune.runs._guard, finetune.fit.fit_stage
+    monkeypatch.setattr(finetune.runs, "_guard", lambda *a, **k: (events.append("guard"), guard(*a, **k))[1])
+    monkeypatch.setattr(finetune.fit, "fit_stage", lambda *a, **k: (events.append(k["stage"]), fit_stage(*a, **k))[1])
     # An augmented copy of a training track is used; a copy is just another training clip here.
     copy = index.loc[index["track_id"] == split.train[0]].assign(item_id=f"{split.train[0]}+copy", method="copy")
     finetune.fine_tune(split, index, augmented=copy, run_dir=tmp_path / "run",
@@ -313,7 +332,7 @@ def test_leaked_copy_is_refused_before_training(clips, tmp_path):
     with pytest.raises(LeakageError, match=split.test[0]):
         finetune.fine_tune(split, index, augmented=leak, run_dir=tmp_path / "run",
                            **{**RUN, "config": QUICK.replace(augment_training=True)})
-    assert not (tmp_path / "run" / "checkpoint_frozen.npz").exists()
+    assert not (tmp_path / "run").exists()  # refused before the run folder, let alone a stage, was written
 
 
 @pytest.mark.parametrize("options, context", [
@@ -330,17 +349,49 @@ def test_fine_tune_checks_arguments_and_run_dir(first_run, clips, monkeypatch, o
     def no_training(*args, **kwargs):
         raise AssertionError("a complete run must not train again")
 
-    monkeypatch.setattr(finetune, "_train_stages", no_training)
+    monkeypatch.setattr(finetune.runs, "_train_stages", no_training)
     with context:
         assert finetune.fine_tune(split, index, run_dir=first_run, **{**RUN, **options}) == first_run
 
 
-def test_summarize(first_run):
-    runs, table = finetune.summarize([first_run, first_run])
-    assert len(runs) == 2 and table.loc["frozen", "n_runs"] == 2
-    means = table["mean"]
-    assert means["difference"] == pytest.approx(means["finetuned"] - means["frozen"])
+def _counted_test_accuracy(run_dir, stage: str) -> float:
+    predictions = pd.read_csv(run_dir / "predictions.csv")
+    test = predictions[(predictions["side"] == "test") & (predictions["stage"] == stage)]
+    return float(np.sum(test["predicted"].to_numpy() == test["genre"].to_numpy()) / len(test))
+
+
+def test_a_complete_run_of_other_training_code_is_not_reused(first_run, clips, monkeypatch):
+    index, split = clips
+    monkeypatch.setattr(finetune.fit, "FIT_VERSION", finetune.fit.FIT_VERSION + "-changed")
+    with pytest.raises(ParameterError, match="other settings"):
+        finetune.fine_tune(split, index, run_dir=first_run, **RUN)
+
+
+def test_summarize_counts_each_runs_test_predictions(first_run, clips, tmp_path):
+    """Accuracies are those counted from each run's predictions.csv; mean and spread are over the runs."""
+    import shutil
+
+    _, split = clips
+    other = tmp_path / "other"
+    shutil.copytree(first_run, other)
+    predictions = pd.read_csv(other / "predictions.csv")
+    row = predictions.index[(predictions["stage"] == "finetuned") & (predictions["side"] == "test")][0]
+    genre = predictions.at[row, "genre"]
+    # The other run differs by one fine-tuned test clip: right where the first run is wrong, or wrong where right.
+    predictions.at[row, "predicted"] = genre if predictions.at[row, "predicted"] != genre else \
+        next(g for g in GENRES if g != genre)
+    predictions.to_csv(other / "predictions.csv", index=False)
+    runs, table = finetune.summarize([first_run, other])
+    assert list(runs["n_test"]) == [len(split.test)] * 2
+    for stage in ("frozen", "finetuned"):
+        counted = [_counted_test_accuracy(first_run, stage), _counted_test_accuracy(other, stage)]
+        assert list(runs[stage]) == pytest.approx(counted)
+        assert table.loc[stage, ["mean", "std", "min", "max"]].tolist() == \
+            pytest.approx([np.mean(counted), np.std(counted), min(counted), max(counted)])
+    assert table.loc["finetuned", "std"] == pytest.approx(0.5 / len(split.test))  # one clip of n_test apart
     assert table.loc["frozen", "std"] == 0.0
+    assert list(runs["difference"]) == pytest.approx(list(runs["finetuned"] - runs["frozen"]))
+    assert table.loc["frozen", "n_runs"] == 2
     assert "musicnn-msd" in table.attrs["protocol"] and "kfold" in table.attrs["protocol"]
     with pytest.raises(ParameterError):
         finetune.summarize([])
@@ -397,7 +448,7 @@ def test_run_protocol_prints_the_plan_once_before_the_first_run_that_trains(clip
         calls.append((run_dir.name, describe))
         return run_dir
 
-    monkeypatch.setattr(finetune, "fine_tune", fake_fine_tune)
+    monkeypatch.setattr(finetune.runs, "fine_tune", fake_fine_tune)
     config = QUICK.replace(protocol="kfold", **{"train.folds": 3, "train.valid_size": 0.5})
     runs = finetune.run_protocol(index, config=config, runs_dir=tmp_path, progress=True)
     assert [describe for _, describe in calls] == [True, False, False]
@@ -419,7 +470,7 @@ def test_run_protocol_max_runs_takes_the_first_runs_of_the_same_group(clips, tmp
         calls.append((run_dir.parent.name, seed, split.fold))
         return run_dir
 
-    monkeypatch.setattr(finetune, "fine_tune", fake_fine_tune)
+    monkeypatch.setattr(finetune.runs, "fine_tune", fake_fine_tune)
     config = QUICK.replace(protocol="kfold", **{"train.folds": 3, "train.valid_size": 0.5, "train.n_seeds": 2})
     every = finetune.run_protocol(index, config=config, runs_dir=tmp_path, progress=False)
     first = list(calls)
