@@ -8,7 +8,10 @@ The paper enlarges GTZAN with three methods but gives no parameters; the ranges 
 * array functions - :func:`time_stretch`, :func:`pitch_shift`, :func:`add_white_noise` (float32 in, float32
   out, same length, deterministic) and :func:`apply_method`, which calls one of them by name;
 * the dataset stage - :func:`augment_split` augments the *training* tracks of a split into a cache of 16 kHz
-  FLAC files and returns a manifest, one row per training item (originals included);
+  FLAC files and returns a manifest, one row per training item (originals included); its parts are public so
+  that another pool can run them (:func:`genrelib.scale.augment_catalogue`, on Ray):
+  :func:`plan_augmentation` (every item, its parameters and cache path), :func:`augment_source` (one source
+  decoded once, all its items written) and :meth:`AugmentPlan.manifest`;
 * the guard - :func:`assert_no_leakage` refuses any table in which an item derives from a track that is
   not on the training side of the split; later stages call it before training.
 
@@ -26,10 +29,11 @@ import multiprocessing
 import numbers
 import os
 import sys
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import numpy as np
 
@@ -52,6 +56,10 @@ __all__ = [
     "code_versions",
     "draw_params",
     "method_costs",
+    "AugmentItem",
+    "AugmentPlan",
+    "plan_augmentation",
+    "augment_source",
     "augment_split",
     "assert_no_leakage",
     "count_items",
@@ -306,8 +314,6 @@ def method_costs(y: np.ndarray, *, sr: int, config: AugmentConfig = AugmentConfi
         taken), with the clip's ``duration`` [s] and ``sr`` [Hz]. A slower tempo or a higher pitch costs
         more: the phase vocoder then makes more frames.
     """
-    import time
-
     y = valid_audio(y)
     sr = positive_int(sr, "sr")
     repeats = positive_int(repeats, "repeats")
@@ -330,8 +336,29 @@ def method_costs(y: np.ndarray, *, sr: int, config: AugmentConfig = AugmentConfi
 
 # ----------------------------------------------------------------------------------- dataset stage
 
-@dataclass
-class _Item:
+@dataclass(frozen=True)
+class AugmentItem:
+    """One augmented copy of a training track, as planned: what to compute and where to cache it.
+
+    Notebook: 02_augmentation.
+
+    Attributes
+    ----------
+    item_id : str
+        ``<track_id>+<method>#<copy>``.
+    track_id, genre : str
+        The source track and its genre.
+    method : str
+        One of :data:`METHODS`.
+    copy : int >= 0
+        Which copy of this method (``config.copies_per_method`` of them).
+    params : dict
+        What :func:`apply_method` takes (:func:`draw_params`).
+    path : Path
+        The cached 16-bit FLAC file, named by a key over the source's SHA-256, method, parameters, sample
+        rate and :func:`code_versions`.
+    """
+
     item_id: str
     track_id: str
     genre: str
@@ -389,28 +416,120 @@ def _refuse_non_training(track_ids: Iterable[str], split) -> None:
                            f"must never be augmented into training: {', '.join(sides)}")
 
 
-def _plan(tracks: pd.DataFrame, *, config: AugmentConfig, seed: int, root: Path) -> dict[str, list[_Item]]:
-    """Every augmented item per source track, with its parameters and its content-keyed cache path."""
+@dataclass(frozen=True, eq=False)
+class AugmentPlan:
+    """Every augmented item of a split's training tracks, from :func:`plan_augmentation`.
+
+    Notebook: 02_augmentation.
+
+    Attributes
+    ----------
+    tracks : pd.DataFrame
+        The index rows of the source tracks (``track_id``, ``genre``, ``path``), sorted by track id.
+    items : dict of str -> list of AugmentItem
+        Per source track id, its items in config order (method, then copy).
+    config : AugmentConfig
+    seed : int >= 0
+    protocol : str
+        The split's.
+    """
+
+    tracks: pd.DataFrame
+    items: dict[str, list[AugmentItem]]
+    config: AugmentConfig
+    seed: int
+    protocol: str
+
+    def sources_to_do(self, *, overwrite: bool = False) -> list[tuple[str, list[AugmentItem]]]:
+        """``(source path, items)`` for every source with items not yet cached (all of them if ``overwrite``)."""
+        paths = dict(zip(self.tracks["track_id"], self.tracks["path"]))
+        jobs = []
+        for track_id, items in self.items.items():
+            todo = [item for item in items if overwrite or not item.path.exists()]
+            if todo:
+                jobs.append((str(paths[track_id]), todo))
+        return jobs
+
+    def manifest(self, errors: dict[str, str], *, include_original: bool = True) -> pd.DataFrame:
+        """The table :func:`augment_split` returns, given ``{track_id: reason}`` for the sources that failed.
+
+        ``include_original`` also lists the un-augmented clips (``method="original"``); a failed source's
+        items have ``path`` None and its ``error`` on every row.
+        """
+        rows = []
+        for track in self.tracks.itertuples(index=False):
+            error = errors.get(track.track_id)
+            common = {"track_id": track.track_id, "genre": track.genre, "seed": self.seed,
+                      "sample_rate": self.config.sample_rate, "protocol": self.protocol, "error": error}
+            if include_original:
+                rows.append({**common, "item_id": track.track_id, "method": "original", "copy": 0, "params": "{}",
+                             "path": str(track.path)})
+            for item in self.items[track.track_id]:
+                rows.append({**common, "item_id": item.item_id, "method": item.method, "copy": item.copy,
+                             "params": json.dumps(item.params), "path": None if error else str(item.path)})
+        columns = ["item_id", "track_id", "genre", "method", "copy", "params", "seed", "sample_rate", "path",
+                   "protocol", "error"]
+        import pandas as pd
+
+        return pd.DataFrame(rows, columns=columns)
+
+
+def plan_augmentation(index: pd.DataFrame, split, *, config: AugmentConfig | Config | None = None,
+                      cache_dir: str | os.PathLike | None = None, seed: int = 0,
+                      track_ids: Iterable[str] | None = None) -> AugmentPlan:
+    """Every augmented item of the training tracks: its parameters and its content-keyed cache path.
+
+    Notebook: 02_augmentation.
+
+    Parameters
+    ----------
+    index, split, config, cache_dir, seed, track_ids
+        As for :func:`augment_split`.
+
+    Returns
+    -------
+    AugmentPlan
+        Nothing is decoded or written except the cache folder; each source file is hashed (SHA-256) once.
+
+    Raises
+    ------
+    LeakageError
+        A track of ``track_ids`` is not a training track of ``split``.
+    """
+    from .storage import cache_dir as default_cache_dir
+
+    config = _resolve_config(config)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ParameterError(f"seed={seed!r} must be a non-negative integer")
+    tracks = _training_tracks(index, split, track_ids)
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir("augment")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GenrelibError(f"{root}: cannot create the augmentation cache ({exc})") from exc
+    versions = code_versions()  # read once: package metadata, not per track
+    items = {track.track_id: _track_items(track, config=config, seed=int(seed), root=root, versions=versions)
+             for track in tracks.itertuples(index=False)}
+    return AugmentPlan(tracks=tracks, items=items, config=config, seed=int(seed), protocol=split.protocol)
+
+
+def _track_items(track, *, config: AugmentConfig, seed: int, root: Path, versions: dict) -> list[AugmentItem]:
     from .storage import file_digest, params_key
 
-    versions = code_versions()
-    plan = {}
-    for track in tracks.itertuples(index=False):
-        source_sha256 = file_digest(track.path)
-        items = []
-        for method in config.methods:
-            for copy in range(config.copies_per_method):
-                params = draw_params(method, config=config, rng=_item_rng(seed, track.track_id, method, copy))
-                key = params_key({"source_sha256": source_sha256, "method": method, "params": params,
-                                  "sample_rate": config.sample_rate, **versions})
-                items.append(_Item(item_id=f"{track.track_id}+{method}#{copy}", track_id=track.track_id,
-                                   genre=track.genre, method=method, copy=copy, params=params,
-                                   path=root / track.genre / f"{track.track_id}+{method}.{key}.flac"))
-        plan[track.track_id] = items
-    return plan
+    source_sha256 = file_digest(track.path)
+    items = []
+    for method in config.methods:
+        for copy in range(config.copies_per_method):
+            params = draw_params(method, config=config, rng=_item_rng(seed, track.track_id, method, copy))
+            key = params_key({"source_sha256": source_sha256, "method": method, "params": params,
+                              "sample_rate": config.sample_rate, **versions})
+            items.append(AugmentItem(item_id=f"{track.track_id}+{method}#{copy}", track_id=track.track_id,
+                                     genre=track.genre, method=method, copy=copy, params=params,
+                                     path=root / track.genre / f"{track.track_id}+{method}.{key}.flac"))
+    return items
 
 
-def _write_flac(path: Path, y: np.ndarray, *, sr: int, item: _Item) -> None:
+def _write_flac(path: Path, y: np.ndarray, *, sr: int, item: AugmentItem) -> None:
     """Write 16-bit FLAC atomically; a clip louder than full scale is scaled down to it, not clipped."""
     import soundfile as sf
 
@@ -433,8 +552,35 @@ def _write_flac(path: Path, y: np.ndarray, *, sr: int, item: _Item) -> None:
         raise GenrelibError(f"{path}: cannot write the augmented clip ({exc}); finished items stay cached") from exc
 
 
-def _augment_source(path: str, items: list[_Item], sr: int) -> str | None:
-    """Worker: decode one source once and write every item; returns why the source is unusable, or None."""
+def augment_source(path: str | os.PathLike, items: list[AugmentItem], *, sr: int) -> str | None:
+    """Decode one source once and write each of its items' FLAC files (atomically).
+
+    Notebook: 02_augmentation.
+
+    Parameters
+    ----------
+    path : path
+        The source clip.
+    items : list of AugmentItem
+        Items of this source (:meth:`AugmentPlan.sources_to_do`).
+    sr : int > 0 [Hz]
+        Rate the source is decoded at and the files are written at (``config.sample_rate``).
+
+    Returns
+    -------
+    str or None
+        Why the source cannot be used (undecodable, shorter than one 2048-sample window), else None.
+
+    Raises
+    ------
+    GenrelibError
+        A file cannot be written (the items already written stay cached).
+
+    Notes
+    -----
+    The clip's STFT is computed once and feeds both phase-vocoder methods: the same numbers as
+    :func:`time_stretch` and :func:`pitch_shift` called one by one.
+    """
     from . import audio
 
     try:
@@ -482,34 +628,22 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
-def _run_jobs(function: Callable, jobs: list[tuple], *, n_jobs: int) -> Iterator[tuple[tuple, Any]]:
-    """Yield ``(job, function(*job))`` as they finish; at most ``2 * n_jobs`` jobs in flight, so memory
-    stays flat whatever the number of jobs."""
+def _run_jobs(jobs: list[tuple[str, list[AugmentItem]]], *, sr: int,
+              n_jobs: int) -> Iterator[tuple[tuple, str | None]]:
+    """Yield ``(job, augment_source(*job, sr=sr))`` as the jobs finish, in ``n_jobs`` worker processes
+    (``n_jobs=1``: here, in order)."""
     if n_jobs == 1 or len(jobs) <= 1:
         for job in jobs:
-            yield job, function(*job)
+            yield job, augment_source(*job, sr=sr)
         return
-    pending = iter(jobs)
     with ProcessPoolExecutor(max_workers=n_jobs, mp_context=_warm_start_context(),
                              initializer=die_with_parent) as pool:
-        running = {}
+        futures = {pool.submit(augment_source, *job, sr=sr): job for job in jobs}
         try:
-            for job in pending:
-                running[pool.submit(function, *job)] = job
-                if len(running) >= 2 * n_jobs:
-                    break
-            while running:
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    job = running.pop(future)
-                    yield job, future.result()
-                    next_job = next(pending, None)
-                    if next_job is not None:
-                        running[pool.submit(function, *next_job)] = next_job
-        except BaseException:
-            for future in running:
-                future.cancel()
-            raise
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        finally:
+            pool.shutdown(cancel_futures=True)  # an interruption stops the jobs not yet started
 
 
 def augment_split(
@@ -575,67 +709,32 @@ def augment_split(
     re-run reuses what exists without decoding, and an interrupted run resumes; the output does not depend
     on ``n_jobs`` or on the order in which workers finish, so a resumed cache is byte-identical to an
     uninterrupted one. Each source is decoded once at ``config.sample_rate`` and its STFT feeds both
-    phase-vocoder methods. Workers send back only a status; at most ``2 * n_jobs`` clips are in flight, so
-    memory does not grow with the number of clips.
+    phase-vocoder methods. Workers send back only a status and each holds one clip at a time, so memory
+    does not grow with the number of clips. The steps are public (:func:`plan_augmentation`,
+    :func:`augment_source`, :meth:`AugmentPlan.manifest`) for other pools, such as
+    :func:`genrelib.scale.augment_catalogue` on Ray.
     """
     from tqdm.auto import tqdm
 
-    from .storage import cache_dir as default_cache_dir
-
-    config = _resolve_config(config)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ParameterError(f"seed={seed!r} must be a non-negative integer")
-    n_jobs = positive_int(n_jobs, "n_jobs")
-    one_of(on_error, ("raise", "report"), "on_error")
-    tracks = _training_tracks(index, split, track_ids)
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir("augment")
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise GenrelibError(f"{root}: cannot create the augmentation cache ({exc})") from exc
-    plan = _plan(tracks, config=config, seed=int(seed), root=root)
-    paths = dict(zip(tracks["track_id"], tracks["path"]))
-    jobs = []
-    for track_id, items in plan.items():
-        todo = [item for item in items if overwrite or not item.path.exists()]
-        if todo:
-            jobs.append((str(paths[track_id]), todo, config.sample_rate))
-    errors: dict[str, str] = {}
     from .progress import leave
 
-    with tqdm(total=len(plan), initial=len(plan) - len(jobs), disable=not progress, unit="clip",
+    n_jobs = positive_int(n_jobs, "n_jobs")
+    one_of(on_error, ("raise", "report"), "on_error")
+    plan = plan_augmentation(index, split, config=config, cache_dir=cache_dir, seed=seed, track_ids=track_ids)
+    jobs = plan.sources_to_do(overwrite=overwrite)
+    errors: dict[str, str] = {}
+    with tqdm(total=len(plan.items), initial=len(plan.items) - len(jobs), disable=not progress, unit="clip",
               desc=f"augment [{split.protocol}]", leave=leave()) as bar:
-        for (_, items, _), error in _run_jobs(_augment_source, jobs, n_jobs=n_jobs):
+        for (_, items), error in _run_jobs(jobs, sr=plan.config.sample_rate, n_jobs=n_jobs):
             if error:
                 errors[items[0].track_id] = error
             bar.update()
     if errors and on_error == "raise":
-        raise AudioError(f"{len(errors)} of {len(plan)} training clips could not be augmented (the others are "
-                         f"cached; a re-run resumes):\n  " + "\n  ".join(errors.values()))
-    manifest = _manifest(tracks, plan, errors, seed=int(seed), config=config, protocol=split.protocol,
-                         include_original=include_original)
+        raise AudioError(f"{len(errors)} of {len(plan.items)} training clips could not be augmented (the others "
+                         f"are cached; a re-run resumes):\n  " + "\n  ".join(errors.values()))
+    manifest = plan.manifest(errors, include_original=include_original)
     assert_no_leakage(split, manifest)
     return manifest
-
-
-def _manifest(tracks: pd.DataFrame, plan: dict[str, list[_Item]], errors: dict[str, str], *, seed: int,
-              config: AugmentConfig, protocol: str, include_original: bool) -> pd.DataFrame:
-    rows = []
-    for track in tracks.itertuples(index=False):
-        error = errors.get(track.track_id)
-        common = {"track_id": track.track_id, "genre": track.genre, "seed": seed,
-                  "sample_rate": config.sample_rate, "protocol": protocol, "error": error}
-        if include_original:
-            rows.append({**common, "item_id": track.track_id, "method": "original", "copy": 0, "params": "{}",
-                         "path": str(track.path)})
-        for item in plan[track.track_id]:
-            rows.append({**common, "item_id": item.item_id, "method": item.method, "copy": item.copy,
-                         "params": json.dumps(item.params), "path": None if error else str(item.path)})
-    columns = ["item_id", "track_id", "genre", "method", "copy", "params", "seed", "sample_rate", "path",
-               "protocol", "error"]
-    import pandas as pd
-
-    return pd.DataFrame(rows, columns=columns)
 
 
 def assert_no_leakage(split, table: pd.DataFrame) -> None:

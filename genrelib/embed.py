@@ -14,6 +14,9 @@ use, so a backend's heavy dependencies load only when asked for). A backend obje
     weights_checksum() -> str          # identifies the weights (sha256 or "none")
     embed(y) -> np.ndarray             # y [shape=(n,)] float32 at sample_rate -> [shape=(n_patches, d)]
 
+Its factory may offer ``describe(**options) -> BackendInfo`` (the same options; VGGish and YAMNet do), so
+that :func:`describe_backend` gets the identity without building the network.
+
 A backend may also offer the two halves of ``embed`` (VGGish does)::
 
     batch_size : int                   # patches per forward pass
@@ -57,6 +60,9 @@ __all__ = [
     "available_backends",
     "resolve_backend",
     "get_backend",
+    "backend_factory",
+    "BackendInfo",
+    "describe_backend",
     "embed_audio",
     "embed_file",
     "embed_dataset",
@@ -138,14 +144,83 @@ def get_backend(name: str = "auto", **options: Any):
     name = resolve_backend(name)
     key = (name, tuple(sorted(options.items())))
     if key not in _INSTANCES:
-        module_name, attribute = BACKENDS[name].split(":")
-        try:
-            factory: Callable = getattr(importlib.import_module(module_name), attribute)
-        except (ImportError, AttributeError) as exc:
-            raise ParameterError(f"backend {name!r} is registered as {BACKENDS[name]!r}, which cannot be "
-                                 f"imported ({exc})") from exc
-        _INSTANCES[key] = factory(**options)
+        _INSTANCES[key] = backend_factory(name)(**options)
     return _INSTANCES[key]
+
+
+def backend_factory(name: str) -> Callable:
+    """The factory registered for ``name`` in :data:`BACKENDS`, imported (not called); a
+    :class:`ParameterError` when its module or attribute cannot be imported."""
+    name = resolve_backend(name)
+    module_name, attribute = BACKENDS[name].split(":")
+    try:
+        return getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ParameterError(f"backend {name!r} is registered as {BACKENDS[name]!r}, which cannot be "
+                             f"imported ({exc})") from exc
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What identifies a backend's output and how to feed it, known before its network is built.
+
+    Attributes
+    ----------
+    name : str
+        As the backend's ``name`` (the cache folder and the ``backend`` column).
+    weights_checksum : str
+        As its ``weights_checksum()``: sha256 of the weights, ``random-glorot-seed<N>`` or ``"none"``.
+    front_end_version : str
+    sample_rate : int [Hz]
+        Rate ``embed`` expects.
+    patch_seconds : float [s]
+        Audio one embedding row covers (the shortest clip it embeds).
+    """
+
+    name: str
+    weights_checksum: str
+    front_end_version: str
+    sample_rate: int
+    patch_seconds: float
+
+    @classmethod
+    def of(cls, backend, *, weights_checksum: str | None = None) -> BackendInfo:
+        """The info of a backend object, or of a backend class (its attributes) given ``weights_checksum``."""
+        return cls(name=backend.name,
+                   weights_checksum=backend.weights_checksum() if weights_checksum is None else weights_checksum,
+                   front_end_version=backend.front_end_version, sample_rate=backend.sample_rate,
+                   patch_seconds=backend.patch_seconds)
+
+
+def describe_backend(name: str = "auto", **options: Any) -> BackendInfo:
+    """The identity of backend ``name`` with ``options`` (as for :func:`get_backend`), without building it
+    where its factory can tell (``describe``); otherwise from the backend object, built once per process.
+
+    Notebook: 07_scaling_out.
+
+    Parameters
+    ----------
+    name : str
+        A name from :data:`BACKENDS` or ``"auto"``.
+    **options
+        Keyword options of the backend's factory.
+
+    Returns
+    -------
+    BackendInfo
+        Equal to ``BackendInfo.of(get_backend(name, **options))``.
+
+    Notes
+    -----
+    What decides whether stored embeddings can be reused, so a driver that finds nothing left to do never
+    loads a model (:func:`genrelib.scale.embed_catalogue`).
+    """
+    name = resolve_backend(name)
+    built = _INSTANCES.get((name, tuple(sorted(options.items()))))
+    describe = getattr(backend_factory(name), "describe", None)
+    if built is None and describe is not None:
+        return describe(**options)
+    return BackendInfo.of(built if built is not None else get_backend(name, **options))
 
 
 def embed_audio(y: np.ndarray, *, sr: int, backend: str | Any = "auto") -> np.ndarray:

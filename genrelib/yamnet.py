@@ -833,14 +833,21 @@ class YAMNetBackend:
         self.batch_size = positive_int(batch_size, "batch_size")
         if weights == "random":
             self.model = YAMNet(seed=seed, trainable=False)
-            self._weights_checksum = f"random-glorot-seed{seed}"
         else:
-            path = converted_weights_path(folder) if weights == "cached" else Path(weights)
-            if weights == "cached" and not path.is_file() and default_tflite_path() is not None:
-                convert_tflite(default_tflite_path(), folder=folder)  # once; later runs read the cache
-            self.model = YAMNet(weights=path, trainable=False)
-            self._weights_checksum = weights_checksum(path)
+            self.model = YAMNet(weights=_backend_weights_path(weights, folder), trainable=False)
+        self._weights_checksum = _backend_weights_checksum(weights, seed=seed, folder=folder)
         self._forward = None
+
+    @classmethod
+    def describe(cls, *, weights: str | os.PathLike = "cached", batch_size: int = 64, seed: int = 0,
+                 folder: str | os.PathLike | None = None):
+        """The :class:`genrelib.embed.BackendInfo` of the backend these options make, read from the weight
+        file without building the network (converting the TF-Lite file first, as the backend would)."""
+        from .embed import BackendInfo
+
+        positive_int(batch_size, "batch_size")
+        checksum = _backend_weights_checksum(weights, seed=seed, folder=folder)
+        return BackendInfo.of(cls, weights_checksum=checksum)
 
     def weights_checksum(self) -> str:
         """The converted source's SHA-256 (or ``random-glorot-seed<N>``)."""
@@ -876,6 +883,25 @@ class YAMNetBackend:
         chunks = [self._forward(tf.constant(patches[start:start + self.batch_size]))[key].numpy()
                   for start in range(0, len(patches), self.batch_size)]
         return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros((0, width), np.float32)
+
+
+def _backend_weights_path(weights: str | os.PathLike, folder: str | os.PathLike | None) -> Path:
+    """The weight file of ``YAMNetBackend(weights=...)``; a missing cached one is converted from the TF-Lite
+    file of :func:`default_tflite_path` first, when there is one (once; later runs read the cache)."""
+    path = converted_weights_path(folder) if weights == "cached" else Path(weights)
+    if weights == "cached" and not path.is_file() and default_tflite_path() is not None:
+        convert_tflite(default_tflite_path(), folder=folder)
+    return path
+
+
+def _backend_weights_checksum(weights: str | os.PathLike, *, seed: int, folder: str | os.PathLike | None) -> str:
+    """:meth:`YAMNetBackend.weights_checksum` for these options, from the file alone."""
+    if weights == "random":
+        return f"random-glorot-seed{seed}"
+    path = _backend_weights_path(weights, folder)
+    if not path.is_file():
+        raise WeightsError(_missing_weights_message(path))
+    return weights_checksum(path)
 
 
 def weights_checksum(path: str | os.PathLike) -> str:

@@ -197,6 +197,32 @@ def test_method_costs_times_every_method():
     costs = augment.method_costs(tone(440.0, seconds=2.0), sr=SR, repeats=1)
     assert list(costs["method"]) == [m for m in augment.METHODS for _ in range(2)]
     assert (costs["milliseconds"] > 0).all() and (costs["duration"] == 2.0).all()
+    config = AugmentConfig()
+    ends = [(keyword, value) for keyword, field_name in augment.METHODS.values()
+            for value in getattr(config, field_name)]
+    assert [json.loads(p) for p in costs["params"]] == [
+        {keyword: value, **({"seed": 0} if keyword == "snr_db" else {})} for keyword, value in ends]
+
+
+def test_method_costs_reports_the_best_repeat_and_leaves_the_warm_up_out(monkeypatch):
+    """With a clock that moves only inside the method calls: repeats take 3, 1 and 2 units, the warm-up 1000."""
+    clock = {"now": 0.0, "calls": 0}
+    y = tone(440.0, seconds=2.0)
+
+    def costed_method(signal, *, sr, method, params):
+        if signal.size < y.size:
+            clock["now"] += 1000.0  # the warm-up call, on a short excerpt
+        else:
+            clock["calls"] += 1
+            clock["now"] += (3, 1, 2)[(clock["calls"] - 1) % 3] * (1 + list(augment.METHODS).index(method))
+        return signal
+
+    monkeypatch.setattr(augment, "apply_method", costed_method)
+    monkeypatch.setattr(augment, "time", type("Clock", (), {"perf_counter": staticmethod(lambda: clock["now"])}))
+    costs = augment.method_costs(y, sr=SR, repeats=3)
+    unit = np.repeat([1.0, 2.0, 3.0], 2)  # seconds of the best repeat, per method, at both ends of its range
+    np.testing.assert_allclose(costs["milliseconds"], 1000 * unit)
+    np.testing.assert_allclose(costs["x_realtime"], 2.0 / unit)
 
 
 # ------------------------------------------------------------------------------- dataset stage

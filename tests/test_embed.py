@@ -241,3 +241,62 @@ def test_project_clips_separates_distinct_groups():
         embed.project_clips(groups[:2])
     with pytest.raises(ParameterError, match="method='umap'"):
         embed.project_clips(groups, method="umap")
+
+
+# ------------------------------------------------------------------------------------ describe_backend
+
+SHARED_PCA = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "vggish" / "vggish_pca_params.npz"
+
+
+def _vggish_pca_folder(tmp_path: Path) -> Path:
+    import shutil
+
+    from genrelib import vggish
+
+    if not SHARED_PCA.is_file():
+        pytest.skip(f"{SHARED_PCA}: the shared VGGish PCA file is absent")
+    shutil.copy(SHARED_PCA, vggish.pca_params_path(tmp_path))
+    return tmp_path
+
+
+@pytest.mark.parametrize("module_name, factory_name, network, options", [
+    ("genrelib.vggish", "VGGishBackend", "VGGish", {"weights": "random", "seed": 2}),
+    ("genrelib.vggish", "VGGishBackend", "VGGish", {"weights": "random", "postprocess": True}),
+    ("genrelib.yamnet", "YAMNetBackend", "YAMNet", {"weights": "random", "seed": 5}),
+])
+def test_describe_backend_gives_the_built_backends_identity_without_building_it(module_name, factory_name, network,
+                                                                                options, tmp_path, monkeypatch):
+    import importlib
+
+    module = importlib.import_module(module_name)
+    if options.get("postprocess"):
+        options = {**options, "folder": _vggish_pca_folder(tmp_path)}
+    factory = getattr(module, factory_name)
+    expected = embed.BackendInfo.of(factory(**options))
+    assert expected.weights_checksum.startswith(f"random-glorot-seed{options.get('seed', 0)}")
+    assert ("+pca:" in expected.weights_checksum) == bool(options.get("postprocess"))
+
+    def no_network(**kwargs):
+        raise AssertionError("the network was built")
+
+    monkeypatch.setattr(module, network, no_network)
+    assert factory.describe(**options) == expected
+    # batch_size does not enter the identity; another value has no cached instance to read it from
+    assert embed.describe_backend(factory.name, **options, batch_size=3) == expected
+
+
+def test_describe_backend_of_a_backend_without_describe_reads_the_object():
+    info = embed.describe_backend("mfcc")
+    assert info == embed.BackendInfo(name="mfcc", weights_checksum="none", front_end_version="mfcc-1",
+                                     sample_rate=16000, patch_seconds=0.96)
+
+
+def test_describe_backend_refuses_missing_weights_as_the_backend_does(tmp_path):
+    from genrelib import vggish
+    from genrelib.errors import WeightsError
+
+    missing = tmp_path / "absent.weights.h5"
+    with pytest.raises(WeightsError, match="no converted VGGish weights at"):
+        vggish.VGGishBackend(weights=missing)
+    with pytest.raises(WeightsError, match="no converted VGGish weights at"):
+        embed.describe_backend("vggish", weights=missing)

@@ -20,9 +20,10 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from genrelib import GenrelibError, GenrelibWarning, ParameterError, cli, embed, scale
+from genrelib import GenrelibError, GenrelibWarning, ParameterError, audio, augment, cli, data, embed, scale, vggish
 from genrelib.cli import _types as cli_types
 from genrelib.data import synthetic_gtzan
+from genrelib.scale import embed_job, throughput
 
 ray = pytest.importorskip("ray", reason="genrelib[scale] extra (ray[data]) not installed")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.*")  # Ray Data's own, at import
@@ -243,7 +244,8 @@ def test_two_stage_backend_is_batched_and_a_bad_clip_is_isolated(clips, tmp_path
     gap = tmp_path / "gap.wav"  # tone, 2 s of digital silence, tone: the third 0.96 s patch is all zeros
     sf.write(gap, np.concatenate([tone, np.zeros(32000), tone]).astype(np.float32), 16000)
     paths = [clips[0], gap, clips[1]]
-    with pytest.warns(GenrelibWarning, match="1 of 3 clips could not be embedded"):
+    with pytest.warns(GenrelibWarning, match="1 of 3 clips could not be embedded"), \
+            pytest.warns(GenrelibWarning, match="a batch of 3 clips failed in one forward pass"):
         scale.embed_catalogue(paths, backend="two-stage-mean", output=tmp_path / "out", engine="local",
                               progress=False)
     rows = scale.load_catalogue(tmp_path / "out", include_errors=True).set_index("item_id")
@@ -254,8 +256,41 @@ def test_two_stage_backend_is_batched_and_a_bad_clip_is_isolated(clips, tmp_path
         np.testing.assert_allclose(rows.loc[path.stem, "embedding"], expected, rtol=0, atol=1e-6)
 
 
+def test_a_failing_batch_warns_once_with_its_reason(clips, tmp_path):
+    import soundfile as sf
+
+    embed.register_backend("two-stage-mean", "tests.test_scale:TwoStageMean")
+    tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)
+    gaps = [tmp_path / f"gap{n}.wav" for n in range(2)]
+    for gap in gaps:
+        sf.write(gap, np.concatenate([tone, np.zeros(32000), tone]).astype(np.float32), 16000)
+    with pytest.warns(GenrelibWarning) as record:  # one clip per batch: two batches fail in one forward pass
+        scale.embed_catalogue([*gaps, clips[0]], backend="two-stage-mean", output=tmp_path / "out", engine="local",
+                              batch_size=1, progress=False)
+    fallbacks = [str(w.message) for w in record if "failed in one forward pass" in str(w.message)]
+    assert len(fallbacks) == 1 and "GenrelibError: a silent patch" in fallbacks[0]
+    assert any("2 of 3 clips could not be embedded" in str(w.message) for w in record)
+
+
+def test_a_run_with_nothing_left_builds_no_network(clips, tmp_path, monkeypatch):
+    output = tmp_path / "out"
+    first = scale.embed_catalogue(clips[:1], backend="vggish", backend_options={"weights": "random"}, output=output,
+                                  engine="local", progress=False)
+
+    def no_network(**kwargs):
+        raise AssertionError("the driver built the VGGish network")
+
+    monkeypatch.setattr(vggish, "VGGish", no_network)
+    # Other option values than the first run's: no backend object of this process can serve the identity
+    again = scale.embed_catalogue(clips[:1], backend="vggish", backend_options={"weights": "random", "batch_size": 8},
+                                  output=output, engine="local", progress=False)
+    assert (first.attrs["n_new"], again.attrs["n_new"], again.attrs["n_skipped"]) == (1, 0, 1)
+    with pytest.raises(AssertionError, match="built the VGGish network"):  # with work left, the network is needed
+        scale.embed_catalogue(clips[1:2], backend="vggish", backend_options={"weights": "random", "batch_size": 8},
+                              output=output, engine="local", progress=False)
+
+
 def test_vggish_two_stage_equals_embed_dataset(clips, tmp_path):
-    vggish = pytest.importorskip("genrelib.vggish")
     options = {"weights": "random"}
     reference = embed.embed_dataset(clips[:3], backend=vggish.VGGishBackend(**options), cache_dir_=tmp_path / "ref",
                                     progress=False)
@@ -280,12 +315,12 @@ def test_pipeline_decodes_in_cpu_tasks_and_embeds_in_an_actor_pool(clips, capsys
     plan = {"backend": "mfcc", "target": embed.BACKENDS["mfcc"], "options": {}, "run_id": "r", "sample_rate": 16000,
             "min_duration": 0.96, "batch_size": 4, "num_workers": 2, "num_gpus_per_worker": None,
             "max_restarts": 3, "max_task_retries": 3}
-    hashed = scale._hash(None, scale.catalogue_items(clips), 4)
-    scale._ray_dataset(ray, hashed, **plan).explain()
+    hashed = embed_job._hash_clips(None, scale.catalogue_items(clips), 4)
+    embed_job._ray_dataset(ray, hashed, **plan).explain()
     optimized = capsys.readouterr().out.split("Physical Plan (Optimized)")[1]
     # two operators, not fused into one: decoding never waits behind the model
-    assert "ActorPoolMapOperator[MapBatches(_EmbedWorker)]" in optimized
-    assert "TaskPoolMapOperator[MapBatches(_decode_batch)]" in optimized
+    assert "ActorPoolMapOperator[MapBatches(EmbedWorker)]" in optimized
+    assert "TaskPoolMapOperator[MapBatches(decode_batch)]" in optimized
 
 
 @pytest.mark.parametrize("resources, workers, requested, cpus, gpus", [
@@ -297,13 +332,13 @@ def test_pipeline_decodes_in_cpu_tasks_and_embeds_in_an_actor_pool(clips, capsys
 ])
 def test_actor_resources(resources, workers, requested, cpus, gpus):
     cluster = SimpleNamespace(cluster_resources=lambda: resources)
-    assert scale._cpus_per_worker(cluster, workers) == cpus
-    assert scale._gpus_per_worker(cluster, requested, workers) == gpus
+    assert embed_job._cpus_per_worker(cluster, workers) == cpus
+    assert embed_job._gpus_per_worker(cluster, requested, workers) == gpus
 
 
 def test_a_one_cpu_cluster_is_refused():
     with pytest.raises(ParameterError, match="at least 2"):
-        scale._cpus_per_worker(SimpleNamespace(cluster_resources=lambda: {"CPU": 1.0}), 1)
+        embed_job._cpus_per_worker(SimpleNamespace(cluster_resources=lambda: {"CPU": 1.0}), 1)
 
 
 def test_ray_output_equals_embed_dataset(ray_run, reference):
@@ -327,6 +362,9 @@ def test_corrupt_file_becomes_an_error_row_and_the_others_complete(ray_run, with
 
 def test_second_run_does_no_work(ray_run, with_corrupt):
     output, first, log = ray_run
+    # Returns once the first job's actors are gone: one that the job no longer needed may still have been
+    # loading its model when the job ended (on a busy machine), and its "init" belongs to the first run.
+    scale.init_ray(num_cpus=2)
     files, calls, loads = sorted(output.iterdir()), len(events(log, "embed")), len(events(log, "init"))
     assert calls == N_CLIPS  # the corrupt file never reached the model
     with pytest.warns(GenrelibWarning, match="1 of 9 clips could not be embedded"):  # still reported
@@ -372,9 +410,6 @@ def test_without_restarts_the_same_kill_fails_the_job_and_a_rerun_completes_it(c
 def augment_case(tmp_path_factory):
     """Three training tracks of a synthetic set, the second one corrupt, augmented by augment_split (in this
     process) and by augment_catalogue (on Ray) into two caches."""
-    augment = pytest.importorskip("genrelib.augment")
-    from genrelib import data
-
     root = synthetic_gtzan(tmp_path_factory.mktemp("augment_gtzan"), per_genre=2, seconds=3.0, seed=4)
     index = data.load_gtzan(root)
     split = data.split_random(index, test_size=0.5, valid_size=0.0, seed=0)
@@ -390,7 +425,26 @@ def augment_case(tmp_path_factory):
             "manifest": manifest}
 
 
+def independent_augmentation(source: str, method: str, params: dict) -> np.ndarray:
+    """What an augmented file must hold, by librosa and numpy rather than genrelib.augment: the method applied
+    to the clip at 16 kHz with the manifest's parameters, looped to length (time stretch), then scaled into the
+    16-bit range if louder."""
+    import librosa
+
+    y = audio.load(source, sr=16000)
+    if method == "time_stretch":
+        out = np.resize(librosa.effects.time_stretch(y, rate=params["rate"]), y.size)  # resize repeats: a loop
+    elif method == "pitch_shift":
+        out = librosa.effects.pitch_shift(y, sr=16000, n_steps=params["n_steps"])
+    else:
+        noise_std = np.sqrt(np.mean(y.astype(np.float64) ** 2) / 10 ** (params["snr_db"] / 10))
+        out = y + np.random.default_rng(params["seed"]).standard_normal(y.size, dtype=np.float32) * np.float32(noise_std)
+    return out * min(1.0, (32767 / 32768) / np.max(np.abs(out)))
+
+
 def test_augment_catalogue_equals_augment_split(augment_case):
+    import json
+
     import soundfile as sf
 
     reference, manifest, caches = augment_case["reference"], augment_case["manifest"], augment_case["caches"]
@@ -398,9 +452,15 @@ def test_augment_catalogue_equals_augment_split(augment_case):
     pd.testing.assert_frame_equal(manifest.assign(path=same_root), reference)
     augmented = manifest[(manifest["method"] != "original") & manifest["error"].isna()]
     assert len(augmented) == 6  # 2 decodable tracks x 3 methods
-    for path in augmented["path"]:
-        ours, theirs = sf.read(path)[0], sf.read(path.replace(str(caches["ray"]), str(caches["reference"])))[0]
+    sources = augment_case["index"].set_index("track_id")["path"]
+    for row in augmented.itertuples():
+        ours, sr = sf.read(row.path)
+        theirs = sf.read(row.path.replace(str(caches["ray"]), str(caches["reference"])))[0]
         np.testing.assert_array_equal(ours, theirs)
+        expected = independent_augmentation(sources[row.track_id], row.method, json.loads(row.params))
+        assert sr == 16000 and ours.shape == expected.shape
+        # 16-bit rounding: half a step of 1/32768, plus float32 noise
+        np.testing.assert_allclose(ours, expected, rtol=0, atol=0.5 / 32768 + 1e-6)
 
 
 def test_augment_catalogue_reports_a_corrupt_source_and_completes_the_others(augment_case):
@@ -451,7 +511,6 @@ def test_embed_cli_ray_engine(clips, reference, tmp_path, capsys):
 
 
 def test_augment_cli_ray_engine_writes_the_same_manifest(tmp_path, capsys):
-    pytest.importorskip("genrelib.augment")
     root = synthetic_gtzan(tmp_path / "gtzan", per_genre=10, seconds=0.5, seed=5)  # the paper split needs 100
     manifests = {}
     for engine in ("local", "ray"):
@@ -475,11 +534,35 @@ def test_embed_cli_ray_engine_refuses_batch_size(clips, tmp_path, capsys):
 
 # ----------------------------------------------------------------------------------- measuring, projecting
 
-def test_stage_costs_time_each_stage(clips):
+class FakeClock:
+    """A ``time`` stand-in whose ``perf_counter`` moves only when a stage under test says it took time."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def taking(self, seconds: float, function):
+        def timed(*args, **kwargs):
+            result = function(*args, **kwargs)
+            self.now += seconds
+            return result
+        return timed
+
+
+def test_stage_costs_time_each_stage(clips, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(throughput, "time", clock)  # only the measuring module reads this clock
+    monkeypatch.setattr(throughput, "file_digest", clock.taking(0.001, throughput.file_digest))
+    monkeypatch.setattr(audio, "load", clock.taking(0.2, audio.load))
+    monkeypatch.setattr(embed.MfccBackend, "embed", clock.taking(0.3, embed.MfccBackend.embed))
     costs = scale.stage_costs(clips, backend="mfcc", n_clips=2).set_index("stage")
     assert list(costs.index) == ["start-up", "sha256", "decode + resample", "embed"]
-    per_clip = costs["seconds_per_clip"].drop("start-up")
-    assert (per_clip > 0).all() and np.isclose(costs["share"].sum(), 1.0)
+    # start-up: the untimed first clip's decoding and embedding; then two clips through each stage
+    np.testing.assert_allclose(costs["seconds"], [0.5, 0.002, 0.4, 0.6])
+    np.testing.assert_allclose(costs["seconds_per_clip"], [np.nan, 0.001, 0.2, 0.3])
+    np.testing.assert_allclose(costs["share"], [np.nan, 0.001 / 0.501, 0.2 / 0.501, 0.3 / 0.501])
     assert costs.attrs["patches_per_clip"] == 3  # 3 s clips, 0.96 s patches
 
 
@@ -513,7 +596,7 @@ def test_project_catalogue_by_hand():
 
 def test_throughput_table_reports_the_median_of_repeats():
     frame = pd.DataFrame({"error": [None, None], "n_patches": [31, 31]})
-    table = scale._throughput_table({("Ray Data", 2): [(frame, 10.0), (frame, 30.0), (frame, 12.0)]})
+    table = throughput._throughput_table({("Ray Data", 2): [(frame, 10.0), (frame, 30.0), (frame, 12.0)]})
     row = table.iloc[0]
     assert (row["seconds"], row["seconds_min"], row["seconds_max"]) == (12.0, 10.0, 30.0)
     assert (row["clips"], row["patches"]) == (2, 62) and row["patches_per_s"] == 62 / 12.0
@@ -527,8 +610,13 @@ def test_project_catalogue_refuses_bad_values(override):
         scale.project_catalogue(**values)
 
 
-def test_measure_throughput_counts_the_same_work_per_engine(clips):
-    table = scale.measure_throughput(clips[:3], backend="mfcc", workers=(1,))
+def test_measure_throughput_counts_the_same_work_per_engine(clips, tmp_path):
+    log = tmp_path / "events.log"
+    table = scale.measure_throughput(clips[:3], backend="mfcc-instrumented", workers=(1,),
+                                     backend_options={"log": str(log)})
+    # Every run starts from an empty output: 3 clips embedded here, 3 + the one-clip overhead job on Ray
+    here = [pid for pid in events(log, "embed") if pid == str(os.getpid())]
+    assert len(here) == 3 and len(events(log, "embed")) - len(here) == 3 + 1
     assert list(table["engine"]) == ["embed_dataset (1 process)", "Ray Data"]
     assert (table["clips"] == 3).all() and (table["patches"] == 9).all()
     np.testing.assert_allclose(table["patches_per_s"], table["patches"] / table["seconds"])

@@ -34,9 +34,7 @@ def add_parser(subparsers):
 
 def run(args) -> int:
     if args.engine == "ray":
-        from ..scale import run_embed_cli
-
-        return run_embed_cli(args)
+        return _run_on_ray(args)
     from .. import embed
 
     index = clips_to_embed(args)
@@ -52,3 +50,28 @@ def run(args) -> int:
     for error in failed["error"]:
         print(f"genrelib embed: error: {error}", file=sys.stderr)
     return 1 if len(failed) else 0
+
+
+def _run_on_ray(args) -> int:
+    """``--engine ray``: embed files or a GTZAN root into Parquet (:func:`genrelib.scale.embed_catalogue`); one
+    summary line. Exit status 0 when every clip is in the output, 1 when some failed or nothing was left to do."""
+    from ..errors import ParameterError
+    from ..scale import embed_catalogue
+    from ..storage import cache_dir
+
+    if args.batch_size:
+        raise ParameterError("--batch-size sets the forward pass of --engine local; with --engine ray each actor "
+                             "uses its backend's own (VGGish: 64 patches) and gets 16 clips at a time")
+    result = embed_catalogue(clips_to_embed(args), backend=args.backend,
+                             output=args.output_dir or cache_dir("catalogue"), address=args.address,
+                             num_workers=args.num_workers, overwrite=args.overwrite, progress=not args.quiet)
+    attrs = result.attrs
+    if attrs["n_new"] == 0 and attrs["n_errors"] == 0:
+        print(f"nothing to do: all {attrs['n_items']} clips are already in {attrs['output']} (--overwrite redoes them)")
+        return 1
+    print(f"{attrs['n_items']} clips: {attrs['n_new']} embedded now, {attrs['n_skipped']} already in the output, "
+          f"{attrs['n_errors']} errors; backend {attrs['backend']} on Ray ({attrs['num_workers']} model workers), "
+          f"{attrs['seconds']:.1f} s -> {attrs['output']}")
+    for error in result.loc[result["error"].notna(), "error"]:
+        print(f"genrelib embed: error: {error}", file=sys.stderr)
+    return 1 if attrs["n_errors"] else 0

@@ -16,7 +16,7 @@ from ..storage import file_digest
 from .frontend import FRONT_END_TF_VERSION, HOP_SAMPLES, N_MELS, PATCH_FRAMES, SAMPLE_RATE, log_mel_patches_tf
 from .network import EMBEDDING_SIZE, VGGish
 from .pca import load_pca_params, postprocess
-from .weights import converted_weights_path, pca_params_path
+from .weights import converted_weights_path, missing_weights_message, pca_params_path
 from .weights import weights_checksum as checksum_of_weights_file
 
 __all__ = ["VGGishBackend"]
@@ -73,18 +73,25 @@ class VGGishBackend:
         self._folder = folder
         self._pca = None
         if self.postprocess:
-            self._pca = load_pca_params(_existing(pca_params_path(folder), "no cached PCA parameters; run "
-                                                  "`genrelib weights vggish --pca vggish_pca_params.npz`"))
+            self._pca = load_pca_params(_existing(pca_params_path(folder), _NO_PCA_MESSAGE))
         if weights == "random":
             self.model = VGGish(seed=seed, trainable=False)
-            self._weights_checksum = f"random-glorot-seed{seed}"
         else:
-            path = converted_weights_path(folder) if weights == "cached" else Path(weights)
-            self.model = VGGish(weights=path, trainable=False)
-            self._weights_checksum = checksum_of_weights_file(path)
-        if self._pca is not None:
-            self._weights_checksum += "+pca:" + file_digest(pca_params_path(folder))
+            self.model = VGGish(weights=_backend_weights_path(weights, folder), trainable=False)
+        self._weights_checksum = _backend_weights_checksum(weights, postprocess=self.postprocess, seed=seed,
+                                                           folder=folder)
         self._forward = None
+
+    @classmethod
+    def describe(cls, *, weights: str | os.PathLike = "cached", postprocess: bool = False, batch_size: int = 64,
+                 jit_compile: bool | None = None, seed: int = 0, folder: str | os.PathLike | None = None):
+        """The :class:`genrelib.embed.BackendInfo` of the backend these options make, read from the weight
+        files without building the network (``batch_size`` and ``jit_compile`` do not enter it)."""
+        from ..embed import BackendInfo
+
+        positive_int(batch_size, "batch_size")
+        checksum = _backend_weights_checksum(weights, postprocess=bool(postprocess), seed=seed, folder=folder)
+        return BackendInfo.of(cls, weights_checksum=checksum)
 
     def weights_checksum(self) -> str:
         """The converted source's SHA-256 (or ``random-glorot-seed<N>``), plus the PCA file's when used."""
@@ -124,6 +131,28 @@ class VGGishBackend:
         padded = np.zeros((size, PATCH_FRAMES, N_MELS, 1), np.float32)
         padded[: len(chunk), :, :, 0] = chunk
         return self._forward(tf.constant(padded)).numpy()[: len(chunk)]
+
+
+_NO_PCA_MESSAGE = "no cached PCA parameters; run `genrelib weights vggish --pca vggish_pca_params.npz`"
+
+
+def _backend_weights_path(weights: str | os.PathLike, folder: str | os.PathLike | None) -> Path:
+    return converted_weights_path(folder) if weights == "cached" else Path(weights)
+
+
+def _backend_weights_checksum(weights: str | os.PathLike, *, postprocess: bool, seed: int,
+                              folder: str | os.PathLike | None) -> str:
+    """:meth:`VGGishBackend.weights_checksum` for these options, from the files alone."""
+    if weights == "random":
+        checksum = f"random-glorot-seed{seed}"
+    else:
+        path = _backend_weights_path(weights, folder)
+        if not path.is_file():
+            raise WeightsError(missing_weights_message(path))
+        checksum = checksum_of_weights_file(path)
+    if postprocess:
+        checksum += "+pca:" + file_digest(_existing(pca_params_path(folder), _NO_PCA_MESSAGE))
+    return checksum
 
 
 def _gpu_visible() -> bool:
