@@ -280,7 +280,7 @@ def test_a_run_with_nothing_left_builds_no_network(clips, tmp_path, monkeypatch)
     def no_network(**kwargs):
         raise AssertionError("the driver built the VGGish network")
 
-    monkeypatch.setattr(vggish, "VGGish", no_network)
+    monkeypatch.setattr(vggish.backend, "VGGish", no_network)  # the name VGGishBackend builds its network with
     # Other option values than the first run's: no backend object of this process can serve the identity
     again = scale.embed_catalogue(clips[:1], backend="vggish", backend_options={"weights": "random", "batch_size": 8},
                                   output=output, engine="local", progress=False)
