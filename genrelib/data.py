@@ -26,7 +26,7 @@ import pandas as pd
 from .audio import AUDIO_EXTENSIONS
 from .checks import one_of, positive_int, positive_number
 from .config import GENRES
-from .errors import AudioError, ChecksumError, DataError, GenrelibWarning, LeakageError, ParameterError
+from .errors import AudioError, ChecksumError, DataError, DownloadError, GenrelibWarning, LeakageError, ParameterError
 
 __all__ = [
     "GENRES",
@@ -524,8 +524,6 @@ def download_verified(urls, dest: str | os.PathLike, *, digest: str | None, algo
     """
     import pooch
 
-    from .errors import ChecksumError, DownloadError
-
     dest, failures = Path(dest), []
     known_hash = None if digest is None else f"{algorithm}:{digest}"
     downloader = ResumableDownloader(dest.with_name(dest.name + ".part"), progress=progress, timeout=timeout)
@@ -574,8 +572,6 @@ class ResumableDownloader:
         """Bring ``part`` up to the whole file at ``url``; :class:`DownloadError` keeps what arrived."""
         import requests
         from tqdm.auto import tqdm
-
-        from .errors import DownloadError
 
         offset = self.part.stat().st_size if self.part.exists() else 0
         headers = {"Range": f"bytes={offset}-"} if offset else {}
@@ -642,7 +638,6 @@ def _unpack_mini(archive: Path, dest: Path) -> None:
     import tempfile
     import zipfile
 
-    from .errors import ChecksumError
 
     expected = _sha256_table("gtzan_mini_SHA256SUMS")
     try:
