@@ -89,6 +89,16 @@ class ModelConfig:
     standardize : bool
         Standardise each embedding dimension with the training set's mean and variance (a Keras
         ``Normalization`` layer inside the model, so a saved model carries its statistics to ``predict``).
+    variance_floor : float in [0, 1]
+        With ``standardize``, no dimension is divided by a standard deviation smaller than
+        ``sqrt(variance_floor * mean variance over dimensions)``: a dimension (nearly) constant in training
+        but active on a new clip would otherwise be blown up without bound. YAMNet's embedding needs it
+        (most of its 1024 dimensions are zero on almost every patch, and Keras' plain ``Normalization``
+        then gives validation losses over 100). At the default 0.01 a floored dimension scales a
+        deviation at most ``1 / sqrt(0.01)`` = 10 times as much as a dimension of mean variance would; on
+        the mini set no dimension of musicnn-msd, musicnn-mtt or mfcc is floored (their least varying
+        dimensions hold 0.30, 0.046 and 0.017 of the mean variance), so only YAMNet's models change.
+        0 turns the floor off.
     pad_mode : {"repeat", "zero"}
         How a clip with fewer patches than the model's input is filled (see
         :func:`genrelib.model.fit_patches`): repeating the clip keeps every row a real embedding; zeros
@@ -101,6 +111,7 @@ class ModelConfig:
     dense_units: int = 64
     dropout_rate: float = 0.6
     standardize: bool = True
+    variance_floor: float = 0.01
     pad_mode: str = "repeat"
 
 
@@ -236,6 +247,7 @@ class Config:
         for name in ("kernel_size", "pool_size", "dense_units"):
             positive_int(getattr(model, name), f"model.{name}")
         fraction(model.dropout_rate, "model.dropout_rate", zero_ok=True)
+        in_range(model.variance_floor, 0.0, 1.0, "model.variance_floor")
         one_of(model.pad_mode, ("repeat", "zero"), "model.pad_mode")
         train = self.train
         one_of(train.optimizer, ("rmsprop", "adam", "sgd"), "train.optimizer")

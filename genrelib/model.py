@@ -94,6 +94,7 @@ def _check_config(config: ModelConfig) -> None:
     positive_int(config.dense_units, "dense_units")
     if in_range(config.dropout_rate, 0.0, 1.0, "dropout_rate") == 1.0:
         raise ParameterError("dropout_rate=1.0 would drop every unit; use a value in [0, 1)")
+    in_range(config.variance_floor, 0.0, 1.0, "variance_floor")
     one_of(config.pad_mode, PAD_MODES, "pad_mode")
 
 
@@ -140,7 +141,8 @@ def build_classifier(*, n_patches: int, embedding_dim: int, n_classes: int = len
         normalize = layers.Normalization(axis=-1, name="standardize")
         x = normalize(x)
         if normalization_data is not None:
-            _adopt_statistics(normalize, normalization_data, embedding_dim)
+            _adopt_statistics(normalize, normalization_data, embedding_dim,
+                              variance_floor=config.variance_floor)
     for block, filters in enumerate(config.conv_filters, start=1):
         x = layers.Conv1D(filters, config.kernel_size, padding="same", activation="relu", name=f"conv{block}")(x)
         x = layers.MaxPooling1D(config.pool_size, padding="same", name=f"pool{block}")(x)
@@ -151,14 +153,22 @@ def build_classifier(*, n_patches: int, embedding_dim: int, n_classes: int = len
     return keras.Model(inputs, outputs, name="genre_cnn")
 
 
-def _adopt_statistics(normalize, data: np.ndarray, embedding_dim: int) -> None:
+def _adopt_statistics(normalize, data: np.ndarray, embedding_dim: int, *, variance_floor: float) -> None:
     """Give the Normalization layer the per-dimension mean and variance of the training clips (all
-    patches pooled)."""
+    patches pooled), each variance at least ``variance_floor`` times their mean (see
+    :class:`genrelib.config.ModelConfig`)."""
     data = np.asarray(data, dtype=np.float32)
     if data.ndim != 3 or data.shape[-1] != embedding_dim:
         raise ParameterError(f"normalization_data must have shape (n_clips, n_patches, {embedding_dim}), "
                              f"got {data.shape}")
     normalize.adapt(data)
+    mean, variance, count = normalize.get_weights()
+    floor = np.float32(variance_floor) * variance.mean(dtype=np.float32)
+    # Only touch the weights when a dimension is floored, so models without one are bit-identical to
+    # those trained before the floor existed.
+    if np.any(variance < floor):
+        normalize.set_weights([mean, np.maximum(variance, floor), count])
+        normalize.finalize_state()
 
 
 def layer_table(model) -> list[dict]:

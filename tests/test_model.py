@@ -90,13 +90,49 @@ def test_softmax_output_and_single_patch_input():
 def test_standardisation_uses_training_statistics_and_survives_saving(tmp_path):
     rng = np.random.default_rng(1)
     x = (rng.normal(size=(40, 7, 4)) * [1, 10, 100, 0.1] + [5, -3, 1000, 0]).astype(np.float32)
-    model = gmodel.build_classifier(n_patches=7, embedding_dim=4, normalization_data=x)
+    # Variances 1 .. 1e4 and 0.01: the floor (off here) would otherwise lift the last one.
+    model = gmodel.build_classifier(n_patches=7, embedding_dim=4, normalization_data=x,
+                                    config=ModelConfig(variance_floor=0.0))
     standardized = keras.Model(model.input, model.get_layer("standardize").output).predict(x, verbose=0)
     flat = x.reshape(-1, 4)
     np.testing.assert_allclose(standardized.reshape(-1, 4), (flat - flat.mean(0)) / flat.std(0), atol=2e-3)
     model.save(tmp_path / "m.keras")
     reloaded = keras.models.load_model(tmp_path / "m.keras")
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+def standardize(model, x):
+    return keras.Model(model.input, model.get_layer("standardize").output).predict(x, verbose=0)
+
+
+def test_variance_floor_bounds_a_dimension_that_was_constant_in_training(tmp_path):
+    rng = np.random.default_rng(2)
+    train = rng.normal(size=(30, 5, 3)).astype(np.float32) * [1.0, 2.0, 0.0]   # dim 2: always zero
+    train[0, 0, 2] = 1e-3                                                      # ... almost
+    new_clip = np.ones((1, 5, 3), np.float32)
+    flat = train.reshape(-1, 3).astype(np.float64)
+    mean, variance = flat.mean(0), flat.var(0)
+    floored = np.maximum(variance, 0.01 * variance.mean())
+    model = gmodel.build_classifier(n_patches=5, embedding_dim=3, normalization_data=train)
+    expected = (new_clip.reshape(-1, 3) - mean) / np.sqrt(floored)
+    np.testing.assert_allclose(standardize(model, new_clip).reshape(-1, 3), expected, rtol=1e-3)
+    assert abs(expected[0, 2]) < 1 / np.sqrt(0.01 * variance.mean())   # 10x a mean-variance dim, at most
+    unfloored = gmodel.build_classifier(n_patches=5, embedding_dim=3, normalization_data=train,
+                                        config=ModelConfig(variance_floor=0.0))
+    assert abs(standardize(unfloored, new_clip)[0, 0, 2]) > 100 * abs(expected[0, 2])
+    model.save(tmp_path / "m.keras")      # the floored variance is a weight: predict sees it too
+    reloaded = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(standardize(reloaded, new_clip), standardize(model, new_clip), rtol=1e-6)
+
+
+def test_variance_floor_leaves_statistics_bit_identical_when_no_dimension_is_floored():
+    rng = np.random.default_rng(3)
+    train = (rng.normal(size=(20, 4, 6)) * [1, 2, 3, 1, 2, 3]).astype(np.float32)
+    plain = keras.layers.Normalization(axis=-1)
+    plain.adapt(train)
+    model = gmodel.build_classifier(n_patches=4, embedding_dim=6, normalization_data=train)
+    for got, want in zip(model.get_layer("standardize").get_weights(), plain.get_weights()):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_without_standardisation_there_is_no_normalization_layer():
@@ -112,6 +148,7 @@ def test_without_standardisation_there_is_no_normalization_layer():
     ({"config": ModelConfig(dropout_rate=-0.1)}, pytest.raises(ParameterError, match="dropout_rate")),
     ({"config": ModelConfig(conv_filters=())}, pytest.raises(ParameterError, match="conv_filters")),
     ({"config": ModelConfig(kernel_size=0)}, pytest.raises(ParameterError, match="kernel_size")),
+    ({"config": ModelConfig(variance_floor=-1e-3)}, pytest.raises(ParameterError, match="variance_floor")),
     ({"config": {"dense_units": 3}}, pytest.raises(ParameterError, match="ModelConfig")),
     ({"normalization_data": np.zeros((2, 4, 9))}, pytest.raises(ParameterError, match="normalization_data")),
 ])
