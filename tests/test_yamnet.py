@@ -3,10 +3,13 @@ conversions (TF-Lite, official Keras 2 h5 layout), class names, bad input, and t
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -16,6 +19,7 @@ import pytest
 
 from genrelib import yamnet
 from genrelib.errors import AudioError, ParameterError, WeightsError
+from genrelib.storage import file_digest
 
 from .conftest import ROOT
 
@@ -184,6 +188,40 @@ def test_h5_loader_reads_the_official_layout(tmp_path):
     x = np.random.default_rng(4).normal(-3, 2, (3, 96, 64)).astype(np.float32)
     for key in ("embeddings", "predictions"):
         np.testing.assert_array_equal(np.asarray(loaded(x)[key]), np.asarray(direct(x)[key]))
+
+
+def test_cli_download_fetches_yamnet_h5_from_a_mirror_and_converts_it(tmp_path, monkeypatch, capsys):
+    """`genrelib weights yamnet --download --url` against a same-layout yamnet.h5 served on 127.0.0.1."""
+    from genrelib.cli import main
+
+    served = tmp_path / "served"
+    served.mkdir()
+    values = random_values(6)
+    official_layout_h5(served / "yamnet.h5", values)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/yamnet.h5"
+    monkeypatch.setenv("GENRELIB_CACHE", str(tmp_path / "cache"))
+    try:
+        assert main(["weights", "yamnet", "--download", "--url", url, "--output-dir", str(tmp_path / "w"),
+                     "--quiet"]) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    downloaded = tmp_path / "cache" / "downloads" / "yamnet.h5"
+    assert downloaded.read_bytes() == (served / "yamnet.h5").read_bytes()
+    info = yamnet.converted_weights_info(tmp_path / "w")
+    assert (info["source_kind"], info["source_sha256"]) == ("h5", file_digest(downloaded))
+    direct = yamnet.YAMNet(activation="relu")
+    yamnet._assign(direct, values)
+    x = np.random.default_rng(7).normal(-3, 2, (2, 96, 64)).astype(np.float32)
+    loaded = yamnet.YAMNet(weights=yamnet.converted_weights_path(tmp_path / "w"))
+    np.testing.assert_array_equal(np.asarray(loaded(x)["embeddings"]), np.asarray(direct(x)["embeddings"]))
+    assert main(["weights", "yamnet", "--from-h5", str(downloaded), "--url", url, "--output-dir",
+                 str(tmp_path / "w2")]) == 2
+    assert "--url only applies with --download" in capsys.readouterr().err
 
 
 def test_h5_loader_errors(tmp_path):

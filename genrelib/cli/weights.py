@@ -65,6 +65,8 @@ def _add_yamnet_parser(actions) -> None:
     source.add_argument("--from-h5", metavar="PATH", help="the official float Keras weights yamnet.h5")
     source.add_argument("--download", action="store_true",
                         help="download the official yamnet.h5 (no published sha256: its digest is recorded)")
+    convert.add_argument("--url", default=None, metavar="URL",
+                         help="with --download: a mirror of yamnet.h5 (default: Google's storage)")
     convert.add_argument("--sha256", type=_tflite_sha256, default="official", metavar="HEX|official|none",
                          help="expected sha256 of --from-tflite (default: official; 'none' for another file)")
     add_output_arguments(convert, default_help="$GENRELIB_CACHE/weights")
@@ -123,10 +125,14 @@ def _convert_yamnet(args) -> int:
         print(f"genrelib weights yamnet: {yamnet.converted_weights_path(folder)} already exists; pass --overwrite "
               f"to replace it", file=sys.stderr)
         return 1
+    if args.url and not args.download:
+        print("genrelib weights yamnet: --url only applies with --download", file=sys.stderr)
+        return 2
     if args.from_tflite:
         target = yamnet.convert_tflite(args.from_tflite, sha256=args.sha256, folder=folder)
     else:
-        path = args.from_h5 or yamnet.download_h5(force_overwrite=args.overwrite, progress=not args.quiet)
+        path = args.from_h5 or yamnet.download_h5(url=args.url or yamnet.H5_URL, force_overwrite=args.overwrite,
+                                                  progress=not args.quiet)
         target = yamnet.convert_h5(path, folder=folder)
     if not args.quiet:
         info = yamnet.converted_weights_info(folder)
