@@ -87,8 +87,10 @@ BACKENDS: dict[str, str] = {
     "mfcc": "genrelib.embed:MfccBackend",
 }
 
-#: Order in which ``backend="auto"`` tries offline backends when VGGish weights are absent.
-OFFLINE_PREFERENCE = ("musicnn-msd", "musicnn-mtt", "vgg-msd", "vgg-mtt")
+#: Order in which ``backend="auto"`` tries offline backends when VGGish weights are absent: by the measured
+#: linear-probe accuracy of ``results/backends.md`` (mini set, 5-fold x 3 seeds; a tie goes to the smaller
+#: spread over folds). A test keeps this order and that file in step.
+OFFLINE_PREFERENCE = ("musicnn-msd", "vgg-msd", "musicnn-mtt", "vgg-mtt", "yamnet")
 
 _INSTANCES: dict[tuple, Any] = {}
 #: Backends that ``backend="auto"`` has already announced in this process (it says so once, not per call).
@@ -110,7 +112,7 @@ def resolve_backend(name: str = "auto") -> str:
     """Turn ``"auto"`` into a concrete backend name; check other names exist.
 
     ``"auto"``: ``"vggish"`` when converted VGGish weights are cached, else the first backend of
-    :data:`OFFLINE_PREFERENCE` whose module is installed, else the weight-free ``"mfcc"`` baseline. Any
+    :data:`OFFLINE_PREFERENCE` (ordered by measured accuracy) that is usable here, else the weight-free ``"mfcc"`` baseline. Any
     choice but VGGish is announced once per process and backend by a :class:`GenrelibWarning` that names
     the backend and how to get VGGish.
     """
@@ -120,16 +122,26 @@ def resolve_backend(name: str = "auto") -> str:
 
     if vggish.converted_weights_available():
         return "vggish"
-    chosen = next((candidate for candidate in OFFLINE_PREFERENCE
-                   if candidate in BACKENDS and _module_installed(BACKENDS[candidate].split(":")[0])), "mfcc")
+    chosen = next((candidate for candidate in OFFLINE_PREFERENCE if _offline_backend_usable(candidate)), "mfcc")
     if chosen not in _AUTO_ANNOUNCED:
         _AUTO_ANNOUNCED.add(chosen)
         kind = "the weight-free baseline: no pretrained offline backend is installed either" if chosen == "mfcc" \
-            else "the first pretrained offline backend installed"
+            else "the best measured pretrained offline backend installed (results/backends.md)"
         warn(f"backend='auto' uses {chosen!r} ({kind}): no converted VGGish weights at "
              f"{vggish.converted_weights_path()}. Get VGGish with `genrelib weights vggish --download` "
              f"(or --from-checkpoint / --from-hub), or pass backend={chosen!r} to choose it explicitly")
     return chosen
+
+
+def _offline_backend_usable(name: str) -> bool:
+    """Registered, its module installed and, for YAMNet, weights converted or a TF-Lite file to convert."""
+    if name not in BACKENDS or not _module_installed(BACKENDS[name].split(":")[0]):
+        return False
+    if name == "yamnet":
+        from . import yamnet
+
+        return yamnet.converted_weights_available() or yamnet.default_tflite_path() is not None
+    return True
 
 
 def _module_installed(module_name: str) -> bool:

@@ -6,6 +6,7 @@ Uses the weight-free ``mfcc`` backend (fast) and, for the batched path, VGGish w
 
 from __future__ import annotations
 
+import json
 import warnings
 from contextlib import nullcontext
 from pathlib import Path
@@ -15,8 +16,10 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from genrelib import audio, data, embed
+from genrelib import audio, data, embed, yamnet
 from genrelib.errors import GenrelibError, GenrelibWarning, ParameterError
+
+from .conftest import ROOT
 
 
 class CountingMfcc(embed.MfccBackend):
@@ -161,8 +164,15 @@ def test_auto_resolution(tmp_path, monkeypatch):
         assert embed.resolve_backend("auto") == "musicnn-msd"  # ... and said once, not on every call
     # A preferred backend whose module is missing is skipped; with none left, the weight-free baseline.
     monkeypatch.setitem(embed.BACKENDS, "musicnn-msd", "genrelib.no_such_module:factory")
-    with pytest.warns(GenrelibWarning, match=rf"uses 'musicnn-mtt'.*{how}"):
-        assert embed.resolve_backend("auto") == "musicnn-mtt"
+    with pytest.warns(GenrelibWarning, match=rf"uses 'vgg-msd'.*{how}"):
+        assert embed.resolve_backend("auto") == "vgg-msd"
+    # YAMNet comes last, and only with weights to convert (here: no converted cache, no TF-Lite file).
+    for name in embed.OFFLINE_PREFERENCE[:-1]:
+        monkeypatch.setitem(embed.BACKENDS, name, "no_such_package.module:factory")
+    monkeypatch.setattr(yamnet, "default_tflite_path", lambda: tmp_path / "yamnet.tflite")
+    with pytest.warns(GenrelibWarning, match=rf"uses 'yamnet'.*{how}"):
+        assert embed.resolve_backend("auto") == "yamnet"
+    monkeypatch.setattr(yamnet, "default_tflite_path", lambda: None)
     for name in embed.OFFLINE_PREFERENCE:
         monkeypatch.setitem(embed.BACKENDS, name, "no_such_package.module:factory")
     with pytest.warns(GenrelibWarning, match=rf"uses 'mfcc' \(the weight-free baseline.*{how}"):
@@ -179,6 +189,18 @@ def test_auto_resolution(tmp_path, monkeypatch):
     monkeypatch.setitem(embed.BACKENDS, "ghost", "genrelib.no_such_module:factory")
     with pytest.raises(ParameterError, match="cannot be imported"):
         embed.get_backend("ghost")
+
+
+def test_auto_prefers_backends_in_the_order_of_their_measured_accuracy():
+    measured = json.loads((ROOT / "results" / "backends.json").read_text())["results"]
+    # One row per backend: its first (reported) layer, as auto uses it.
+    first_rows = {}
+    for row in measured:
+        first_rows.setdefault(row["backend"], row)
+    ranked = sorted((row for name, row in first_rows.items() if name in embed.OFFLINE_PREFERENCE),
+                    key=lambda row: (-row["accuracy_mean"], row["accuracy_std"]))
+    assert tuple(row["backend"] for row in ranked) == embed.OFFLINE_PREFERENCE
+    assert first_rows["mfcc"]["accuracy_mean"] < ranked[-1]["accuracy_mean"]  # the fallback is the weakest
 
 
 def test_embed_file_writes_once(index, tmp_path):
