@@ -95,10 +95,10 @@ class ModelConfig:
         but active on a new clip would otherwise be blown up without bound. YAMNet's embedding needs it
         (most of its 1024 dimensions are zero on almost every patch, and Keras' plain ``Normalization``
         then gives validation losses over 100). At the default 0.01 a floored dimension scales a
-        deviation at most ``1 / sqrt(0.01)`` = 10 times as much as a dimension of mean variance would; on
-        the mini set no dimension of musicnn-msd, musicnn-mtt or mfcc is floored (their least varying
-        dimensions hold 0.30, 0.046 and 0.017 of the mean variance), so only YAMNet's models change.
-        0 turns the floor off.
+        deviation at most ``1 / sqrt(0.01)`` = 10 times as much as a dimension of mean variance would. On
+        the mini set's paper and k-fold training sides no dimension of musicnn-msd, musicnn-mtt or mfcc
+        is floored, and up to 560 of YAMNet's are (``results/embedding_variance.md``, from
+        ``tools/embedding_variance.py``), so only YAMNet's models change. 0 turns the floor off.
     pad_mode : {"repeat", "zero"}
         How a clip with fewer patches than the model's input is filled (see
         :func:`genrelib.model.fit_patches`): repeating the clip keeps every row a real embedding; zeros
