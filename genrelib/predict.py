@@ -25,7 +25,8 @@ from .errors import DataError, GenrelibError, ParameterError, TrainingError, Wei
 
 __all__ = ["Classifier", "load_classifier", "latest_run", "window_patches", "predict_audio", "predict_files",
            "patch_timeline", "ZERO_SHOT_CLASSES", "ZERO_SHOT_MODEL", "zero_shot", "zero_shot_genre_scores",
-           "zero_shot_predictions", "zero_shot_summary", "evaluate_zero_shot", "zero_shot_figure"]
+           "zero_shot_predictions", "zero_shot_summary", "evaluate_zero_shot", "zero_shot_comparison",
+           "zero_shot_figure"]
 
 
 @dataclass
@@ -466,48 +467,77 @@ def evaluate_zero_shot(root: str | os.PathLike | None = None, *, results_dir: st
     return summary
 
 
-def zero_shot_figure(*, results_dir: str | os.PathLike | None = None, figures_dir: str | os.PathLike | None = None,
-                     protocol: str = "kfold (5-fold)", metric: str = "f1") -> list[Path]:
-    """``figures/zero_shot_vs_trained.png``: per-genre F1 of zero-shot YAMNet beside the models trained on
-    YAMNet embeddings, read from the results tables (``table2_per_genre.json``), nothing recomputed.
+def zero_shot_comparison(*, results_dir: str | os.PathLike | None = None, protocol: str = "kfold (5-fold)",
+                         metric: str = "f1", zero_shot: dict | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """Per-genre scores of zero-shot YAMNet beside the models trained on YAMNet embeddings.
 
-    Notebook: 03_vggish_features. CLI: ``genrelib evaluate --zero-shot``.
+    Notebook: 05_evaluation.
 
-    Bars: zero-shot (all tracks), the clip-mean + logistic-regression linear probe and the paper's CNN
-    without and with augmentation, each on ``protocol``'s test tracks pooled over its runs (the rows of
-    ``table2_per_genre`` with backend ``yamnet``). Rows that are missing are left out of the figure.
+    Read from the results tables (``table2_per_genre.json``, backend ``yamnet``), nothing recomputed: zero-shot
+    (all tracks), the clip-mean + logistic-regression linear probe and the paper's CNN without and with
+    augmentation, each on ``protocol``'s test tracks pooled over its runs. Rows that are missing are left out.
+
+    Parameters
+    ----------
+    zero_shot : dict, optional
+        A :func:`zero_shot_summary` computed just now (e.g. by :func:`evaluate_zero_shot` with
+        ``write=False``) to use instead of the table's zero-shot rows.
 
     Returns
     -------
-    list of Path
-        The PNG and PDF (:func:`genrelib.plots.save_figure`, with a note in ``figures/README.md``).
+    scores : pd.DataFrame [shape=(n_genres, n_models)]
+        ``metric`` per genre (rows) and model (columns).
+    described : list of str
+        One line per column: model, protocol, augmentation, runs and data of its rows.
     """
     import json
 
-    import matplotlib.pyplot as plt
-
-    from . import evaluate, plots
+    from . import evaluate
     from .storage import output_dir
 
     one_of(metric, ("precision", "recall", "f1"), "metric")
     folder = Path(results_dir) if results_dir else output_dir("results")
     rows = pd.DataFrame(json.loads((folder / "table2_per_genre.json").read_text())["rows"])
     rows = rows[rows["backend"] == "yamnet"]
-    wanted = [(ZERO_SHOT_MODEL, ZERO_SHOT_PROTOCOL, "off", "zero-shot (AudioSet classes, all tracks)"),
+    if zero_shot is None and ZERO_SHOT_MODEL not in set(rows["model"]):
+        raise DataError(f"{folder / 'table2_per_genre.json'} has no zero-shot rows: run `genrelib evaluate "
+                        f"--zero-shot` first")
+    label = "zero-shot (AudioSet classes, all tracks)"
+    scores, described = {}, []
+    if zero_shot is not None:
+        scores[label] = zero_shot["per_genre"][metric]
+        described.append(f"{label}: computed now, {zero_shot['facts']['data']}")
+    wanted = [(ZERO_SHOT_MODEL, ZERO_SHOT_PROTOCOL, "off", label),
               (evaluate.MODELS["baseline"], protocol, "off", "linear probe (clip-mean + LR)"),
               (evaluate.MODELS["cnn"], protocol, "off", "paper CNN, no augmentation"),
               (evaluate.MODELS["cnn"], protocol, "on", "paper CNN, augmentation")]
-    scores, described = {}, []
-    for model, row_protocol, augmentation, label in wanted:
+    for model, row_protocol, augmentation, name in wanted:
         group = rows[(rows["model"] == model) & (rows["protocol"] == row_protocol) &
                      (rows["augmentation"] == augmentation)]
-        if len(group):
-            scores[label] = group.set_index("genre")[metric]
-            described.append(f"{label}: {model}, {row_protocol}, augmentation {augmentation}, "
-                             f"{int(group['runs'].iloc[0])} run(s), {group['data'].iloc[0]}")
-    if ZERO_SHOT_MODEL not in set(rows["model"]):
-        raise DataError(f"{folder / 'table2_per_genre.json'} has no zero-shot rows: run `genrelib evaluate "
-                        f"--zero-shot` first")
+        if len(group) and name not in scores:
+            scores[name] = group.set_index("genre")[metric]
+            described.append(f"{name}: {model}, {row_protocol}, augmentation {augmentation}, "
+                              f"{int(group['runs'].iloc[0])} run(s), {group['data'].iloc[0]}")
+    return pd.DataFrame(scores), described
+
+
+def zero_shot_figure(*, results_dir: str | os.PathLike | None = None, figures_dir: str | os.PathLike | None = None,
+                     protocol: str = "kfold (5-fold)", metric: str = "f1") -> list[Path]:
+    """``figures/zero_shot_vs_trained.png``: :func:`zero_shot_comparison` as grouped bars.
+
+    Notebook: 03_vggish_features. CLI: ``genrelib evaluate --zero-shot``.
+
+    Returns
+    -------
+    list of Path
+        The PNG and PDF (:func:`genrelib.plots.save_figure`, with a note in ``figures/README.md``).
+    """
+    import matplotlib.pyplot as plt
+
+    from . import plots
+
+    table, described = zero_shot_comparison(results_dir=results_dir, protocol=protocol, metric=metric)
+    scores = {column: table[column].dropna() for column in table.columns}
     name = {"f1": "F1", "recall": "recall", "precision": "precision"}[metric]
     ax = plots.per_genre_bars(scores, metric=name, title=f"YAMNet embeddings: per-genre {name}, zero-shot vs "
                                                          f"trained ({protocol} test tracks pooled)")

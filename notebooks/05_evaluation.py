@@ -213,6 +213,32 @@ probes = findings.load_results(Path(genrelib.__file__).parents[1] / "results").g
 probes[["backend", "layer", "embedding_dim", "accuracy_mean", "accuracy_std"]].round(3) if probes is not None else None
 
 # %% [markdown]
+# ## Zero-shot: genres from AudioSet, nothing trained
+#
+# YAMNet (notebook 03) was trained by Google on AudioSet's 521 sound classes, ten of which are GTZAN's genres
+# ("Blues", "Classical music", ..., "Rock music"). Averaging those ten scores over a clip's patches and taking the
+# largest is a genre classifier that never saw a GTZAN track (`predict.zero_shot`, `genrelib predict --zero-shot
+# FILE`). It is scored here on every track of the data; beside it, per genre, the classifiers trained on the same
+# YAMNet embeddings (the committed `yamnet` rows of `results/`: k-fold test tracks pooled over 3 seeds). Two
+# cautions: AudioSet is YouTube clips, and no audit of which GTZAN songs are also there is known to us, so read the
+# zero-shot number as an upper bound for unseen music; and it is one pass over all tracks, not a split.
+
+# %%
+try:
+    zero_shot = predict.evaluate_zero_shot(ROOT, write=False, progress=False)
+except genrelib.GenrelibError as error:  # no YAMNet weights here: `genrelib weights yamnet --download`
+    zero_shot = None
+    print(f"zero-shot skipped: {error}")
+if zero_shot is not None:
+    interval = zero_shot["interval"]
+    print(f"zero-shot YAMNet, {zero_shot['facts']['data']}: accuracy {zero_shot['accuracy']['mean']:.3f} "
+          f"(95 % over tracks {interval['low']:.3f}-{interval['high']:.3f})")
+    f1_by_model, described = predict.zero_shot_comparison(results_dir=Path(genrelib.__file__).parents[1] / "results",
+                                                          zero_shot=zero_shot)
+    print("\n".join(described))
+    display(f1_by_model.round(2))
+
+# %% [markdown]
 # ## Listening to mistakes
 #
 # The most confident wrong predictions of the `paper` runs, with their audio: listen whether the confusion is one a

@@ -132,6 +132,27 @@ def test_figure_from_results_tables(rng, tmp_path):
     assert "zero_shot_vs_trained" in (figures / "README.md").read_text()
 
 
+def test_comparison_reads_the_yamnet_rows_and_prefers_a_fresh_zero_shot(rng):
+    table = json.loads((ROOT / "results" / "table2_per_genre.json").read_text())["rows"]
+    committed = {(r["model"], r["protocol"], r["augmentation"], r["genre"]): r["f1"] for r in table
+                 if r["backend"] == "yamnet"}
+    scores, described = predict.zero_shot_comparison(results_dir=ROOT / "results")
+    assert list(scores.columns) == ["zero-shot (AudioSet classes, all tracks)", "linear probe (clip-mean + LR)",
+                                    "paper CNN, no augmentation", "paper CNN, augmentation"]
+    assert len(described) == 4 and "kfold (5-fold), augmentation on, 15 run(s)" in described[3]
+    for genre in ("blues", "metal"):
+        assert scores.at[genre, "zero-shot (AudioSet classes, all tracks)"] == \
+            committed[(predict.ZERO_SHOT_MODEL, "zero-shot", "off", genre)]
+        assert scores.at[genre, "paper CNN, augmentation"] == \
+            committed[(evaluate.MODELS["cnn"], "kfold (5-fold)", "on", genre)]
+    tracks, hand_scores = _hand_made(rng)
+    fresh = predict.zero_shot_summary(predict.zero_shot_predictions(tracks, hand_scores), data="hand-made (40 tracks)")
+    scores, described = predict.zero_shot_comparison(results_dir=ROOT / "results", zero_shot=fresh)
+    np.testing.assert_array_equal(scores["zero-shot (AudioSet classes, all tracks)"].to_numpy(),
+                                  fresh["per_genre"]["f1"].to_numpy())
+    assert described[0].endswith("computed now, hand-made (40 tracks)")
+
+
 def test_figure_needs_zero_shot_rows(tmp_path):
     from genrelib.errors import DataError
 
