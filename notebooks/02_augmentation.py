@@ -105,7 +105,10 @@ genrelib.plots.save_figure(fig, "augmentation_spectrograms",
 # Pick a genre, a training track and a method, move the slider and compare: both players use one gain,
 # so a louder or noisier copy sounds louder; the figure shows both waveforms and mel-spectrograms on one
 # colour scale (added noise lifts the dark floor, a pitch shift moves every harmonic up or down, a tempo
-# change stretches the note onsets). The panel plays an 8 s excerpt so that it answers within a second.
+# change stretches the note onsets). The panel augments an 8 s excerpt of the track (it says which) and redraws one
+# figure in place, so that a change answers within a second; `benchmarks/bench_panel.py` measures each kind of
+# change (`results/bench_panel.json`). A saved notebook shows the panel as it was saved; after reopening it, run the
+# cell again to use it.
 
 # %%
 panel = genrelib.widgets.augmentation_panel(index[index["track_id"].isin(split.train)], config=CONFIG)
