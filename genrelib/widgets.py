@@ -88,7 +88,7 @@ class ComparisonFigure:
         # A Figure without pyplot: not tracked by pyplot, so never shown twice in a notebook and never leaked.
         self.figure = Figure(figsize=figsize, dpi=dpi)
         grid = self.figure.add_gridspec(2, 3, width_ratios=[1, 1, 0.03], left=0.07, right=0.93, bottom=0.12,
-                                        top=0.86, wspace=0.12, hspace=0.35)
+                                        top=0.86, wspace=0.2, hspace=0.35)
         # One column for the colour bar, beside the bottom row only, so both rows keep the same widths and the four
         # time axes line up.
         first = self.figure.add_subplot(grid[0, 0])
@@ -225,8 +225,9 @@ class AugmentationPanel:
 
     def _note(self) -> str:
         return (f"<small>Each track's {self.duration:g} s from {self.offset:g} s (earlier if the clip is shorter) is "
-                f"augmented, so that a change answers quickly; the full clips are augmented for training. A panel "
-                f"in a reopened notebook shows its saved state and does not respond: run its cell again.</small>")
+                f"augmented, so that a change answers quickly; the full clips are augmented for training. In a "
+                f"reopened notebook the panel shows its saved state (JupyterLab started by make lab saves it) and "
+                f"does not respond: run its cell again.</small>")
 
     def _configure_slider(self) -> None:
         label, field_name, step, start = SLIDERS[self.method.value]
