@@ -21,6 +21,7 @@
 # here retrains what notebook 04 (or an earlier run of this one) already trained.
 
 # %%
+import time
 import warnings
 from pathlib import Path
 
@@ -65,14 +66,29 @@ print(f"data: {ROOT} (via {SOURCE}), {len(tracks)} tracks; backend {backend.name
 # predictions — fits the baseline on each run's own training and validation tracks, and writes
 # `results/table3_accuracy`, `results/table2_per_genre`, `results/per_run`, `results/intervals` and
 # `results/paired` (JSON and Markdown).
+#
+# **This is the notebook's long cell.** The full run trains one network per split of each protocol and per seed
+# (`N_SEEDS`), each on its augmented training tracks; the cell prints below it how long it took and how many runs it
+# trained or reused (the committed notebook shows the figure of the full run, on 2 CPU cores). Run again, it reuses
+# every finished run. To make it shorter:
+#
+# * quick mode: start JupyterLab with `GENRELIB_QUICK=1 make lab` (4 tracks per genre, 3 epochs, one seed, two
+#   protocols);
+# * fewer seeds: `N_SEEDS = 1` in the first cell (`genrelib run --seeds 1` on the command line);
+# * no augmentation: `CONFIG = CONFIG.replace(augment_training=False)` (`--no-augment`), which also skips augmenting
+#   and embedding the copies;
+# * fewer protocols: e.g. `PROTOCOLS = ["paper"]` after the cell above.
 
 # %%
+started, clock = time.strftime("%Y-%m-%dT%H:%M:%S"), time.perf_counter()
 augmenter = pipeline.make_augmenter(tracks, config=CONFIG, backend=backend)
 groups = {}
 for protocol in PROTOCOLS:
     runs = train.run_protocol(tracks, config=CONFIG.replace(protocol=protocol), backend=backend,
                               augmented_for=augmenter, data=DATA)
     groups[protocol] = (runs, pipeline.evaluate_runs(runs, tracks))
+print(findings.describe_run_time([run for runs, _ in groups.values() for run in runs],
+                                 seconds=time.perf_counter() - clock, started=started))
 
 # %% [markdown]
 # ## Table 3 · accuracy and loss
