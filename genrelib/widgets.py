@@ -20,7 +20,8 @@ from .checks import positive_int, positive_number
 from .config import GENRES, AugmentConfig
 from .errors import ParameterError
 
-__all__ = ["SLIDERS", "AugmentationPanel", "ComparisonFigure", "augmentation_panel", "mel_power", "plot_comparison"]
+__all__ = ["SLIDERS", "AugmentationPanel", "ComparisonFigure", "UploadPanel", "augmentation_panel", "mel_power",
+           "plot_comparison", "upload_panel"]
 
 #: What the panel shows beside its slider while it recomputes.
 BUSY = "<i>computing ...</i>"
@@ -384,3 +385,86 @@ def augmentation_panel(index: pd.DataFrame, *, config: AugmentConfig | None = No
         raise ParameterError(f"offset={offset!r} must be >= 0 seconds")
     return AugmentationPanel(index, config=config, sr=positive_int(sr, "sr"), offset=float(offset),
                              duration=positive_number(duration, "duration"), seed=int(seed))
+
+
+class UploadPanel:
+    """An upload button for any audio file; shows its genre probabilities and each patch's over time.
+
+    Notebook: 05_evaluation. Build with :func:`upload_panel`. After an upload (or :meth:`show`) the attributes hold
+    ``probabilities`` (np.ndarray [shape=(10,)], GENRES order) and ``timeline`` (:func:`genrelib.predict.
+    patch_timeline`'s frame), ``image`` the figure (:func:`genrelib.plots.prediction_figure`) as PNG, ``message`` one
+    line: the predicted genre, or why the upload cannot be used (no traceback). A failed upload clears the previous
+    result, so nothing on screen belongs to another file.
+    """
+
+    def __init__(self, classifier):
+        import ipywidgets as widgets
+
+        from .audio import AUDIO_EXTENSIONS
+
+        self.classifier = classifier
+        self.probabilities = self.timeline = None
+        self.upload = widgets.FileUpload(accept=",".join(AUDIO_EXTENSIONS), multiple=False,
+                                         description="audio file")
+        self.message = widgets.HTML("Upload an audio file (any of " + ", ".join(AUDIO_EXTENSIONS) + ").")
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", height="auto"))
+        self.widget = widgets.VBox([self.upload, self.message, self.image])
+        self.upload.observe(self._on_upload, names="value")
+
+    def _on_upload(self, change) -> None:
+        for item in change["new"]:  # ipywidgets 8: a tuple of dicts with name, content (memoryview), ...
+            self.show(item["name"], bytes(item["content"]))
+
+    def show(self, name: str, content: bytes) -> None:
+        """Predict the upload ``content`` named ``name`` and show it; a :class:`GenrelibError` becomes one line."""
+        import html
+
+        import matplotlib.pyplot as plt
+
+        from . import plots, predict
+        from .errors import GenrelibError
+
+        self.message.value = f"<i>computing {html.escape(name)} ...</i>"
+        try:
+            self.probabilities, self.timeline = predict.explain_upload(name, content, classifier=self.classifier)
+        except GenrelibError as exc:
+            self.probabilities = self.timeline = None
+            self.image.value = b""
+            self.message.value = f"<span style='color:#b00020'>cannot use this upload: {html.escape(str(exc))}</span>"
+            return
+        figure = plots.prediction_figure(self.probabilities, self.timeline, title=name)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=90)
+        plt.close(figure)  # shown through self.image only
+        self.image.value = buffer.getvalue()
+        best = int(np.argmax(self.probabilities))
+        self.message.value = (f"<b>{html.escape(name)}</b>: <b>{GENRES[best]}</b> (p = {self.probabilities[best]:.2f}; "
+                              f"{len(self.timeline)} patches, model {html.escape(self.classifier.run_dir.name)})")
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def upload_panel(*, classifier) -> UploadPanel:
+    """An upload widget that predicts the genre of any audio file with a trained run.
+
+    Notebook: 05_evaluation.
+
+    Parameters
+    ----------
+    classifier : genrelib.predict.Classifier
+        From :func:`genrelib.predict.load_classifier`.
+
+    Returns
+    -------
+    UploadPanel
+        Display it (last expression of a cell) to use it.
+    """
+    from .predict import Classifier
+
+    if not isinstance(classifier, Classifier):
+        raise ParameterError(f"classifier={type(classifier).__name__} must be a genrelib.predict.Classifier "
+                             f"(predict.load_classifier(RUN_DIR))")
+    return UploadPanel(classifier)

@@ -30,7 +30,7 @@ import pandas as pd
 from IPython.display import Audio, Markdown, display
 
 import genrelib
-from genrelib import audio, data, evaluate, findings, pipeline, plots, predict, statistics, train
+from genrelib import audio, data, evaluate, findings, pipeline, plots, predict, statistics, train, widgets
 from genrelib.config import Config
 
 QUICK = genrelib.config.quick_mode()  # CI: 4 tracks per genre, 3 epochs, one seed, paper and artist protocols
@@ -260,6 +260,18 @@ for row in evaluate.misclassified(paper_cnn, tracks, limit=N_LISTEN).itertuples(
 run = train.load_run(groups["paper"][0][0])
 test_track = run["split"].test[0]
 predict.predict_files([tracks.set_index("track_id").at[test_track, "path"]], run_dir=run["run_dir"]).round(3).T
+
+# %% [markdown]
+# ## Your own file
+#
+# Upload any audio file (a recording of your own, another format or sample rate): the panel shows the genre the
+# same run predicts, each genre's probability (the mean over windows, as above) beside what the network makes of
+# each patch on its own, as for the mistakes above. A file that is not audio, or is shorter than one patch, gets one
+# line saying why. On the command line `genrelib predict FILE --model RUN_DIR --plot OUT.png` prints the same
+# prediction and writes this figure. The panel needs the running kernel: the committed notebook shows nothing here.
+
+# %%
+widgets.upload_panel(classifier=predict.load_classifier(run["run_dir"], backend=backend))
 
 # %%
 pipeline.write_figures_readme({
