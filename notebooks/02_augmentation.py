@@ -117,14 +117,18 @@ panel
 # %% [markdown]
 # ## What each method costs
 #
-# Time per 30 s clip at 16 kHz on this machine, at both ends of each range (best of a few runs). Both
-# phase-vocoder methods cost tens of milliseconds, more for a slower tempo or a higher pitch (more frames
-# to make); the noise is nearly free. `augment_split` computes a clip's short-time Fourier transform
+# Time per 30 s clip at 16 kHz on this machine, at both ends of each range (best of a few runs; the line above the
+# table gives the range measured). Both phase-vocoder methods cost far more than the noise, more for a slower tempo
+# or a higher pitch (more frames to make); the noise is nearly free. `augment_split` computes a clip's short-time Fourier transform
 # (STFT) once and feeds both phase-vocoder methods from it, decodes each source once, and runs on every
 # core (`benchmarks/bench_augment.py` measures the whole stage against plain serial librosa).
 
 # %%
-genrelib.augment.method_costs(y, sr=SR, config=CONFIG, repeats=1 if QUICK else 3)
+costs = genrelib.augment.method_costs(y, sr=SR, config=CONFIG, repeats=1 if QUICK else 3)
+vocoder, noise = costs[costs["method"] != "white_noise"], costs[costs["method"] == "white_noise"]
+print(f"phase vocoder: {vocoder['milliseconds'].min():.0f}-{vocoder['milliseconds'].max():.0f} ms per clip; "
+      f"white noise: at most {noise['milliseconds'].max():.0f} ms")
+costs.round({"milliseconds": 0, "x_realtime": 0}).astype({"milliseconds": int, "x_realtime": int})
 
 # %% [markdown]
 # ## Augment the training tracks
