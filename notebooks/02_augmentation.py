@@ -128,7 +128,7 @@ costs = genrelib.augment.method_costs(y, sr=SR, config=CONFIG, repeats=1 if QUIC
 vocoder, noise = costs[costs["method"] != "white_noise"], costs[costs["method"] == "white_noise"]
 print(f"phase vocoder: {vocoder['milliseconds'].min():.0f}-{vocoder['milliseconds'].max():.0f} ms per clip; "
       f"white noise: at most {noise['milliseconds'].max():.0f} ms")
-costs.round({"milliseconds": 0, "x_realtime": 0}).astype({"milliseconds": int, "x_realtime": int})
+costs.round({"milliseconds": 0, "x_realtime": 0, "duration": 1}).astype({"milliseconds": int, "x_realtime": int})
 
 # %% [markdown]
 # ## Augment the training tracks
