@@ -336,8 +336,8 @@ def table3_display(summaries: Iterable[dict], *, digits: int = 3) -> pd.DataFram
     """:func:`table3` narrowed for reading in a notebook: mean ± std as one text column each, the paper's beside.
 
     Notebook: 05_evaluation. Columns ``model``, ``protocol``, ``backend``, ``augmentation``, ``runs``,
-    ``accuracy``, ``loss`` (ours, "mean ± std"), ``paper accuracy``, ``paper loss`` ("-" where the paper has
-    none); nine short columns fit a 1400 px wide JupyterLab without a horizontal scroll bar.
+    ``accuracy``, ``loss`` (ours, "mean ± std"), ``paper accuracy``, ``paper loss`` (as the paper prints them, "-"
+    where it has none); nine short columns fit a 1400 px wide JupyterLab without a horizontal scroll bar.
     """
     table = table3(summaries)
 
@@ -350,8 +350,9 @@ def table3_display(summaries: Iterable[dict], *, digits: int = 3) -> pd.DataFram
         **{column: table[column] for column in ("model", "protocol", "backend", "augmentation", "runs")},
         "accuracy": [text(m, s) for m, s in zip(table["accuracy_mean"], table["accuracy_std"])],
         "loss": [text(m, s) for m, s in zip(table["loss_mean"], table["loss_std"])],
-        "paper accuracy": [text(m) for m in table["paper_accuracy"]],
-        "paper loss": [text(m) for m in table["paper_loss"]],
+        # the paper's numbers as it prints them (0.7236, 0.7544), not rounded to ours
+        "paper accuracy": ["-" if m is None or pd.isna(m) else f"{m:g}" for m in table["paper_accuracy"]],
+        "paper loss": ["-" if m is None or pd.isna(m) else f"{m:g}" for m in table["paper_loss"]],
     })
 
 
