@@ -66,6 +66,17 @@ def wait_for_new_augmented_player(page, old: str) -> None:
     page.wait_for_function(IDLE_PANEL, timeout=30_000)
 
 
+def settle(page, *, quiet_s: float = 1.5, timeout_s: float = 30.0) -> None:
+    """Until the players' sources have not changed for ``quiet_s`` seconds (the panel answered every change)."""
+    deadline, last, since = time.monotonic() + timeout_s, sources(page), time.monotonic()
+    while time.monotonic() - since < quiet_s and time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = sources(page)
+        if now != last:
+            last, since = now, time.monotonic()
+    page.wait_for_function(IDLE_PANEL, timeout=30_000)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -218,6 +229,7 @@ def test_notebook_02_runs_cleanly_and_its_panel_plays(lab, page):
         handle.press("ArrowLeft")
     wait_for_new_augmented_player(page, after_method[1])
     slider_s = time.monotonic() - changed
+    settle(page)  # each key press is a change of its own: play only once the last one has been answered
     after_slider = sources(page)
     assert after_slider[1] != after_method[1]
     readout = page.locator(".jp-Notebook .widget-slider .widget-readout").first.inner_text()
