@@ -74,8 +74,12 @@ book-test: venv
 
 # The notebook series in JupyterLab (the dev extra pins it). Kernels start in notebooks/ and still write to the
 # project's figures/, results/, runs/ (genrelib.storage.output_dir); saving changes nothing in a .py (jupytext.toml).
+# tools/lab-settings/overrides.json turns on "Save Widget State Automatically": a notebook reopened after its kernel
+# restarted shows its widgets (the listening panel, progress bars) as saved instead of "Error displaying widget:
+# model not found". The state is dropped again on commit (tools/nbfilter.py).
+LAB_SETTINGS = --LabApp.app_settings_dir=$(abspath tools/lab-settings)
 lab: venv
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab $(LAB_SETTINGS) notebooks/
 
 # Registers tools/nbfilter.py as the git clean filter that .gitattributes names for notebooks/*.ipynb: a notebook
 # saved in JupyterLab is committed without audio players, TensorFlow log lines or this machine's paths.

@@ -36,6 +36,7 @@ __all__ = [
     "confusion_matrix",
     "clip_mean_baseline",
     "add_baseline",
+    "table3_display",
     "summarize_runs",
     "table3",
     "table2",
@@ -329,6 +330,30 @@ def table3(summaries: Iterable[dict]) -> pd.DataFrame:
                      "paper_accuracy": PAPER_ACCURACY if is_cnn else None,
                      "paper_loss": PAPER_LOSS if is_cnn else None})
     return pd.DataFrame(rows)
+
+
+def table3_display(summaries: Iterable[dict], *, digits: int = 3) -> pd.DataFrame:
+    """:func:`table3` narrowed for reading in a notebook: mean ± std as one text column each, the paper's beside.
+
+    Notebook: 05_evaluation. Columns ``model``, ``protocol``, ``backend``, ``augmentation``, ``runs``,
+    ``accuracy``, ``loss`` (ours, "mean ± std"), ``paper accuracy``, ``paper loss`` (as the paper prints them, "-"
+    where it has none); nine short columns fit a 1400 px wide JupyterLab without a horizontal scroll bar.
+    """
+    table = table3(summaries)
+
+    def text(mean, std=None):
+        if mean is None or pd.isna(mean):
+            return "-"
+        return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+    return pd.DataFrame({
+        **{column: table[column] for column in ("model", "protocol", "backend", "augmentation", "runs")},
+        "accuracy": [text(m, s) for m, s in zip(table["accuracy_mean"], table["accuracy_std"])],
+        "loss": [text(m, s) for m, s in zip(table["loss_mean"], table["loss_std"])],
+        # the paper's numbers as it prints them (0.7236, 0.7544), not rounded to ours
+        "paper accuracy": ["-" if m is None or pd.isna(m) else f"{m:g}" for m in table["paper_accuracy"]],
+        "paper loss": ["-" if m is None or pd.isna(m) else f"{m:g}" for m in table["paper_loss"]],
+    })
 
 
 def table2(summaries: Iterable[dict]) -> pd.DataFrame:

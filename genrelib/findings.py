@@ -32,6 +32,7 @@ __all__ = [
     "describe_finetune",
     "describe_intervals",
     "describe_paired",
+    "describe_run_time",
     "readme_block",
     "results_readme_block",
     "replace_block",
@@ -317,6 +318,37 @@ def fullsize_block(bench: dict) -> str:
                      f"instead of musicnn-msd, projected: {_minutes(projection['run_first_wall_s'])} "
                      f"(`{record.get('command', bench['command'])}`).")
     return "\n".join(lines)
+
+
+def describe_run_time(runs: list[str | os.PathLike], *, seconds: float, started: str) -> str:
+    """One sentence on how long a training cell took: its wall time, and which of its runs it trained.
+
+    Notebook: 05_evaluation.
+
+    Parameters
+    ----------
+    runs : list of run folders
+        What the cell's :func:`genrelib.train.run_protocol` calls returned.
+    seconds : float >= 0
+        The cell's wall time.
+    started : str
+        When the cell started, ``time.strftime("%Y-%m-%dT%H:%M:%S")`` (local time, as each run's ``meta.json``
+        records its ``started``): runs that started earlier were reused, not trained.
+
+    Returns
+    -------
+    str
+        E.g. "This cell took 11.9 min on 2 CPU cores: 18 runs, 18 trained now, 0 reused (the networks' fitting
+        alone: 9.3 min)."
+    """
+    metas = [json.loads((Path(run) / "meta.json").read_text()) for run in runs]
+    trained = [meta for meta in metas if meta.get("started", "") >= started]
+    fitting = sum(float(meta.get("train_seconds", 0.0)) for meta in trained)
+    cores = os.cpu_count()
+    return (f"This cell took {_minutes(seconds)} on {cores} CPU core{'s' * (cores != 1)}: {len(metas)} "
+            f"run{'s' * (len(metas) != 1)}, "
+            f"{len(trained)} trained now, {len(metas) - len(trained)} reused from an earlier run"
+            + (f" (the networks' fitting alone: {_minutes(fitting)})." if trained else "."))
 
 
 def _minutes(seconds: float | None) -> str:

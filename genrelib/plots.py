@@ -24,7 +24,7 @@ from .config import GENRES  # noqa: E402
 from .errors import ParameterError  # noqa: E402
 
 __all__ = ["save_figure", "write_figures_readme", "class_balance", "fig1_waveforms", "fig3_mel_spectrogram",
-           "augmentation_spectrograms", "probability_timeline", "genre_colors"]
+           "augmentation_spectrograms", "probability_timeline", "prediction_figure", "genre_colors"]
 
 
 def save_figure(fig, name: str, *, output_dir: str | os.PathLike | None = None, formats=("png", "pdf"),
@@ -342,6 +342,42 @@ def probability_timeline(timeline, *, title: str = "", true_genre: str | None = 
     ax.set(xlabel="time [s]", title=title or "genre probability of each patch")
     ax.figure.colorbar(mesh, ax=ax, label="probability")
     return ax
+
+
+def prediction_figure(probabilities, timeline, *, title: str = ""):
+    """One clip's prediction: each genre's probability (left) beside the probability of each patch over time (right).
+
+    Notebook: 05_evaluation (the upload widget). CLI: ``genrelib predict --plot OUT.png FILE``.
+
+    Parameters
+    ----------
+    probabilities : array [shape=(10,)]
+        In :data:`genrelib.config.GENRES` order (:func:`genrelib.predict.explain_audio`).
+    timeline : pd.DataFrame
+        :func:`genrelib.predict.patch_timeline`'s frame.
+    title : str
+
+    Returns
+    -------
+    fig : matplotlib Figure
+        Both panels list the genres in the same rows; the most probable genre's bar is highlighted.
+    """
+    probabilities = np.asarray(probabilities, dtype=float)
+    if probabilities.shape != (len(GENRES),) or not np.all(np.isfinite(probabilities)):
+        raise ParameterError(f"probabilities must be {len(GENRES)} finite numbers in GENRES order, got shape "
+                             f"{probabilities.shape}")
+    fig, (bars, heat) = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True, width_ratios=[1, 3],
+                                     layout="constrained")
+    best = int(np.argmax(probabilities))
+    bars.barh(np.arange(len(GENRES)) + 0.5, probabilities, height=0.8,
+              color=["tab:orange" if i == best else "0.6" for i in range(len(GENRES))])
+    bars.set(xlim=(0, 1), xlabel="probability (mean over windows)", title=f"{GENRES[best]} ({probabilities[best]:.2f})")
+    probability_timeline(timeline, ax=heat, title="each patch on its own")
+    heat.tick_params(labelleft=False)
+    bars.set_yticks(np.arange(len(GENRES)) + 0.5, GENRES)  # the shared axis keeps the timeline's rows
+    if title:
+        fig.suptitle(title)
+    return fig
 
 
 def fig2_genre_distribution(manifest_or_counts, *, ax=None):

@@ -24,7 +24,8 @@ from .config import GENRES, Config
 from .errors import DataError, GenrelibError, ParameterError, TrainingError, WeightsError
 
 __all__ = ["Classifier", "load_classifier", "latest_run", "window_patches", "predict_audio", "predict_files",
-           "patch_timeline", "ZERO_SHOT_CLASSES", "ZERO_SHOT_MODEL", "zero_shot", "zero_shot_genre_scores",
+           "patch_timeline", "explain_audio", "explain_file", "explain_upload", "write_prediction_figure",
+           "ZERO_SHOT_CLASSES", "ZERO_SHOT_MODEL", "zero_shot", "zero_shot_genre_scores",
            "zero_shot_predictions", "zero_shot_summary", "evaluate_zero_shot", "zero_shot_comparison",
            "zero_shot_figure"]
 
@@ -156,7 +157,10 @@ def predict_audio(y: np.ndarray, *, sr: int, classifier: Classifier) -> np.ndarr
     """
     from .embed import embed_audio
 
-    embedding = embed_audio(y, sr=sr, backend=classifier.backend)
+    return _window_probabilities(embed_audio(y, sr=sr, backend=classifier.backend), classifier)
+
+
+def _window_probabilities(embedding: np.ndarray, classifier: Classifier) -> np.ndarray:
     windows = window_patches(embedding, n_patches=classifier.n_patches, pad_mode=classifier.pad_mode)
     probabilities = classifier.model.predict(windows, verbose=0).mean(axis=0)
     if not np.all(np.isfinite(probabilities)):
@@ -185,10 +189,14 @@ def patch_timeline(y: np.ndarray, *, sr: int, classifier: Classifier) -> pd.Data
         One row per patch: ``start`` and ``end`` [s], ``p_<genre>`` for every genre.
     """
     from .embed import embed_audio
+
+    return _patch_probabilities(embed_audio(y, sr=sr, backend=classifier.backend), classifier)
+
+
+def _patch_probabilities(embedding: np.ndarray, classifier: Classifier) -> pd.DataFrame:
     from .model import fit_patches
 
     backend = classifier.backend
-    embedding = embed_audio(y, sr=sr, backend=backend)
     windows = np.stack([fit_patches(row[np.newaxis], n_patches=classifier.n_patches, pad_mode=classifier.pad_mode)
                         for row in embedding])
     probabilities = classifier.model.predict(windows, verbose=0)
@@ -197,6 +205,90 @@ def patch_timeline(y: np.ndarray, *, sr: int, classifier: Classifier) -> pd.Data
     frame.insert(0, "end", starts + backend.patch_seconds)
     frame.insert(0, "start", starts)
     return frame
+
+
+def explain_audio(y: np.ndarray, *, sr: int, classifier: Classifier) -> tuple[np.ndarray, pd.DataFrame]:
+    """:func:`predict_audio` and :func:`patch_timeline` of one clip from a single embedding.
+
+    Notebook: 05_evaluation (the upload widget). CLI: ``genrelib predict --plot OUT.png FILE``.
+
+    Returns
+    -------
+    probabilities : np.ndarray [shape=(10,)]
+        The mean over windows, in :data:`genrelib.config.GENRES` order.
+    timeline : pd.DataFrame
+        Each patch on its own (``start``, ``end``, ``p_<genre>``).
+    """
+    from .embed import embed_audio
+
+    embedding = embed_audio(y, sr=sr, backend=classifier.backend)
+    return _window_probabilities(embedding, classifier), _patch_probabilities(embedding, classifier)
+
+
+def explain_file(path: str | os.PathLike, *, classifier: Classifier) -> tuple[np.ndarray, pd.DataFrame]:
+    """:func:`explain_audio` of an audio file (any format, rate, channels :func:`genrelib.audio.load` reads).
+
+    Raises
+    ------
+    AudioError
+        The file cannot be used (its message names the file), or it is shorter than one patch.
+    """
+    from . import audio
+
+    backend = classifier.backend
+    y = audio.load(path, sr=backend.sample_rate, min_duration=backend.patch_seconds)
+    return explain_audio(y, sr=backend.sample_rate, classifier=classifier)
+
+
+def explain_upload(name: str, content: bytes, *, classifier: Classifier) -> tuple[np.ndarray, pd.DataFrame]:
+    """:func:`explain_file` of uploaded bytes (a browser upload: a file name and its content).
+
+    The bytes are written under their own name into a temporary folder, so the decoder sees the extension; an
+    error names the upload, never that folder.
+
+    Raises
+    ------
+    AudioError
+        ``content`` is not audio of a known extension, or is too short; one line, naming ``name``.
+    """
+    import tempfile
+
+    name = Path(str(name)).name or "upload"
+    with tempfile.TemporaryDirectory(prefix="genrelib-upload-") as folder:
+        path = Path(folder) / name
+        path.write_bytes(bytes(content))
+        try:
+            return explain_file(path, classifier=classifier)
+        except GenrelibError as exc:
+            raise type(exc)(str(exc).replace(str(path), name)) from None
+
+
+def write_prediction_figure(path: str | os.PathLike, probabilities: np.ndarray, timeline: pd.DataFrame, *,
+                            title: str = "") -> Path:
+    """Write :func:`genrelib.plots.prediction_figure` to ``path`` (PNG, PDF or SVG, by its suffix), atomically.
+
+    Raises
+    ------
+    ParameterError
+        Another suffix.
+    StorageError
+        The file cannot be written.
+    """
+    import matplotlib.pyplot as plt
+
+    from .plots import prediction_figure
+    from .storage import atomic_path
+
+    path = Path(path)
+    if path.suffix.lower() not in (".png", ".pdf", ".svg"):
+        raise ParameterError(f"{path}: the figure is written as .png, .pdf or .svg, not {path.suffix or 'no suffix'!r}")
+    figure = prediction_figure(probabilities, timeline, title=title)
+    try:
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, format=path.suffix.lower()[1:], dpi=120, bbox_inches="tight")
+    finally:
+        plt.close(figure)
+    return path
 
 
 def predict_files(paths: Iterable[str | os.PathLike], *, classifier: Classifier | None = None,

@@ -105,7 +105,10 @@ genrelib.plots.save_figure(fig, "augmentation_spectrograms",
 # Pick a genre, a training track and a method, move the slider and compare: both players use one gain,
 # so a louder or noisier copy sounds louder; the figure shows both waveforms and mel-spectrograms on one
 # colour scale (added noise lifts the dark floor, a pitch shift moves every harmonic up or down, a tempo
-# change stretches the note onsets). The panel plays an 8 s excerpt so that it answers within a second.
+# change stretches the note onsets). The panel augments an 8 s excerpt of the track (it says which) and redraws one
+# figure in place, so that a change answers within a second; `benchmarks/bench_panel.py` measures each kind of
+# change (`results/bench_panel.json`). A saved notebook shows the panel as it was saved; after reopening it, run the
+# cell again to use it.
 
 # %%
 panel = genrelib.widgets.augmentation_panel(index[index["track_id"].isin(split.train)], config=CONFIG)
@@ -114,14 +117,18 @@ panel
 # %% [markdown]
 # ## What each method costs
 #
-# Time per 30 s clip at 16 kHz on this machine, at both ends of each range (best of a few runs). Both
-# phase-vocoder methods cost tens of milliseconds, more for a slower tempo or a higher pitch (more frames
-# to make); the noise is nearly free. `augment_split` computes a clip's short-time Fourier transform
+# Time per 30 s clip at 16 kHz on this machine, at both ends of each range (best of a few runs; the line above the
+# table gives the range measured). Both phase-vocoder methods cost far more than the noise, more for a slower tempo
+# or a higher pitch (more frames to make); the noise is nearly free. `augment_split` computes a clip's short-time Fourier transform
 # (STFT) once and feeds both phase-vocoder methods from it, decodes each source once, and runs on every
 # core (`benchmarks/bench_augment.py` measures the whole stage against plain serial librosa).
 
 # %%
-genrelib.augment.method_costs(y, sr=SR, config=CONFIG, repeats=1 if QUICK else 3)
+costs = genrelib.augment.method_costs(y, sr=SR, config=CONFIG, repeats=1 if QUICK else 3)
+vocoder, noise = costs[costs["method"] != "white_noise"], costs[costs["method"] == "white_noise"]
+print(f"phase vocoder: {vocoder['milliseconds'].min():.0f}-{vocoder['milliseconds'].max():.0f} ms per clip; "
+      f"white noise: at most {noise['milliseconds'].max():.0f} ms")
+costs.round({"milliseconds": 0, "x_realtime": 0, "duration": 1}).astype({"milliseconds": int, "x_realtime": int})
 
 # %% [markdown]
 # ## Augment the training tracks

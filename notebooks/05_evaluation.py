@@ -21,6 +21,7 @@
 # here retrains what notebook 04 (or an earlier run of this one) already trained.
 
 # %%
+import time
 import warnings
 from pathlib import Path
 
@@ -29,7 +30,7 @@ import pandas as pd
 from IPython.display import Audio, Markdown, display
 
 import genrelib
-from genrelib import audio, data, evaluate, findings, pipeline, plots, predict, statistics, train
+from genrelib import audio, data, evaluate, findings, pipeline, plots, predict, statistics, train, widgets
 from genrelib.config import Config
 
 QUICK = genrelib.config.quick_mode()  # CI: 4 tracks per genre, 3 epochs, one seed, paper and artist protocols
@@ -65,19 +66,35 @@ print(f"data: {ROOT} (via {SOURCE}), {len(tracks)} tracks; backend {backend.name
 # predictions — fits the baseline on each run's own training and validation tracks, and writes
 # `results/table3_accuracy`, `results/table2_per_genre`, `results/per_run`, `results/intervals` and
 # `results/paired` (JSON and Markdown).
+#
+# **This is the notebook's long cell.** The full run trains one network per split of each protocol and per seed
+# (`N_SEEDS`), each on its augmented training tracks; the cell prints below it how long it took and how many runs it
+# trained or reused (the committed notebook shows the figure of the full run, on 2 CPU cores). Run again, it reuses
+# every finished run. To make it shorter:
+#
+# * quick mode: start JupyterLab with `GENRELIB_QUICK=1 make lab` (4 tracks per genre, 3 epochs, one seed, two
+#   protocols);
+# * fewer seeds: `N_SEEDS = 1` in the first cell (`genrelib run --seeds 1` on the command line);
+# * no augmentation: `CONFIG = CONFIG.replace(augment_training=False)` (`--no-augment`), which also skips augmenting
+#   and embedding the copies;
+# * fewer protocols: e.g. `PROTOCOLS = ["paper"]` after the cell above.
 
 # %%
+started, clock = time.strftime("%Y-%m-%dT%H:%M:%S"), time.perf_counter()
 augmenter = pipeline.make_augmenter(tracks, config=CONFIG, backend=backend)
 groups = {}
 for protocol in PROTOCOLS:
     runs = train.run_protocol(tracks, config=CONFIG.replace(protocol=protocol), backend=backend,
                               augmented_for=augmenter, data=DATA)
     groups[protocol] = (runs, pipeline.evaluate_runs(runs, tracks))
+print(findings.describe_run_time([run for runs, _ in groups.values() for run in runs],
+                                 seconds=time.perf_counter() - clock, started=started))
 
 # %% [markdown]
 # ## Table 3 · accuracy and loss
 #
-# Our numbers (mean ± std over runs) and the paper's, in separate columns. The paper trained on the full GTZAN with
+# Our numbers (mean ± std over runs) and the paper's, in separate columns (`results/table3_accuracy` has every
+# column, seeds included, at four decimals). The paper trained on the full GTZAN with
 # VGGish embeddings and does not state its split; the mini set differs in size, artists and features, so the two
 # columns orient a reader and test nothing about the paper.
 #
@@ -87,8 +104,7 @@ for protocol in PROTOCOLS:
 
 # %%
 summaries = [summary for _, group in groups.values() for summary in group]
-evaluate.table3(summaries)[["model", "protocol", "backend", "augmentation", "seeds", "runs", "accuracy_mean",
-                            "accuracy_std", "loss_mean", "loss_std", "paper_accuracy", "paper_loss"]].round(4)
+evaluate.table3_display(summaries)
 
 # %% [markdown]
 # ## Table 2 · per genre
@@ -270,6 +286,18 @@ for row in evaluate.misclassified(paper_cnn, tracks, limit=N_LISTEN).itertuples(
 run = train.load_run(groups["paper"][0][0])
 test_track = run["split"].test[0]
 predict.predict_files([tracks.set_index("track_id").at[test_track, "path"]], run_dir=run["run_dir"]).round(3).T
+
+# %% [markdown]
+# ## Your own file
+#
+# Upload any audio file (a recording of your own, another format or sample rate): the panel shows the genre the
+# same run predicts, each genre's probability (the mean over windows, as above) beside what the network makes of
+# each patch on its own, as for the mistakes above. A file that is not audio, or is shorter than one patch, gets one
+# line saying why. On the command line `genrelib predict FILE --model RUN_DIR --plot OUT.png` prints the same
+# prediction and writes this figure. The panel needs the running kernel: the committed notebook shows nothing here.
+
+# %%
+widgets.upload_panel(classifier=predict.load_classifier(run["run_dir"], backend=backend))
 
 # %%
 pipeline.write_figures_readme({

@@ -194,3 +194,16 @@ def test_fig5_draws_train_and_validation_means():
     assert "2 runs" in fig._suptitle.get_text()
     with pytest.raises(ParameterError):
         plots.fig5_training_curves([])
+
+
+def test_table3_display_joins_mean_and_std_and_keeps_the_paper_apart(tmp_path):
+    runs = group(tmp_path, "g", [1.0])
+    for run in runs:
+        (run / "baseline.csv").write_text((run / "predictions.csv").read_text())
+    summaries = [evaluate.summarize_runs(runs), evaluate.summarize_runs(runs, model="baseline")]
+    full, shown = evaluate.table3(summaries), evaluate.table3_display(summaries)
+    assert list(shown.columns) == ["model", "protocol", "backend", "augmentation", "runs", "accuracy", "loss",
+                                   "paper accuracy", "paper loss"]
+    assert shown.loc[0, "accuracy"] == f"{full.loc[0, 'accuracy_mean']:.3f} ± {full.loc[0, 'accuracy_std']:.3f}"
+    assert (shown.loc[0, "paper accuracy"], shown.loc[0, "paper loss"]) == ("0.7236", "0.7544")
+    assert shown.loc[1, "paper accuracy"] == "-" and shown.loc[1, "paper loss"] == "-"

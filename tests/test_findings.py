@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -100,3 +101,17 @@ def test_tables_keep_backends_apart_and_intervals_and_paired_tests_are_described
     assert len(described) == 4 and described[0] == (
         "`artist`, musicnn-msd, augmentation off: CNN - baseline +5.0 points (-2.0 to +12.0), better on 6 tracks, "
         "worse on 3, McNemar p = 0.51")
+
+
+def test_run_time_sentence_counts_runs_trained_now_and_reused(tmp_path):
+    runs = []
+    for name, started in (("old", "2020-01-01T10:00:00"), ("new1", "2031-05-01T10:00:00"),
+                          ("new2", "2031-05-01T10:05:00")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "meta.json").write_text(json.dumps({"started": started, "train_seconds": 90.0}))
+        runs.append(tmp_path / name)
+    text = findings.describe_run_time(runs, seconds=725.0, started="2031-05-01T09:59:59")
+    assert text.startswith("This cell took 12.1 min on ")
+    assert "3 runs, 2 trained now, 1 reused from an earlier run (the networks' fitting alone: 3.0 min)." in text
+    assert findings.describe_run_time(runs[:1], seconds=3.0, started="2031-01-01T00:00:00").endswith(
+        "1 run, 0 trained now, 1 reused from an earlier run.")

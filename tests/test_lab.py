@@ -1,6 +1,8 @@
 """A student's first hour in JupyterLab, in a real browser: notebook 02 runs in quick mode with no error, traceback,
 TensorFlow log text or "Error displaying widget" in any output, and its listening panel works (the method dropdown
-and the slider change both players' sources; a player plays: its ``currentTime`` advances).
+and the slider change both players' sources; a player plays: its ``currentTime`` advances). Saved, its kernel restarted and the page reloaded, the notebook shows
+the panel and the progress bars as saved, with no "Error displaying widget: model not found" (JupyterLab runs with
+the settings ``make lab`` gives it, which save the widget state in the notebook).
 
 JupyterLab (the dev extra) is started on 127.0.0.1 on a free port with a token, in a temporary folder holding a copy
 of the notebooks (made from the ``.py`` sources, no outputs), so that the checkout stays clean; its settings,
@@ -32,6 +34,8 @@ from tests.browser_helpers import chromium_binary, no_chromium_reason
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The application settings make lab starts JupyterLab with (tools/lab-settings/overrides.json).
+LAB_SETTINGS = ROOT / "tools" / "lab-settings"
 NOTEBOOK = "02_augmentation"
 #: What no output of a notebook run by hand may show.
 PROBLEMS = re.compile(
@@ -59,6 +63,17 @@ NEW_AUGMENTED_SOURCE = ("(old) => { const a = Array.from(document.querySelectorA
 def wait_for_new_augmented_player(page, old: str) -> None:
     """Until the augmented player's source differs from ``old`` and the panel is idle again."""
     page.wait_for_function(NEW_AUGMENTED_SOURCE, arg=old, timeout=30_000)
+    page.wait_for_function(IDLE_PANEL, timeout=30_000)
+
+
+def settle(page, *, quiet_s: float = 1.5, timeout_s: float = 30.0) -> None:
+    """Until the players' sources have not changed for ``quiet_s`` seconds (the panel answered every change)."""
+    deadline, last, since = time.monotonic() + timeout_s, sources(page), time.monotonic()
+    while time.monotonic() - since < quiet_s and time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = sources(page)
+        if now != last:
+            last, since = now, time.monotonic()
     page.wait_for_function(IDLE_PANEL, timeout=30_000)
 
 
@@ -94,7 +109,8 @@ def lab(tmp_path_factory):
     env.setdefault("GENRELIB_CACHE", str(ROOT / ".cache" / "genrelib"))
     command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
                f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={folder}", "--LabApp.expose_app_in_browser=True",
-               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.news_url=None", "--LabApp.extension_manager=readonly"]
+               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.news_url=None", "--LabApp.extension_manager=readonly",
+               f"--LabApp.app_settings_dir={LAB_SETTINGS}"]  # as make lab: widget state saved with the notebook
     if hasattr(os, "geteuid") and os.geteuid() == 0:  # CI containers run as root; Jupyter refuses that unless told
         command.append("--allow-root")
     log = open(folder / "jupyterlab.log", "wb")
@@ -213,6 +229,7 @@ def test_notebook_02_runs_cleanly_and_its_panel_plays(lab, page):
         handle.press("ArrowLeft")
     wait_for_new_augmented_player(page, after_method[1])
     slider_s = time.monotonic() - changed
+    settle(page)  # each key press is a change of its own: play only once the last one has been answered
     after_slider = sources(page)
     assert after_slider[1] != after_method[1]
     readout = page.locator(".jp-Notebook .widget-slider .widget-readout").first.inner_text()
@@ -229,3 +246,32 @@ def test_notebook_02_runs_cleanly_and_its_panel_plays(lab, page):
     assert not page.problems, page.problems
     print(f"test_lab: notebook {NOTEBOOK} ran in {ran:.0f} s; method change {method_s:.1f} s, slider change "
           f"{slider_s:.1f} s (until the panel is idle); augmented player reached {played:.2f} s")
+
+
+def test_saved_notebook_reopened_after_a_kernel_restart_shows_its_widgets(lab, page):
+    """Continues from the test above (same page): the notebook has run and its panel has been used."""
+    _, _, folder = lab
+    if len(sources(page)) < 2:
+        pytest.skip("the notebook did not run (see the test above)")
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    saved = folder / "notebooks" / f"{NOTEBOOK}.ipynb"
+    deadline = time.monotonic() + 30
+    while '"application/vnd.jupyter.widget-state+json"' not in saved.read_text() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert '"application/vnd.jupyter.widget-state+json"' in saved.read_text(), "no widget state saved"
+    page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.restart()")
+    page.reload()
+    page.wait_for_function(  # reopened, on the restarted kernel, which holds no widget
+        "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+        " const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;"
+        " return k && k.status === 'idle'; }", timeout=60_000)
+    page.wait_for_function("() => !Array.from(document.querySelectorAll('.jp-Notebook .jp-OutputArea-output'))"
+                           ".some(n => n.innerText.includes('Loading widget'))", timeout=30_000)
+    panel = page.locator(".jp-Notebook .widget-vbox", has=page.locator("select")).first
+    panel.scroll_into_view_if_needed()
+    shoot(page, folder, "4-reopened")
+    texts = outputs_text(page)
+    assert not any("Error displaying widget" in text for text in texts), [t for t in texts if "Error" in t]
+    assert len(sources(page)) == 2, "the saved panel shows no players"
+    assert page.locator(".jp-Notebook .widget-image").count() >= 1
+    assert any("run its cell again" in text for text in texts)

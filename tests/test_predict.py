@@ -158,3 +158,71 @@ def test_patch_timeline_is_the_network_on_each_patch_alone(trained, classifier):
     assert ax.get_yticklabels()[0].get_text() == "blues (true)"
     with pytest.raises(Exception, match="p_<genre>"):
         plots.probability_timeline(timeline.drop(columns="p_rock"))
+
+
+def test_plot_option_writes_the_prediction_figure(trained, tmp_path, capsys):
+    from PIL import Image
+
+    from genrelib.cli import main
+
+    good = trained[1]["path"].iloc[5]
+    out = tmp_path / "figures" / "prediction.png"
+    assert main(["predict", good, "--model", str(trained[0]), "--plot", str(out)]) == 0
+    assert f"figure: {out}" in capsys.readouterr().out
+    width, height = Image.open(out).size
+    assert width > 600 and height > 200
+    for extra, message in ([[good, "--plot", str(tmp_path / "two.png")], "give one FILE, not 2"],
+                           [["--plot", str(tmp_path / "x.jpg")], "as .png, .pdf or .svg"],
+                           [["--plot", str(tmp_path / "z.png"), "--zero-shot"], "drop --zero-shot"]):
+        model = [] if "--zero-shot" in extra else ["--model", str(trained[0])]
+        assert main(["predict", good, *extra, *model]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "two.png").exists() and not (tmp_path / "x.jpg").exists()
+
+
+def test_prediction_figure_shows_probabilities_beside_the_patch_timeline(trained, classifier):
+    from genrelib import plots
+
+    probabilities, timeline = predict.explain_file(trained[1]["path"].iloc[0], classifier=classifier)
+    y = load(trained[1]["path"].iloc[0], sr=16000)
+    np.testing.assert_allclose(probabilities, predict.predict_audio(y, sr=16000, classifier=classifier), atol=1e-6)
+    np.testing.assert_allclose(timeline.filter(like="p_").to_numpy(),
+                               predict.patch_timeline(y, sr=16000, classifier=classifier).filter(like="p_").to_numpy(),
+                               atol=1e-6)
+    fig = plots.prediction_figure(probabilities, timeline, title="clip")
+    bars, heat, colorbar = fig.axes
+    assert [label.get_text() for label in bars.get_yticklabels()] == list(GENRES)
+    assert bars.get_xlabel() == "probability (mean over windows)" and heat.get_xlabel() == "time [s]"
+    assert colorbar.get_ylabel() == "probability" and fig._suptitle.get_text() == "clip"
+    best = GENRES[int(np.argmax(probabilities))]
+    assert bars.get_title().startswith(best)
+    np.testing.assert_allclose([patch.get_width() for patch in bars.patches], probabilities)
+    with pytest.raises(Exception, match="10 finite numbers"):
+        plots.prediction_figure(probabilities[:3], timeline)
+
+
+def test_upload_widget_predicts_real_bytes_and_names_a_bad_upload(trained, classifier):
+    import datetime
+
+    from genrelib import widgets
+
+    path = trained[1]["path"].iloc[3]
+    panel = widgets.upload_panel(classifier=classifier)
+    content = open(path, "rb").read()
+    # what the browser sends: ipywidgets 8's FileUpload value, one dict per file
+    panel.upload.value = ({"name": "my song.wav", "type": "audio/wav", "size": len(content),
+                           "last_modified": datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc),
+                           "content": memoryview(content)},)
+    expected, _ = predict.explain_file(path, classifier=classifier)
+    np.testing.assert_allclose(panel.probabilities, expected, atol=1e-6)
+    assert bytes(panel.image.value).startswith(b"\x89PNG")
+    assert f"<b>{GENRES[int(np.argmax(expected))]}</b>" in panel.message.value and "my song.wav" in panel.message.value
+    for name, data, reason in (("notes.wav", b"this is not audio at all", "notes.wav: "),
+                               ("notes.txt", b"text", "unknown audio extension")):
+        panel.show(name, data)
+        assert panel.probabilities is None and bytes(panel.image.value) == b""
+        assert "cannot use this upload" in panel.message.value and reason in panel.message.value
+        assert "genrelib-upload-" not in panel.message.value and "\n" not in panel.message.value
+    with pytest.raises(AudioError, match=r"^notes\.wav: "):
+        predict.explain_upload("notes.wav", b"RIFF junk", classifier=classifier)

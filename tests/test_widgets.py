@@ -81,12 +81,12 @@ def test_figure_spectrograms_are_librosa_mel_db_of_the_clips(panel):
     np.testing.assert_array_equal(panel.augmented, noisy)
     mels = [librosa.feature.melspectrogram(y=y, sr=SR, n_mels=64) for y in (panel.original, noisy)]
     reference = max(m.max() for m in mels)
-    meshes = [ax.collections[0] for ax in panel.figure.axes[2:4]]
-    for mesh, mel in zip(meshes, mels):
+    images = [ax.images[0] for ax in panel.figure.axes[2:4]]
+    for image, mel in zip(images, mels):
         expected = librosa.power_to_db(mel, ref=reference, top_db=80.0)
-        np.testing.assert_allclose(np.asarray(mesh.get_array()).reshape(expected.shape), expected, atol=1e-3)
+        np.testing.assert_allclose(np.asarray(image.get_array()), expected, atol=1e-3)
     # white noise raises the floor of the spectrogram: the quietest cells get louder
-    floors = [np.percentile(np.asarray(mesh.get_array()), 10) for mesh in meshes]
+    floors = [np.percentile(np.asarray(image.get_array()), 10) for image in images]
     assert floors[1] > floors[0] + 1.0
 
 
@@ -146,3 +146,30 @@ def test_while_a_change_is_computed_the_panel_is_busy_and_players_and_figure_cha
     assert image_while == before_image  # the old figure stays until the new players and figure replace it at once
     assert panel.busy.value == "" and not panel.slider.disabled and not panel.genre.disabled
     assert [out.outputs for out in panel.players] != players_before and panel.image.value != before_image
+
+
+def test_figure_rows_share_one_time_axis_and_line_up(panel):
+    spectrogram = panel.figure.axes[2]
+    for top, bottom in ((panel.figure.axes[0], panel.figure.axes[2]), (panel.figure.axes[1], panel.figure.axes[3])):
+        assert top.get_shared_x_axes().joined(top, bottom)
+        top_box, bottom_box = top.get_position(), bottom.get_position()
+        assert (top_box.x0, top_box.x1) == pytest.approx((bottom_box.x0, bottom_box.x1))
+    assert spectrogram.get_xlim() == pytest.approx((0.0, panel.original.size / SR))
+    width, height = Image.open(io.BytesIO(panel.image.value)).size
+    assert (width, height) == (960, 400)  # drawn at the size it is shown, not scaled up
+
+
+def test_a_change_recomputes_only_the_augmented_copy(panel, monkeypatch):
+    calls = []
+    real = augment.apply_method
+    monkeypatch.setattr(augment, "apply_method", lambda y, **kw: (calls.append(kw["params"]), real(y, **kw))[1])
+    panel.method.value = "pitch_shift"
+    panel.slider.value = 0.7
+    original_player = panel.players[0].outputs
+    panel.slider.value = 1.3
+    assert calls[-1] == {"n_steps": 1.3}
+    assert panel.players[0].outputs is original_player  # same track, same gain: the original's player is not resent
+    count = len(calls)
+    panel.slider.value = 0.7  # heard before: taken from the cache
+    assert len(calls) == count and panel.params == {"n_steps": 0.7}
+    np.testing.assert_array_equal(panel.augmented, augment.pitch_shift(panel.original, sr=SR, n_steps=0.7))

@@ -1,12 +1,14 @@
-"""``genrelib predict FILE... [--model RUN_DIR | --zero-shot]``: genre and probabilities of audio files.
+"""``genrelib predict FILE... [--model RUN_DIR | --zero-shot] [--plot OUT.png]``: genre and probabilities of files.
 
-``--zero-shot`` needs no trained run: YAMNet's AudioSet scores of the ten genre classes decide.
+``--zero-shot`` needs no trained run: YAMNet's AudioSet scores of the ten genre classes decide. ``--plot`` also
+writes one file's figure: its genre probabilities beside those of each patch over time.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 VERB = "predict"
 ORDER = 60
@@ -22,7 +24,24 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--zero-shot", action="store_true",
                         help="no trained run: the genre whose AudioSet class YAMNet scores highest (mean over "
                              "0.96 s patches; the scores are independent sigmoids, they do not sum to 1)")
+    parser.add_argument("--plot", default=None, metavar="OUT.png",
+                        help="also write the figure of the (one) FILE: each genre's probability and each patch's "
+                             "over time (.png, .pdf or .svg)")
     return parser
+
+
+def _usage_error(args: argparse.Namespace) -> str | None:
+    """Why the options do not go together, or None."""
+    if args.zero_shot and args.model is not None:
+        return "--zero-shot uses no trained run; drop --model"
+    if args.plot is not None:
+        if args.zero_shot:
+            return "--plot draws a trained run's per-patch probabilities; drop --zero-shot"
+        if len(args.files) != 1:
+            return f"--plot draws one file's figure; give one FILE, not {len(args.files)}"
+        if not args.plot.lower().endswith((".png", ".pdf", ".svg")):
+            return f"--plot {args.plot}: write the figure as .png, .pdf or .svg"
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
     from .. import audio
     from ..errors import AudioError
 
+    if problem := _usage_error(args):
+        print(f"genrelib predict: error: {problem}", file=sys.stderr)
+        return 2
     usable = []
     for path in args.files:  # before TensorFlow and the model load: a wrong path costs nothing
         try:
@@ -42,9 +64,6 @@ def run(args: argparse.Namespace) -> int:
     if not usable:
         return 1
     if args.zero_shot:
-        if args.model is not None:
-            print("genrelib predict: error: --zero-shot uses no trained run; drop --model", file=sys.stderr)
-            return 2
         from ..predict import zero_shot
 
         table = zero_shot(usable, on_error="report")
@@ -61,4 +80,11 @@ def run(args: argparse.Namespace) -> int:
         ranked = sorted(GENRES, key=lambda genre: -getattr(row, f"p_{genre}"))
         probabilities = "  ".join(f"{genre} {getattr(row, f'p_{genre}'):.3f}" for genre in ranked)
         print(f"{row.path}: {row.genre} ({row.probability:.3f})  |  {probabilities}")
+    if args.plot is not None and not failed.any():
+        from ..predict import explain_file, write_prediction_figure
+
+        # Embeds the file once more: a second or so for one file, and the printed line keeps one code path. A
+        # write that fails is one line from genrelib.cli (StorageError).
+        probabilities, timeline = explain_file(usable[0], classifier=classifier)
+        print(f"figure: {write_prediction_figure(args.plot, probabilities, timeline, title=Path(usable[0]).name)}")
     return 1 if failed.any() or len(usable) < len(args.files) else 0  # 1 = some inputs failed, the others done
