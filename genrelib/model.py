@@ -19,7 +19,7 @@ from .checks import in_range, one_of, positive_int
 from .config import GENRES, ModelConfig
 from .errors import ParameterError
 
-__all__ = ["PAD_MODES", "fit_patches", "stack_patches", "build_classifier", "layer_table"]
+__all__ = ["PAD_MODES", "fit_patches", "stack_patches", "build_classifier", "floored_variance", "layer_table"]
 
 #: Ways of filling a clip that has fewer patches than the model expects.
 PAD_MODES = ("repeat", "zero")
@@ -163,12 +163,30 @@ def _adopt_statistics(normalize, data: np.ndarray, embedding_dim: int, *, varian
                              f"got {data.shape}")
     normalize.adapt(data)
     mean, variance, count = normalize.get_weights()
-    floor = np.float32(variance_floor) * variance.mean(dtype=np.float32)
+    floored = floored_variance(variance, variance_floor=variance_floor)
     # Only touch the weights when a dimension is floored, so models without one are bit-identical to
     # those trained before the floor existed.
-    if np.any(variance < floor):
-        normalize.set_weights([mean, np.maximum(variance, floor), count])
+    if np.any(floored != variance):
+        normalize.set_weights([mean, floored, count])
         normalize.finalize_state()
+
+
+def floored_variance(variance: np.ndarray, *, variance_floor: float) -> np.ndarray:
+    """Per-dimension variances raised to at least ``variance_floor`` times their mean, in float32, as the
+    CNN's standardisation layer uses them (:class:`genrelib.config.ModelConfig`).
+
+    Parameters
+    ----------
+    variance : np.ndarray [shape=(embedding_dim,)]
+    variance_floor : float in [0, 1]
+
+    Returns
+    -------
+    np.ndarray [shape=(embedding_dim,)], float32
+    """
+    variance = np.asarray(variance, dtype=np.float32)
+    floor = np.float32(in_range(variance_floor, 0.0, 1.0, "variance_floor")) * variance.mean(dtype=np.float32)
+    return np.maximum(variance, floor)
 
 
 def layer_table(model) -> list[dict]:

@@ -125,6 +125,14 @@ def test_variance_floor_bounds_a_dimension_that_was_constant_in_training(tmp_pat
     np.testing.assert_allclose(standardize(reloaded, new_clip), standardize(model, new_clip), rtol=1e-6)
 
 
+def test_floored_variance_by_hand():
+    np.testing.assert_allclose(gmodel.floored_variance(np.array([1.0, 0.0, 3.0]), variance_floor=0.1),
+                               [1.0, 0.4 / 3, 3.0], rtol=1e-6)   # floor: 0.1 x mean 4/3
+    assert gmodel.floored_variance(np.array([1.0, 0.0]), variance_floor=0.0).tolist() == [1.0, 0.0]
+    with pytest.raises(ParameterError, match="variance_floor"):
+        gmodel.floored_variance(np.ones(2), variance_floor=2.0)
+
+
 def test_variance_floor_leaves_statistics_bit_identical_when_no_dimension_is_floored():
     rng = np.random.default_rng(3)
     train = (rng.normal(size=(20, 4, 6)) * [1, 2, 3, 1, 2, 3]).astype(np.float32)

@@ -34,13 +34,16 @@ def training_sides(index, *, seeds):
 
 
 def floor_summary(patches_by_track: dict[str, np.ndarray], sides, *, floor: float) -> dict:
-    """Smallest variance / mean variance over every training side, and the most dimensions floored."""
+    """Smallest variance / mean variance over every training side, and the most dimensions floored (by the
+    model's own rule, :func:`genrelib.model.floored_variance`)."""
+    from genrelib.model import floored_variance
+
     ratios, floored = [], []
     for _, tracks in sides:
         pooled = np.concatenate([patches_by_track[t] for t in sorted(tracks)])
-        variance = pooled.astype(np.float64).var(axis=0)
+        variance = pooled.astype(np.float32).var(axis=0)
         ratios.append(float(variance.min() / variance.mean()))
-        floored.append(int((variance < floor * variance.mean()).sum()))
+        floored.append(int((floored_variance(variance, variance_floor=floor) != variance).sum()))
     return {"smallest_ratio": min(ratios), "most_floored": max(floored), "sides": len(ratios)}
 
 
