@@ -112,9 +112,9 @@ def resolve_backend(name: str = "auto") -> str:
     """Turn ``"auto"`` into a concrete backend name; check other names exist.
 
     ``"auto"``: ``"vggish"`` when converted VGGish weights are cached, else the first backend of
-    :data:`OFFLINE_PREFERENCE` (ordered by measured accuracy) that is usable here, else the weight-free ``"mfcc"`` baseline. Any
-    choice but VGGish is announced once per process and backend by a :class:`GenrelibWarning` that names
-    the backend and how to get VGGish.
+    :data:`OFFLINE_PREFERENCE` (ordered by measured accuracy) that is usable here, else the weight-free
+    ``"mfcc"`` baseline. Any choice but VGGish is announced once per process and backend by a
+    :class:`GenrelibWarning` that names the backend and how to get VGGish.
     """
     if name != "auto":
         return one_of(name, [*BACKENDS, "auto"], "backend")

@@ -24,7 +24,8 @@ from .config import GENRES, Config
 from .errors import DataError, GenrelibError, ParameterError, TrainingError, WeightsError
 
 __all__ = ["Classifier", "load_classifier", "latest_run", "window_patches", "predict_audio", "predict_files",
-           "patch_timeline", "explain_audio", "explain_file", "explain_upload", "write_prediction_figure",
+           "patch_timeline", "explain_audio", "explain_file", "explain_upload", "FIGURE_SUFFIXES",
+           "write_prediction_figure",
            "ZERO_SHOT_CLASSES", "ZERO_SHOT_MODEL", "zero_shot", "zero_shot_genre_scores",
            "zero_shot_predictions", "zero_shot_summary", "evaluate_zero_shot", "zero_shot_comparison",
            "zero_shot_figure"]
@@ -263,6 +264,10 @@ def explain_upload(name: str, content: bytes, *, classifier: Classifier) -> tupl
             raise type(exc)(str(exc).replace(str(path), name)) from None
 
 
+#: File types :func:`write_prediction_figure` writes (``genrelib predict --plot``).
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+
+
 def write_prediction_figure(path: str | os.PathLike, probabilities: np.ndarray, timeline: pd.DataFrame, *,
                             title: str = "") -> Path:
     """Write :func:`genrelib.plots.prediction_figure` to ``path`` (PNG, PDF or SVG, by its suffix), atomically.
@@ -280,7 +285,7 @@ def write_prediction_figure(path: str | os.PathLike, probabilities: np.ndarray, 
     from .storage import atomic_path
 
     path = Path(path)
-    if path.suffix.lower() not in (".png", ".pdf", ".svg"):
+    if path.suffix.lower() not in FIGURE_SUFFIXES:
         raise ParameterError(f"{path}: the figure is written as .png, .pdf or .svg, not {path.suffix or 'no suffix'!r}")
     figure = prediction_figure(probabilities, timeline, title=title)
     try:

@@ -32,6 +32,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def _usage_error(args: argparse.Namespace) -> str | None:
     """Why the options do not go together, or None."""
+    from ..predict import FIGURE_SUFFIXES
+
     if args.zero_shot and args.model is not None:
         return "--zero-shot uses no trained run; drop --model"
     if args.plot is not None:
@@ -39,7 +41,7 @@ def _usage_error(args: argparse.Namespace) -> str | None:
             return "--plot draws a trained run's per-patch probabilities; drop --zero-shot"
         if len(args.files) != 1:
             return f"--plot draws one file's figure; give one FILE, not {len(args.files)}"
-        if not args.plot.lower().endswith((".png", ".pdf", ".svg")):
+        if not args.plot.lower().endswith(FIGURE_SUFFIXES):
             return f"--plot {args.plot}: write the figure as .png, .pdf or .svg"
     return None
 
