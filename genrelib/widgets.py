@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from .checks import positive_int, positive_number
-from .config import GENRES, AugmentConfig
+from .collection import labels_of
+from .config import AugmentConfig
 from .errors import ParameterError
 
 __all__ = ["SLIDERS", "AugmentationPanel", "augmentation_panel", "plot_comparison"]
@@ -100,7 +101,7 @@ class AugmentationPanel:
         self.params: dict = {}
         self.audio: tuple = ()
         self.figure = None
-        genres = [g for g in GENRES if g in set(index["genre"])]
+        genres = [g for g in labels_of(index["genre"], index.attrs.get("labels")) if g in set(index["genre"])]
         self.genre = widgets.Dropdown(options=genres, value=genres[0], description="genre")
         self.track = widgets.Dropdown(options=self._tracks(genres[0]), description="track")
         self.method = widgets.Dropdown(options=list(SLIDERS), value=list(SLIDERS)[0], description="method")

@@ -1,6 +1,8 @@
-"""``genrelib predict FILE... [--model RUN_DIR | --zero-shot]``: genre and probabilities of audio files.
+"""``genrelib predict FILE... [--model RUN_DIR | --zero-shot [--labels A,B]]``: label and probabilities of audio files.
 
-``--zero-shot`` needs no trained run: YAMNet's AudioSet scores of the ten genre classes decide.
+A trained run answers with its own labels (GTZAN's genres, or the collection it was trained on).
+``--zero-shot`` needs no trained run: YAMNet's AudioSet scores of the ten genre classes (or of ``--labels``,
+each of which needs an AudioSet class) decide.
 """
 
 from __future__ import annotations
@@ -22,11 +24,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--zero-shot", action="store_true",
                         help="no trained run: the genre whose AudioSet class YAMNet scores highest (mean over "
                              "0.96 s patches; the scores are independent sigmoids, they do not sum to 1)")
+    parser.add_argument("--labels", default=None, metavar="A,B,...",
+                        help="with --zero-shot: choose among these labels instead of GTZAN's ten genres; each "
+                             "needs an AudioSet class of the same name (or '<label> music')")
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import GENRES
+    from ..evaluate import prediction_labels
     from ..predict import load_classifier, predict_files
 
     from .. import audio
@@ -41,24 +46,33 @@ def run(args: argparse.Namespace) -> int:
             print(f"genrelib predict: error: {exc}", file=sys.stderr)
     if not usable:
         return 1
+    if args.labels is not None and not args.zero_shot:
+        print("genrelib predict: error: --labels is for --zero-shot; a trained run answers with its own labels",
+              file=sys.stderr)
+        return 2
     if args.zero_shot:
         if args.model is not None:
             print("genrelib predict: error: --zero-shot uses no trained run; drop --model", file=sys.stderr)
             return 2
+        from ..config import GENRES
         from ..predict import zero_shot
 
-        table = zero_shot(usable, on_error="report")
-        print("model: zero-shot YAMNet (AudioSet class scores of the ten genres)")
+        labels = tuple(x.strip() for x in args.labels.split(",") if x.strip()) if args.labels else GENRES
+        table = zero_shot(usable, on_error="report", labels=labels)
+        print(f"model: zero-shot YAMNet (AudioSet class scores of {'the ten genres' if labels == GENRES else ', '.join(labels)})")
     else:
         classifier = load_classifier(args.model)
         table = predict_files(usable, classifier=classifier, on_error="report")
-        print(f"model: {classifier.run_dir} ({classifier.meta['backend']['name']} embeddings)")
+        print(f"model: {classifier.run_dir} ({classifier.meta['backend']['name']} embeddings; labels "
+              f"{', '.join(classifier.labels)})")
     failed = table["error"].notna()
-    for row, error in zip(table.itertuples(), failed):
+    labels = prediction_labels(table)
+    # Rows as dicts: a label may hold spaces or non-ASCII letters, which itertuples cannot name.
+    for row, error in zip(table.to_dict("records"), failed):
         if error:
-            print(f"genrelib predict: error: {row.error}", file=sys.stderr)
+            print(f"genrelib predict: error: {row['error']}", file=sys.stderr)
             continue
-        ranked = sorted(GENRES, key=lambda genre: -getattr(row, f"p_{genre}"))
-        probabilities = "  ".join(f"{genre} {getattr(row, f'p_{genre}'):.3f}" for genre in ranked)
-        print(f"{row.path}: {row.genre} ({row.probability:.3f})  |  {probabilities}")
+        ranked = sorted(labels, key=lambda label: -row[f"p_{label}"])
+        probabilities = "  ".join(f"{label} {row[f'p_{label}']:.3f}" for label in ranked)
+        print(f"{row['path']}: {row['genre']} ({row['probability']:.3f})  |  {probabilities}")
     return 1 if failed.any() or len(usable) < len(args.files) else 0  # 1 = some inputs failed, the others done
