@@ -338,8 +338,11 @@ def probability_timeline(timeline, *, title: str = "", true_genre: str | None = 
     """
     # The run's labels, in its order: the p_<label> columns (GTZAN's ten genres, or a collection's labels).
     labels = [str(c)[2:] for c in getattr(timeline, "columns", []) if str(c).startswith("p_")]
+    if set(labels) <= set(GENRES):  # a GTZAN run's timeline holds all ten genres, in GTZAN order
+        labels = list(GENRES)
     columns = [f"p_{g}" for g in labels]
-    if not labels or not {"start", "end"} <= set(timeline.columns) or not len(timeline):
+    if not hasattr(timeline, "columns") or not {"start", "end", *columns} <= set(timeline.columns) or \
+            not len(timeline):
         raise ParameterError("timeline needs 'start', 'end' and p_<genre> columns for at least one patch "
                              "(genrelib.predict.patch_timeline)")
     if ax is None:
