@@ -76,8 +76,8 @@ def class_balance(index, *, ax=None):
 
     counts = index["genre"].value_counts().reindex(labels_of(index["genre"], index.attrs.get("labels")),
                                                    fill_value=0)
-    sns.barplot(x=counts.index, y=counts.to_numpy(), hue=counts.index, palette=genre_colors(list(counts.index)), legend=False,
-                ax=ax)
+    sns.barplot(x=counts.index, y=counts.to_numpy(), hue=counts.index, palette=genre_colors(list(counts.index)),
+                legend=False, ax=ax)
     ax.set_ylabel("tracks")
     ax.set_xlabel("")
     ax.tick_params(axis="x", rotation=30)

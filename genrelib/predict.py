@@ -24,7 +24,8 @@ from .config import GENRES, Config
 from .errors import DataError, GenrelibError, ParameterError, TrainingError, WeightsError
 
 __all__ = ["Classifier", "load_classifier", "latest_run", "window_patches", "predict_audio", "predict_files",
-           "patch_timeline", "ZERO_SHOT_CLASSES", "zero_shot_classes", "ZERO_SHOT_MODEL", "zero_shot", "zero_shot_genre_scores",
+           "patch_timeline", "ZERO_SHOT_CLASSES", "zero_shot_classes",
+           "ZERO_SHOT_MODEL", "zero_shot", "zero_shot_genre_scores",
            "zero_shot_predictions", "zero_shot_summary", "evaluate_zero_shot", "zero_shot_figure"]
 
 

@@ -59,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
 
         labels = tuple(x.strip() for x in args.labels.split(",") if x.strip()) if args.labels else GENRES
         table = zero_shot(usable, on_error="report", labels=labels)
-        print(f"model: zero-shot YAMNet (AudioSet class scores of {'the ten genres' if labels == GENRES else ', '.join(labels)})")
+        chosen = "the ten genres" if labels == GENRES else ", ".join(labels)
+        print(f"model: zero-shot YAMNet (AudioSet class scores of {chosen})")
     else:
         classifier = load_classifier(args.model)
         table = predict_files(usable, classifier=classifier, on_error="report")

@@ -283,13 +283,15 @@ def _train_stages(table: pd.DataFrame, backbone: Backbone, bottom, top, *, confi
                   for layer in backbone.model.layers if layer.trainable_weights}
     finetuned, probabilities = run_stage(stage_two, "finetuned", embedded if top is None else data, epochs[1],
                                          learning_rate)
-    predictions = pd.concat([predictions, _prediction_rows(table, probabilities, "finetuned", labels)], ignore_index=True)
+    predictions = pd.concat([predictions, _prediction_rows(table, probabilities, "finetuned", labels)],
+                            ignore_index=True)
     atomic_write_csv(run_dir / "predictions.csv", predictions)
     history = pd.DataFrame(frozen["history"] + finetuned["history"])
     atomic_write_csv(run_dir / "history.csv", history)
     with atomic_path(run_dir / "finetuned.weights.h5") as tmp:
         build_end_to_end(backbone, head).save_weights(tmp)
-    return {"n_patches": n_patches, "genres": list(labels), "test_accuracy": _test_accuracy(predictions), "timing": timing,
+    return {"n_patches": n_patches, "genres": list(labels), "test_accuracy": _test_accuracy(predictions),
+            "timing": timing,
             "best_epoch": {"frozen": frozen["best_epoch"], "finetuned": finetuned["best_epoch"]},
             "weight_change": {name: _relative_change(before, backbone.model.get_layer(name).trainable_weights)
                               for name, before in pretrained.items()}}
