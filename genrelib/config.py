@@ -174,9 +174,15 @@ class DataConfig:
         it, or leave it out and name it in every run's facts and results table ("999 tracks; skipped:
         jazz.00054 (unreadable)"). Not part of a run's cache key: the data checksum of the tracks actually
         used is.
+    labels : tuple of str
+        The labels to classify, in the network's output order; empty (the default): those of the data -
+        GTZAN's ten :data:`GENRES`, or every label folder of a collection, sorted
+        (:func:`genrelib.collection.load_collection`). Naming some labels of a collection uses only those.
+        Each run stores its labels (``meta.json``), and ``predict`` answers with them.
     """
 
     on_error: str = "raise"
+    labels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

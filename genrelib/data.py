@@ -48,6 +48,9 @@ __all__ = [
     "split_fault_filtered",
     "kfold",
     "split_by_artist",
+    "split_groups",
+    "load_collection",
+    "load_data",
     "artists_per_genre",
     "single_artist_genres",
     "fault_filtered_exclusions",
@@ -311,9 +314,13 @@ def skipped_tracks(index: pd.DataFrame) -> str:
 
 
 def example_tracks(index: pd.DataFrame, *, per_genre: int = 1) -> pd.DataFrame:
-    """The first ``per_genre`` tracks of each genre, in :data:`GENRES` order (for listening and Fig 1)."""
+    """The first ``per_genre`` tracks of each genre, in :data:`GENRES` order (for listening and Fig 1); for a
+    collection, of each label in its label order (``index.attrs["labels"]``, else sorted)."""
+    from .collection import labels_of
+
     per_genre = positive_int(per_genre, "per_genre")
-    ordered = index.assign(_order=index["genre"].map(GENRES.index)).sort_values(["_order", "track_id"])
+    order = labels_of(index["genre"], index.attrs.get("labels"))
+    ordered = index.assign(_order=index["genre"].map(order.index)).sort_values(["_order", "track_id"])
     return ordered.groupby("genre", sort=False).head(per_genre).drop(columns="_order").reset_index(drop=True)
 
 
@@ -723,6 +730,11 @@ def split_random(index: pd.DataFrame, *, test_size: float = 0.25, valid_size: fl
     The paper's per-genre recalls fit about 25 test tracks per genre (.52 = 13/25, .96 = 24/25,
     .71 ~ 17/24), so a stratified 75/25 track split is its most likely protocol; it is our ``"paper"``
     protocol. ``valid_size`` is a fraction of the whole set (0.1 = 10 tracks per genre of full GTZAN).
+
+    An index with a ``group`` column (a collection, :func:`genrelib.collection.load_collection`) is split by
+    group: the test side is one fold of ``round(1 / test_size)`` of ``StratifiedGroupKFold``, validation whole
+    groups of the rest (``GroupShuffleSplit``), so no group (artist, album, the excerpts of one track) is on
+    two sides.
     """
     from sklearn.model_selection import train_test_split
 
@@ -731,6 +743,9 @@ def split_random(index: pd.DataFrame, *, test_size: float = 0.25, valid_size: fl
         raise ParameterError(f"test_size={test_size!r} and valid_size={valid_size!r} must be fractions of the tracks "
                              f"with test_size + valid_size < 1")
     ids, genres = _ids_and_genres(index)
+    groups = split_groups(index)
+    if groups is not None:
+        return _split_random_grouped(ids, genres, groups, test_size=test_size, valid_size=valid_size, seed=seed)
     valid: np.ndarray = np.array([], dtype=str)
     try:
         rest, test, rest_genres, _ = train_test_split(ids, genres, test_size=test_size, stratify=genres,
@@ -771,7 +786,8 @@ def split_fault_filtered(index: pd.DataFrame | None = None) -> Split:
 def kfold(index: pd.DataFrame, *, k: int = 10, seed: int = 0, valid_size: float = 0.1) -> list[Split]:
     """Stratified k-fold by track; in each fold a stratified validation part is carved from training.
 
-    ``valid_size`` is a fraction of the training tracks of each fold (0 for none).
+    ``valid_size`` is a fraction of the training tracks of each fold (0 for none). An index with a
+    ``group`` column is split by group (``StratifiedGroupKFold``, validation by ``GroupShuffleSplit``).
     """
     from sklearn.model_selection import StratifiedKFold, train_test_split
 
@@ -779,6 +795,9 @@ def kfold(index: pd.DataFrame, *, k: int = 10, seed: int = 0, valid_size: float 
     if k < 2:
         raise ParameterError(f"k={k} must be at least 2")
     ids, genres = _ids_and_genres(index)
+    groups = split_groups(index)
+    if groups is not None:
+        return _kfold_grouped(ids, genres, groups, k=k, seed=seed, valid_size=valid_size)
     smallest = int(pd.Series(genres).value_counts().min())
     if k > smallest:
         raise DataError(f"{k}-fold needs at least {k} tracks of every genre; the smallest genre here has {smallest}")
@@ -795,7 +814,10 @@ def kfold(index: pd.DataFrame, *, k: int = 10, seed: int = 0, valid_size: float 
 
 
 def _artist_groups(index: pd.DataFrame) -> np.ndarray:
-    """One group label per track: its artist, or the track itself when the artist is unknown."""
+    """One group label per track: its artist, or the track itself when the artist is unknown (a collection's
+    ``group``: its manifest group, else its source track, so excerpts of one track stay together)."""
+    if "group" in index.columns:
+        return index["group"].astype(str).to_numpy()
     artists = index["artist"] if "artist" in index.columns else \
         index[["track_id"]].merge(artist_index(), on="track_id", how="left")["artist"]
     return np.array([artist if isinstance(artist, str) and artist else f"unknown artist ({track})"
@@ -943,11 +965,67 @@ def _carve_by_group(ids: np.ndarray, groups: np.ndarray, valid_size: float,
     return ids[train_at], ids[valid_at]
 
 
-def _check_artist_disjoint(split: Split, artist_of: dict[str, str]) -> None:
-    seen = {artist_of[t] for t in (*split.train, *split.valid) if t in artist_of}
-    shared = sorted({artist_of[t] for t in split.test} & seen)
+def _check_artist_disjoint(split: Split, artist_of: dict[str, str], *, what: str = "artist") -> None:
+    """Raise :class:`LeakageError` when a group (``what``) has tracks on two sides of ``split``."""
+    def groups(side):
+        return {artist_of[t] for t in getattr(split, side) if t in artist_of}
+
+    shared = sorted((groups("test") & (groups("train") | groups("valid"))) | (groups("valid") & groups("train")))
     if shared:
-        raise LeakageError(f"artist split fold {split.fold}: artist(s) on both sides: {', '.join(shared[:5])}")
+        raise LeakageError(f"{split.protocol} split fold {split.fold}: {what}(s) on both sides: "
+                           f"{', '.join(shared[:5])}")
+
+
+def split_groups(index: pd.DataFrame) -> np.ndarray | None:
+    """The group of each track of a collection (its manifest group, else its source track), or None for an
+    index without a ``group`` column (GTZAN, whose ``paper`` and ``kfold`` splits stay by track)."""
+    return index["group"].astype(str).to_numpy() if "group" in index.columns else None
+
+
+def _require_groups(genres: np.ndarray, groups: np.ndarray, needed: int, protocol: str) -> None:
+    """A clear error when a label has fewer independent groups than ``protocol`` needs to test it."""
+    per_label = pd.Series(groups).groupby(genres).nunique()
+    short = per_label[per_label < needed]
+    if len(short):
+        label, count = short.index[0], int(short.iloc[0])
+        raise DataError(f"label {label!r} has {count} track(s) (or groups); {protocol} needs at least {needed} per "
+                        f"label, so that every label is both trained on and tested (add tracks, or choose a "
+                        f"protocol with fewer folds)")
+
+
+def _grouped_folds(ids, genres, groups, k: int, seed: int):
+    import warnings as _warnings
+
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    with _warnings.catch_warnings():
+        # _require_groups has already said what matters; scikit-learn's warning on sparse labels adds nothing.
+        _warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        return list(StratifiedGroupKFold(k, shuffle=True, random_state=seed).split(ids, genres, groups))
+
+
+def _split_random_grouped(ids, genres, groups, *, test_size: float, valid_size: float, seed: int) -> Split:
+    n = max(2, round(1 / test_size))
+    _require_groups(genres, groups, n, f"the paper protocol (test_size={test_size}: 1 of {n} group folds)")
+    rest_at, test_at = _grouped_folds(ids, genres, groups, n, seed)[0]
+    fraction = valid_size / (1 - test_size) if valid_size else 0.0
+    train, valid = _carve_by_group(ids[rest_at], groups[rest_at], fraction, seed)
+    split = Split(tuple(sorted(train)), tuple(sorted(valid)), tuple(sorted(ids[test_at])), protocol="paper",
+                  seed=seed, notes=f"by group (no group on two sides), stratified by label: test = 1 of {n} "
+                                   f"group folds, valid_size={valid_size}")
+    _check_artist_disjoint(split, dict(zip(ids, groups)), what="group")
+    return split
+
+
+def _kfold_grouped(ids, genres, groups, *, k: int, seed: int, valid_size: float) -> list[Split]:
+    _require_groups(genres, groups, k, f"{k}-fold")
+    folds, group_of = [], dict(zip(ids, groups))
+    for fold, (train_at, test_at) in enumerate(_grouped_folds(ids, genres, groups, k, seed)):
+        train, valid = _carve_by_group(ids[train_at], groups[train_at], valid_size, seed)
+        folds.append(Split(tuple(sorted(train)), tuple(sorted(valid)), tuple(sorted(ids[test_at])), protocol="kfold",
+                           seed=seed, fold=fold, notes=f"{k}-fold by group, stratified by label"))
+        _check_artist_disjoint(folds[-1], group_of, what="group")
+    return folds
 
 
 # ------------------------------------------------------------------------------------------ synthetic
@@ -987,3 +1065,7 @@ def synthetic_gtzan(dest: str | os.PathLike, *, per_genre: int = 4, seconds: flo
                 with atomic_path(path) as tmp:
                     sf.write(tmp, (y / np.max(np.abs(y)) * 0.8).astype(np.float32), sr, subtype="PCM_16")
     return dest
+
+
+# A collection of any labels (not GTZAN) is read by its own module; its loaders are offered here too.
+from .collection import load_collection, load_data  # noqa: E402

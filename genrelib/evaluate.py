@@ -33,6 +33,7 @@ __all__ = [
     "PAPER_F1",
     "prediction_metrics",
     "per_genre_scores",
+    "prediction_labels",
     "confusion_matrix",
     "clip_mean_baseline",
     "add_baseline",
@@ -53,7 +54,13 @@ PAPER_LOSS = 0.7544
 PAPER_F1 = {"blues": 0.63, "classical": 0.92, "country": 0.65, "disco": 0.61, "hiphop": 0.87,
             "jazz": 0.87, "metal": 0.81, "pop": 0.59, "reggae": 0.68, "rock": 0.53}
 
-_PROBABILITY_COLUMNS = [f"p_{genre}" for genre in GENRES]
+def prediction_labels(predictions: pd.DataFrame) -> tuple[str, ...]:
+    """The labels a table of predictions is over, in the network's output order: its ``p_<label>`` columns
+    (GTZAN's ten genres, or a collection's labels, as the run stored them)."""
+    labels = tuple(column[2:] for column in predictions.columns if str(column).startswith("p_"))
+    if not labels:
+        raise ParameterError("predictions have no p_<label> columns (from a run's predictions.csv)")
+    return labels
 #: Columns that identify a row of the results tables (a rerun replaces the row with the same key).
 _KEY = ["model", "data", "protocol", "backend", "augmentation"]
 MODELS = {"cnn": "paper CNN", "baseline": "clip-mean + logistic regression"}
@@ -61,16 +68,17 @@ MODELS = {"cnn": "paper CNN", "baseline": "clip-mean + logistic regression"}
 
 # ------------------------------------------------------------------------------------------- metrics
 
-def _check_predictions(predictions: pd.DataFrame) -> pd.DataFrame:
-    missing = {"genre", "predicted", *_PROBABILITY_COLUMNS} - set(predictions.columns)
+def _check_predictions(predictions: pd.DataFrame) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    missing = {"genre", "predicted"} - set(predictions.columns)
     if missing:
         raise ParameterError(f"predictions lack column(s) {', '.join(sorted(missing))} (from a run's predictions.csv)")
+    labels = prediction_labels(predictions)
     if predictions.empty:
         raise ParameterError("predictions are empty: nothing to evaluate")
-    unknown = sorted(set(predictions["genre"]) - set(GENRES))
+    unknown = sorted(set(predictions["genre"]) - set(labels))
     if unknown:
         raise DataError(f"unknown genre(s) in predictions: {', '.join(unknown)}")
-    return predictions
+    return predictions, labels
 
 
 def prediction_metrics(predictions: pd.DataFrame) -> dict[str, float]:
@@ -81,7 +89,8 @@ def prediction_metrics(predictions: pd.DataFrame) -> dict[str, float]:
     Parameters
     ----------
     predictions : pd.DataFrame
-        ``genre`` (true), ``predicted`` and ``p_<genre>`` for every genre, one row per clip.
+        ``genre`` (true), ``predicted`` and ``p_<label>`` for every label (GTZAN's genres or a collection's:
+        :func:`prediction_labels`), one row per clip.
 
     Returns
     -------
@@ -92,13 +101,13 @@ def prediction_metrics(predictions: pd.DataFrame) -> dict[str, float]:
     """
     from sklearn.metrics import accuracy_score, log_loss
 
-    predictions = _check_predictions(predictions)
-    probabilities = predictions[_PROBABILITY_COLUMNS].to_numpy(dtype=float, copy=True)
+    predictions, labels = _check_predictions(predictions)
+    probabilities = predictions[[f"p_{label}" for label in labels]].to_numpy(dtype=float, copy=True)
     # Stored as float32 text, rows sum to 1 only within ~1e-7; renormalise so log_loss sees probabilities.
     probabilities /= probabilities.sum(axis=1, keepdims=True)
     return {
         "accuracy": float(accuracy_score(predictions["genre"], predictions["predicted"])),
-        "loss": float(log_loss(predictions["genre"], probabilities, labels=list(GENRES))),
+        "loss": float(log_loss(predictions["genre"], probabilities, labels=list(labels))),
         "n": int(len(predictions)),
     }
 
@@ -111,15 +120,16 @@ def per_genre_scores(predictions: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pd.DataFrame
-        Indexed by genre (in :data:`GENRES` order): ``precision``, ``recall``, ``f1``, ``support``.
+        Indexed by genre (in the predictions' label order, :data:`GENRES` for GTZAN): ``precision``,
+        ``recall``, ``f1``, ``support``.
     """
     from sklearn.metrics import precision_recall_fscore_support
 
-    predictions = _check_predictions(predictions)
+    predictions, labels = _check_predictions(predictions)
     precision, recall, f1, support = precision_recall_fscore_support(
-        predictions["genre"], predictions["predicted"], labels=list(GENRES), zero_division=0)
+        predictions["genre"], predictions["predicted"], labels=list(labels), zero_division=0)
     return pd.DataFrame({"precision": precision, "recall": recall, "f1": f1, "support": support},
-                        index=pd.Index(GENRES, name="genre"))
+                        index=pd.Index(labels, name="genre"))
 
 
 def confusion_matrix(predictions: pd.DataFrame) -> pd.DataFrame:
@@ -129,20 +139,20 @@ def confusion_matrix(predictions: pd.DataFrame) -> pd.DataFrame:
 
     Returns
     -------
-    pd.DataFrame [shape=(10, 10)], int
+    pd.DataFrame [shape=(n_labels, n_labels)], int
         Row-normalise with ``matrix.div(matrix.sum(axis=1), axis=0)``.
     """
     from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
-    predictions = _check_predictions(predictions)
-    counts = sk_confusion_matrix(predictions["genre"], predictions["predicted"], labels=list(GENRES))
-    return pd.DataFrame(counts, index=pd.Index(GENRES, name="true"), columns=pd.Index(GENRES, name="predicted"))
+    predictions, labels = _check_predictions(predictions)
+    counts = sk_confusion_matrix(predictions["genre"], predictions["predicted"], labels=list(labels))
+    return pd.DataFrame(counts, index=pd.Index(labels, name="true"), columns=pd.Index(labels, name="predicted"))
 
 
 # ------------------------------------------------------------------------------------------ baseline
 
 def clip_mean_baseline(train_embeddings: list[np.ndarray], train_genres,
-                       test_embeddings: list[np.ndarray]) -> np.ndarray:
+                       test_embeddings: list[np.ndarray], *, labels=GENRES) -> np.ndarray:
     """The clip-mean baseline: average each clip's patches, standardise, logistic regression.
 
     Notebook: 05_evaluation.
@@ -155,8 +165,13 @@ def clip_mean_baseline(train_embeddings: list[np.ndarray], train_genres,
 
     Returns
     -------
-    np.ndarray [shape=(n_test, 10)]
-        Probabilities in :data:`GENRES` order (0 for a genre absent from training).
+    labels : sequence of str
+        The output columns, in order (default GTZAN's ten :data:`GENRES`).
+
+    Returns
+    -------
+    np.ndarray [shape=(n_test, len(labels))]
+        Probabilities in ``labels`` order (0 for a label absent from training).
 
     Notes
     -----
@@ -170,8 +185,9 @@ def clip_mean_baseline(train_embeddings: list[np.ndarray], train_genres,
     if not train_embeddings or not test_embeddings:
         raise ParameterError("the baseline needs at least one training and one test clip")
     classifier = linear_probe().fit(clip_means(train_embeddings), list(train_genres))
-    probabilities = np.zeros((len(test_embeddings), len(GENRES)))
-    columns = [GENRES.index(g) for g in classifier.classes_]
+    labels = list(labels)
+    probabilities = np.zeros((len(test_embeddings), len(labels)))
+    columns = [labels.index(g) for g in classifier.classes_]
     probabilities[:, columns] = classifier.predict_proba(clip_means(test_embeddings))
     return probabilities
 
@@ -208,10 +224,12 @@ def add_baseline(run_dirs: Iterable[str | os.PathLike], tracks: pd.DataFrame, *,
         if missing:
             raise DataError(f"{run_dir}: tracks missing from the embedded index: {', '.join(missing[:5])}")
         tested = run["predictions"][["item_id", "track_id", "genre", "side"]].copy()
+        labels = tuple(run["meta"].get("genres") or GENRES)  # the run's labels, in its network's order
         probabilities = clip_mean_baseline(load_embeddings(by_id.loc[learn].reset_index()), by_id.loc[learn, "genre"],
-                                           load_embeddings(by_id.loc[tested["track_id"]].reset_index()))
-        tested["predicted"] = [GENRES[i] for i in probabilities.argmax(axis=1)]
-        tested[_PROBABILITY_COLUMNS] = probabilities
+                                           load_embeddings(by_id.loc[tested["track_id"]].reset_index()),
+                                           labels=labels)
+        tested["predicted"] = [labels[i] for i in probabilities.argmax(axis=1)]
+        tested[[f"p_{label}" for label in labels]] = probabilities
         atomic_write_csv(target, tested)
         written.append(target)
     return written
@@ -273,8 +291,10 @@ def summarize_runs(run_dirs: Iterable[str | os.PathLike], *, model: str = "cnn",
         pooled.append(predictions)
     per_run = pd.DataFrame(rows)
     pooled = pd.concat(pooled, ignore_index=True)
+    labels = prediction_labels(pooled)
     return {
         "facts": facts,
+        "labels": labels,
         "per_run": per_run,
         # Population std (ddof=0) over runs, as genrelib.baselines reports its folds.
         "accuracy": {"mean": float(per_run["accuracy"].mean()), "std": float(per_run["accuracy"].std(ddof=0))},
@@ -323,7 +343,7 @@ def table3(summaries: Iterable[dict]) -> pd.DataFrame:
     """
     rows = []
     for summary in summaries:
-        is_cnn = summary["facts"]["model"] == MODELS["cnn"]
+        is_cnn = _beside_paper(summary)
         rows.append({**summary["facts"],
                      "accuracy_mean": summary["accuracy"]["mean"], "accuracy_std": summary["accuracy"]["std"],
                      "loss_mean": summary["loss"]["mean"], "loss_std": summary["loss"]["std"],
@@ -356,13 +376,19 @@ def table3_display(summaries: Iterable[dict], *, digits: int = 3) -> pd.DataFram
     })
 
 
+def _beside_paper(summary: dict) -> bool:
+    """Whether the paper's numbers belong beside a summary: the paper CNN on GTZAN's ten genres (never on
+    a collection of other labels, whose task the paper did not measure)."""
+    return summary["facts"]["model"] == MODELS["cnn"] and tuple(summary.get("labels", GENRES)) == GENRES
+
+
 def table2(summaries: Iterable[dict]) -> pd.DataFrame:
     """Table 2 rows: per-genre precision, recall, F1 and support of the pooled test predictions, and the
     paper's F1 in its own column (paper CNN rows only)."""
     frames = []
     for summary in summaries:
         scores = summary["per_genre"].reset_index()
-        is_cnn = summary["facts"]["model"] == MODELS["cnn"]
+        is_cnn = _beside_paper(summary)
         scores["paper_f1"] = scores["genre"].map(PAPER_F1) if is_cnn else None
         frames.append(scores.assign(**{k: v for k, v in summary["facts"].items()}))
     table = pd.concat(frames, ignore_index=True)

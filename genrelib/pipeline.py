@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable
 
 import pandas as pd
 
-from .config import Config
+from .config import GENRES, Config
 from .errors import DataError, ParameterError
 from .plots import write_figures_readme
 from .storage import output_dir
@@ -26,13 +26,18 @@ __all__ = ["load_tracks", "make_augmenter", "evaluate_runs", "run_pipeline", "la
 
 def load_tracks(root: str | os.PathLike | None = None, *, backend: Any = "auto", per_genre: int | None = None,
                 on_error: str = "raise", allow_download: bool = False, allow_synthetic: bool = False,
-                progress: bool = True):
+                progress: bool = True, labels=None):
     """Find and index the data, embed every track (cached), and describe the data for run records.
 
     Notebook: 04_cnn_training.
 
     Parameters
     ----------
+    root : path, optional
+        GTZAN (:func:`genrelib.data.load_gtzan`), or any folder-per-label collection or CSV manifest
+        (:func:`genrelib.collection.load_collection`); default :func:`genrelib.data.resolve_root`.
+    labels : sequence of str, optional
+        ``Config.data.labels``: of a collection, only these labels, in this order.
     per_genre : int > 0, optional
         Keep only the first ``per_genre`` tracks of each genre (:func:`genrelib.data.example_tracks`):
         the notebooks' quick mode.
@@ -45,8 +50,9 @@ def load_tracks(root: str | os.PathLike | None = None, *, backend: Any = "auto",
     tracks : pd.DataFrame
         The index (:func:`genrelib.data.load_gtzan`) plus ``embedding_path``, ``n_patches``, ``error``.
     data : dict
-        ``name`` (folder name), ``root``, ``source`` (how it was found), ``n_tracks``, ``checksum`` and,
-        when tracks were left out, ``skipped`` ("jazz.00054 (unreadable)").
+        ``name`` (folder name), ``root``, ``source`` (how it was found), ``n_tracks``, ``checksum``,
+        ``labels`` (the label set in output order, GTZAN's ten or the collection's), ``kind`` ("gtzan" or
+        "collection") and, when tracks were left out, ``skipped`` ("jazz.00054 (unreadable)").
     model : backend object
     """
     from . import data as gdata
@@ -54,14 +60,16 @@ def load_tracks(root: str | os.PathLike | None = None, *, backend: Any = "auto",
     from .train import data_checksum
 
     root, source = gdata.resolve_root(root, allow_download=allow_download, allow_synthetic=allow_synthetic)
-    index = gdata.load_gtzan(root, on_error=on_error)
+    index = gdata.load_data(root, labels=labels, on_error=on_error)
+    label_set = index.attrs["labels"]
     skipped = gdata.skipped_tracks(index)
     if per_genre is not None:
         index = gdata.example_tracks(index, per_genre=per_genre)
     model = get_backend(backend) if isinstance(backend, str) else backend
     tracks = embed_dataset(index, backend=model, progress=progress)
     facts = {"name": Path(root).name if source != "synthetic" else "SYNTHETIC (not music)", "root": str(root),
-             "source": source, "n_tracks": len(index), "checksum": data_checksum(index)}
+             "source": source, "n_tracks": len(index), "checksum": data_checksum(index),
+             "labels": list(label_set), "kind": "collection" if "group" in index.columns else "gtzan"}
     if skipped:
         facts["skipped"] = skipped
     return tracks, facts, model
@@ -142,13 +150,17 @@ def run_pipeline(config: Config = Config(), *, root: str | os.PathLike | None = 
             raise ParameterError(f"protocol={protocol!r} must be one of {', '.join(map(repr, PROTOCOLS))}")
     tracks, facts, model = load_tracks(root, backend=config.embed.backend, on_error=config.data.on_error,
                                        allow_download=allow_download, allow_synthetic=allow_synthetic,
-                                       progress=progress)
+                                       progress=progress, labels=config.data.labels or None)
+    if facts["kind"] == "collection" and "fault_filtered" in protocols:  # before any embedding is trained on
+        raise DataError(f"{facts['root']}: protocol 'fault_filtered' exists only for GTZAN (Kereliuk et al.'s "
+                        f"track lists); on this collection use paper, kfold or (with manifest groups) artist")
     augmenter = make_augmenter(tracks, config=config, backend=model, progress=progress)
     outcome: dict[str, Any] = {}
     for protocol in protocols:
         variant = config.replace(protocol=protocol)
         runs = run_protocol(tracks, config=variant, backend=model, runs_dir=runs_dir, data=facts,
-                            augmented_for=augmenter if variant.augment_training else None, progress=progress)
+                            augmented_for=augmenter if variant.augment_training else None, progress=progress,
+                            labels=facts["labels"])
         outcome[protocol] = {"runs": runs, "summaries": evaluate_runs(runs, tracks)}
     # Figs 4-6 show the configured protocol; drawing them from another would overwrite them with the wrong runs.
     drawn = config.protocol in protocols
@@ -160,9 +172,12 @@ def run_pipeline(config: Config = Config(), *, root: str | os.PathLike | None = 
 # -------------------------------------------------------------------------------------------- figures
 
 def latest_group(*, protocol: str, backend: str | None = None, augmented: bool | None = None,
-                 runs_dir: str | os.PathLike | None = None, config: Config | None = None) -> list[Path]:
+                 runs_dir: str | os.PathLike | None = None, config: Config | None = None,
+                 labels=None) -> list[Path]:
     """The runs of the most recently trained group matching a protocol (and backend, augmentation and, with
-    ``config``, every setting a run's key holds: an experiment with other sizes or fewer seeds is never taken).
+    ``config``, every setting a run's key holds: an experiment with other sizes or fewer seeds is never taken;
+    with ``labels``, only runs over exactly those labels: GTZAN's figures are never drawn from a collection's
+    runs, nor the reverse).
 
     A group is one folder of :func:`genrelib.train.run_protocol`. Raises :class:`DataError` when none matches.
     """
@@ -173,7 +188,8 @@ def latest_group(*, protocol: str, backend: str | None = None, augmented: bool |
     for run_dir in find_runs(runs_dir):  # complete training runs; only their meta.json is needed here
         meta = read_meta(run_dir)
         if meta["protocol"] != protocol or (backend and meta["backend"]["name"] != backend) or \
-                (augmented is not None and meta["augmented"] != augmented):
+                (augmented is not None and meta["augmented"] != augmented) or \
+                (labels is not None and tuple(meta.get("genres") or GENRES) != tuple(labels)):
             continue
         if wanted is not None and Config.from_json(run_dir / "config.json").keyed_settings() != wanted:
             continue
@@ -211,13 +227,14 @@ def regenerate_figures(config: Config = Config(), *, root: str | os.PathLike | N
     from .embed import resolve_backend
     from .train import load_run
 
-    # Find the runs first: without them there is nothing to redraw Figs 4-6 from, and the error should
-    # come before minutes of drawing.
-    runs = latest_group(protocol=config.protocol, backend=resolve_backend(config.embed.backend),
-                        augmented=config.augment_training, runs_dir=runs_dir, config=config)
-    folder = Path(figures_dir) if figures_dir else output_dir("figures")
+    # Find the runs before drawing (indexing the data is cheap: headers only): without them there is nothing
+    # to redraw Figs 4-6 from, and the error should come before minutes of drawing.
     root, source = gdata.resolve_root(root)
-    index = gdata.load_gtzan(root, on_error=config.data.on_error)
+    index = gdata.load_data(root, labels=config.data.labels or None, on_error=config.data.on_error)
+    labels = index.attrs["labels"]
+    runs = latest_group(protocol=config.protocol, backend=resolve_backend(config.embed.backend),
+                        augmented=config.augment_training, runs_dir=runs_dir, config=config, labels=labels)
+    folder = Path(figures_dir) if figures_dir else output_dir("figures")
     examples = gdata.example_tracks(index).set_index("genre")  # the clips notebook 01 shows
     skipped = gdata.skipped_tracks(index)
     data_label = f"{Path(root).name} ({len(index)} tracks{'; skipped: ' + skipped if skipped else ''}, found via " \
@@ -227,11 +244,13 @@ def regenerate_figures(config: Config = Config(), *, root: str | os.PathLike | N
     waveforms = {genre: audio.load(row["path"], sr=sr) for genre, row in examples.iterrows()}
     written += plots.save_figure(plots.fig1_waveforms(waveforms, sr=sr, seconds=10), "fig1_waveforms",
                                  output_dir=folder)
-    notes["fig1_waveforms"] = f"{data_label}: first 10 s of the first track of each genre"
-    disco = examples.loc["disco", "track_id"]
-    ax = plots.fig3_mel_spectrogram(waveforms["disco"], sr=sr, title=f"Fig 3 - mel-spectrogram of {disco}")
+    notes["fig1_waveforms"] = f"{data_label}: first 10 s of the first track of each label"
+    # The paper's Fig 3 shows a disco track; a collection without disco shows its first label's first track.
+    shown = "disco" if "disco" in examples.index else labels[0]
+    track = examples.loc[shown, "track_id"]
+    ax = plots.fig3_mel_spectrogram(waveforms[shown], sr=sr, title=f"Fig 3 - mel-spectrogram of {track}")
     written += plots.save_figure(ax.figure, "fig3_mel_spectrogram", output_dir=folder)
-    notes["fig3_mel_spectrogram"] = f"{data_label}: {disco}, 128 mel bands at {sr} Hz"
+    notes["fig3_mel_spectrogram"] = f"{data_label}: {track}, 128 mel bands at {sr} Hz"
     written += _fig2(index, config, folder, notes, data_label, progress=progress)
 
     loaded = [load_run(run) for run in runs]

@@ -72,8 +72,12 @@ def class_balance(index, *, ax=None):
 
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 3))
-    counts = index["genre"].value_counts().reindex(GENRES, fill_value=0)
-    sns.barplot(x=counts.index, y=counts.to_numpy(), hue=counts.index, palette=genre_colors(), legend=False, ax=ax)
+    from .collection import labels_of
+
+    counts = index["genre"].value_counts().reindex(labels_of(index["genre"], index.attrs.get("labels")),
+                                                   fill_value=0)
+    sns.barplot(x=counts.index, y=counts.to_numpy(), hue=counts.index, palette=genre_colors(list(counts.index)),
+                legend=False, ax=ax)
     ax.set_ylabel("tracks")
     ax.set_xlabel("")
     ax.tick_params(axis="x", rotation=30)
@@ -90,7 +94,8 @@ def fig1_waveforms(waveforms: dict[str, np.ndarray], *, sr: int, seconds: float 
     seconds : float, optional
         Show only the first ``seconds`` of each clip.
     axes : array of matplotlib Axes, optional
-        At least ``len(waveforms)`` axes; created (5 x 2 grid) when omitted.
+        At least ``len(waveforms)`` axes; created when omitted (two columns, as many rows as needed: 5 x 2
+        for GTZAN's ten genres), unused panels hidden.
 
     Returns
     -------
@@ -99,7 +104,10 @@ def fig1_waveforms(waveforms: dict[str, np.ndarray], *, sr: int, seconds: float 
     import librosa.display
 
     if axes is None:
-        fig, axes = plt.subplots(5, 2, figsize=(11, 10), sharex=True, sharey=True)
+        rows = max(1, -(-len(waveforms) // 2))
+        fig, axes = plt.subplots(rows, 2, figsize=(11, 2 * rows), sharex=True, sharey=True, squeeze=False)
+        for ax in np.ravel(axes)[len(waveforms):]:
+            ax.set_visible(False)
     else:
         fig = np.ravel(axes)[0].figure
     for ax, (genre, y) in zip(np.ravel(axes), waveforms.items()):
@@ -110,7 +118,7 @@ def fig1_waveforms(waveforms: dict[str, np.ndarray], *, sr: int, seconds: float 
         ax.set_title(genre)
         ax.set_xlabel("")
         ax.label_outer()
-    fig.suptitle("Fig 1 - one waveform per genre")
+    fig.suptitle(f"Fig 1 - one waveform per {'genre' if set(waveforms) <= set(GENRES) else 'label'}")
     fig.supxlabel("time (s)")
     fig.tight_layout()
     return fig
@@ -142,10 +150,10 @@ def fig3_mel_spectrogram(y: np.ndarray, *, sr: int, title: str = "", n_mels: int
     return ax
 
 
-def genre_colors() -> dict[str, tuple]:
-    """One fixed colour per genre, shared by every figure."""
-    palette = plt.get_cmap("tab10")
-    return {genre: palette(i) for i, genre in enumerate(GENRES)}
+def genre_colors(labels=GENRES) -> dict[str, tuple]:
+    """One fixed colour per genre (or per label of a collection, in its order), shared by every figure."""
+    palette = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")
+    return {genre: palette(i % palette.N) for i, genre in enumerate(labels)}
 
 
 # ------------------------------------------------------------------ notebook 03: VGGish front end
@@ -318,6 +326,14 @@ def augmentation_spectrograms(clips: dict[str, np.ndarray], *, sr: int, seconds:
     return fig
 
 
+def _timeline_labels(timeline) -> list[str]:
+    """The run's labels, in its order: the p_<label> columns (GTZAN's ten genres, or a collection's labels)."""
+    labels = [str(c)[2:] for c in getattr(timeline, "columns", []) if str(c).startswith("p_")]
+    if set(labels) <= set(GENRES):  # a GTZAN run's timeline holds all ten genres, in GTZAN order
+        labels = list(GENRES)
+    return labels
+
+
 def probability_timeline(timeline, *, title: str = "", true_genre: str | None = None, ax=None):
     """Genre probabilities of each patch over time, as a heat map (genres down, time across).
 
@@ -328,16 +344,18 @@ def probability_timeline(timeline, *, title: str = "", true_genre: str | None = 
     -------
     ax : matplotlib Axes
     """
-    columns = [f"p_{g}" for g in GENRES]
-    if not hasattr(timeline, "columns") or not {"start", "end", *columns} <= set(timeline.columns) or not len(timeline):
+    labels = _timeline_labels(timeline)
+    columns = [f"p_{g}" for g in labels]
+    if not hasattr(timeline, "columns") or not {"start", "end", *columns} <= set(timeline.columns) or \
+            not len(timeline):
         raise ParameterError("timeline needs 'start', 'end' and p_<genre> columns for at least one patch "
                              "(genrelib.predict.patch_timeline)")
     if ax is None:
-        _, ax = plt.subplots(figsize=(9, 3.4))
+        _, ax = plt.subplots(figsize=(9, max(3.4, 0.3 * len(labels) + 0.4)))
     edges = np.append(timeline["start"].to_numpy(), timeline["end"].iloc[-1])
-    mesh = ax.pcolormesh(edges, np.arange(len(GENRES) + 1), timeline[columns].to_numpy().T, vmin=0, vmax=1,
+    mesh = ax.pcolormesh(edges, np.arange(len(labels) + 1), timeline[columns].to_numpy().T, vmin=0, vmax=1,
                          cmap="viridis")
-    ax.set_yticks(np.arange(len(GENRES)) + 0.5, [f"{g} (true)" if g == true_genre else g for g in GENRES])
+    ax.set_yticks(np.arange(len(labels)) + 0.5, [f"{g} (true)" if g == true_genre else g for g in labels])
     ax.invert_yaxis()
     ax.set(xlabel="time [s]", title=title or "genre probability of each patch")
     ax.figure.colorbar(mesh, ax=ax, label="probability")
@@ -345,36 +363,37 @@ def probability_timeline(timeline, *, title: str = "", true_genre: str | None = 
 
 
 def prediction_figure(probabilities, timeline, *, title: str = ""):
-    """One clip's prediction: each genre's probability (left) beside the probability of each patch over time (right).
+    """One clip's prediction: each label's probability (left) beside the probability of each patch over time (right).
 
     Notebook: 05_evaluation (the upload widget). CLI: ``genrelib predict --plot OUT.png FILE``.
 
     Parameters
     ----------
-    probabilities : array [shape=(10,)]
-        In :data:`genrelib.config.GENRES` order (:func:`genrelib.predict.explain_audio`).
+    probabilities : array [shape=(n_labels,)]
+        In the run's label order (:func:`genrelib.predict.explain_audio`; GTZAN's :data:`~genrelib.config.GENRES`).
     timeline : pd.DataFrame
-        :func:`genrelib.predict.patch_timeline`'s frame.
+        :func:`genrelib.predict.patch_timeline`'s frame; its ``p_<label>`` columns name the labels.
     title : str
 
     Returns
     -------
     fig : matplotlib Figure
-        Both panels list the genres in the same rows; the most probable genre's bar is highlighted.
+        Both panels list the labels in the same rows; the most probable label's bar is highlighted.
     """
+    labels = _timeline_labels(timeline)
     probabilities = np.asarray(probabilities, dtype=float)
-    if probabilities.shape != (len(GENRES),) or not np.all(np.isfinite(probabilities)):
-        raise ParameterError(f"probabilities must be {len(GENRES)} finite numbers in GENRES order, got shape "
-                             f"{probabilities.shape}")
-    fig, (bars, heat) = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True, width_ratios=[1, 3],
-                                     layout="constrained")
+    if probabilities.shape != (len(labels),) or not np.all(np.isfinite(probabilities)):
+        raise ParameterError(f"probabilities must be {len(labels)} finite numbers in the timeline's label order, got "
+                             f"shape {probabilities.shape}")
+    fig, (bars, heat) = plt.subplots(1, 2, figsize=(11, max(3.6, 0.3 * len(labels) + 0.6)), sharey=True,
+                                     width_ratios=[1, 3], layout="constrained")
     best = int(np.argmax(probabilities))
-    bars.barh(np.arange(len(GENRES)) + 0.5, probabilities, height=0.8,
-              color=["tab:orange" if i == best else "0.6" for i in range(len(GENRES))])
-    bars.set(xlim=(0, 1), xlabel="probability (mean over windows)", title=f"{GENRES[best]} ({probabilities[best]:.2f})")
+    rows = np.arange(len(labels)) + 0.5
+    bars.barh(rows, probabilities, height=0.8, color=["tab:orange" if i == best else "0.6" for i in range(len(labels))])
+    bars.set(xlim=(0, 1), xlabel="probability (mean over windows)", title=f"{labels[best]} ({probabilities[best]:.2f})")
     probability_timeline(timeline, ax=heat, title="each patch on its own")
     heat.tick_params(labelleft=False)
-    bars.set_yticks(np.arange(len(GENRES)) + 0.5, GENRES)  # the shared axis keeps the timeline's rows
+    bars.set_yticks(rows, labels)  # the shared axis keeps the timeline's rows
     if title:
         fig.suptitle(title)
     return fig
@@ -592,7 +611,8 @@ def fig6_confusion_matrix(counts, *, title: str = "", ax=None):
     shares = np.divide(values, totals, out=np.zeros_like(values), where=totals > 0)
     labels = np.array([[f"{int(n)}\n{s:.2f}" for n, s in zip(row_n, row_s)] for row_n, row_s in zip(values, shares)])
     if ax is None:
-        _, ax = plt.subplots(figsize=(8.5, 7))
+        n = len(counts)  # GTZAN's ten genres at the paper's size; a larger label set gets larger cells
+        _, ax = plt.subplots(figsize=(max(8.5, 0.7 * n + 1.5), max(7.0, 0.6 * n + 1.0)))
     sns.heatmap(shares, annot=labels, fmt="", cmap="Blues", vmin=0, vmax=1, square=True, ax=ax,
                 xticklabels=list(counts.columns), yticklabels=list(counts.index), annot_kws={"fontsize": 8},
                 cbar_kws={"label": "share of the true genre's clips"})
@@ -608,7 +628,7 @@ def fig6_confusion_matrix(counts, *, title: str = "", ax=None):
 __all__ += ["per_genre_bars"]
 
 
-def per_genre_bars(scores: dict, *, metric: str = "F1", title: str = "", ax=None):
+def per_genre_bars(scores: dict, *, metric: str = "F1", title: str = "", ax=None, labels=GENRES):
     """Grouped bars of a per-genre score (F1, recall, ...) of several models, one group per genre.
 
     Notebook: 03_vggish_features (``figures/zero_shot_vs_trained.png``).
@@ -622,22 +642,25 @@ def per_genre_bars(scores: dict, *, metric: str = "F1", title: str = "", ax=None
         Axis label.
     title : str
     ax : matplotlib Axes, optional
+    labels : sequence of str
+        One group of bars per label, in this order (default GTZAN's ten genres).
 
     Returns
     -------
     ax : matplotlib Axes
     """
+    labels = list(labels)
     if not scores:
         raise ValueError("no scores to draw")
     if ax is None:
         _, ax = plt.subplots(figsize=(11, 4.2))
     width = 0.8 / len(scores)
     palette = plt.get_cmap("tab10")
-    x = np.arange(len(GENRES))
+    x = np.arange(len(labels))
     for i, (label, values) in enumerate(scores.items()):
-        heights = np.array([float(values[g]) if g in values else np.nan for g in GENRES])
+        heights = np.array([float(values[g]) if g in values else np.nan for g in labels])
         ax.bar(x - 0.4 + width * (i + 0.5), heights, width, label=label, color=palette(i))
-    ax.set_xticks(x, GENRES, rotation=30, ha="right")
+    ax.set_xticks(x, labels, rotation=30, ha="right")
     ax.set_ylim(0, 1.05)
     ax.set_ylabel(metric)
     ax.grid(axis="y", alpha=0.3)

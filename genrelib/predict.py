@@ -25,8 +25,8 @@ from .errors import DataError, GenrelibError, ParameterError, TrainingError, Wei
 
 __all__ = ["Classifier", "load_classifier", "latest_run", "window_patches", "predict_audio", "predict_files",
            "patch_timeline", "explain_audio", "explain_file", "explain_upload", "FIGURE_SUFFIXES",
-           "write_prediction_figure",
-           "ZERO_SHOT_CLASSES", "ZERO_SHOT_MODEL", "zero_shot", "zero_shot_genre_scores",
+           "write_prediction_figure", "ZERO_SHOT_CLASSES", "zero_shot_classes",
+           "ZERO_SHOT_MODEL", "zero_shot", "zero_shot_genre_scores",
            "zero_shot_predictions", "zero_shot_summary", "evaluate_zero_shot", "zero_shot_comparison",
            "zero_shot_figure"]
 
@@ -41,6 +41,11 @@ class Classifier:
     pad_mode: str
     run_dir: Path
     meta: dict
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The run's labels in its network's output order (``meta["genres"]``: GTZAN's ten, or a collection's)."""
+        return tuple(self.meta.get("genres") or GENRES)
 
 
 def latest_run(root: str | os.PathLike | None = None) -> Path:
@@ -152,9 +157,9 @@ def predict_audio(y: np.ndarray, *, sr: int, classifier: Classifier) -> np.ndarr
 
     Returns
     -------
-    np.ndarray [shape=(10,)]
-        Probabilities in :data:`genrelib.config.GENRES` order: the mean over the clip's windows
-        (:func:`window_patches`).
+    np.ndarray [shape=(n_labels,)]
+        Probabilities in ``classifier.labels`` order (GTZAN's :data:`~genrelib.config.GENRES`, or the
+        collection's labels the run was trained on): the mean over the clip's windows (:func:`window_patches`).
     """
     from .embed import embed_audio
 
@@ -187,7 +192,7 @@ def patch_timeline(y: np.ndarray, *, sr: int, classifier: Classifier) -> pd.Data
     Returns
     -------
     pd.DataFrame
-        One row per patch: ``start`` and ``end`` [s], ``p_<genre>`` for every genre.
+        One row per patch: ``start`` and ``end`` [s], ``p_<label>`` for every label of the run.
     """
     from .embed import embed_audio
 
@@ -202,7 +207,7 @@ def _patch_probabilities(embedding: np.ndarray, classifier: Classifier) -> pd.Da
                         for row in embedding])
     probabilities = classifier.model.predict(windows, verbose=0)
     starts = np.arange(len(embedding)) * backend.patch_hop_seconds
-    frame = pd.DataFrame(probabilities, columns=[f"p_{g}" for g in GENRES])
+    frame = pd.DataFrame(probabilities, columns=[f"p_{g}" for g in classifier.labels])
     frame.insert(0, "end", starts + backend.patch_seconds)
     frame.insert(0, "start", starts)
     return frame
@@ -215,10 +220,10 @@ def explain_audio(y: np.ndarray, *, sr: int, classifier: Classifier) -> tuple[np
 
     Returns
     -------
-    probabilities : np.ndarray [shape=(10,)]
-        The mean over windows, in :data:`genrelib.config.GENRES` order.
+    probabilities : np.ndarray [shape=(n_labels,)]
+        The mean over windows, in ``classifier.labels`` order (GTZAN's :data:`genrelib.config.GENRES`).
     timeline : pd.DataFrame
-        Each patch on its own (``start``, ``end``, ``p_<genre>``).
+        Each patch on its own (``start``, ``end``, ``p_<label>``).
     """
     from .embed import embed_audio
 
@@ -317,8 +322,8 @@ def predict_files(paths: Iterable[str | os.PathLike], *, classifier: Classifier 
     Returns
     -------
     pd.DataFrame
-        One row per file: ``path``, ``genre`` (most probable), ``probability`` (its probability),
-        ``p_<genre>`` for every genre, ``error`` (``None`` when it worked).
+        One row per file: ``path``, ``genre`` (the most probable of the run's labels), ``probability`` (its
+        probability), ``p_<label>`` for every label of the run, ``error`` (``None`` when it worked).
     """
     from . import audio
 
@@ -327,7 +332,7 @@ def predict_files(paths: Iterable[str | os.PathLike], *, classifier: Classifier 
     if not paths:
         raise DataError("no audio files given")
     classifier = classifier or load_classifier(run_dir)
-    backend = classifier.backend
+    backend, labels = classifier.backend, classifier.labels
     rows = []
     for path in paths:
         try:
@@ -337,11 +342,11 @@ def predict_files(paths: Iterable[str | os.PathLike], *, classifier: Classifier 
             if on_error == "raise":
                 raise
             rows.append({"path": str(path), "genre": None, "probability": np.nan,
-                         **{f"p_{g}": np.nan for g in GENRES}, "error": str(exc)})
+                         **{f"p_{g}": np.nan for g in labels}, "error": str(exc)})
             continue
         best = int(np.argmax(probabilities))
-        rows.append({"path": str(path), "genre": GENRES[best], "probability": float(probabilities[best]),
-                     **{f"p_{g}": float(p) for g, p in zip(GENRES, probabilities)}, "error": None})
+        rows.append({"path": str(path), "genre": labels[best], "probability": float(probabilities[best]),
+                     **{f"p_{g}": float(p) for g, p in zip(labels, probabilities)}, "error": None})
     return pd.DataFrame(rows)
 
 
@@ -353,7 +358,38 @@ ZERO_SHOT_CLASSES = {
 }
 
 
-def zero_shot(paths: Iterable[str | os.PathLike], *, backend: Any = None, on_error: str = "raise") -> pd.DataFrame:
+def zero_shot_classes(labels=GENRES) -> list[int]:
+    """The AudioSet class (index into YAMNet's :data:`~genrelib.yamnet.CLASS_NAMES`) of each label.
+
+    A GTZAN genre maps through :data:`ZERO_SHOT_CLASSES`; any other label to the class of the same name or
+    ``"<label> music"`` (case and ``_``/``-`` ignored: ``dance`` -> "Dance music", ``techno`` -> "Techno").
+
+    Raises
+    ------
+    DataError
+        Naming every label without an AudioSet class: zero-shot cannot answer with a label it has no class for.
+    """
+    from . import yamnet
+
+    by_name = {name.lower(): i for i, name in enumerate(yamnet.CLASS_NAMES)}
+    columns, unmapped = [], []
+    for label in labels:
+        if label in ZERO_SHOT_CLASSES:
+            columns.append(yamnet.CLASS_NAMES.index(ZERO_SHOT_CLASSES[label]))
+            continue
+        name = str(label).replace("_", " ").replace("-", " ").strip().lower()
+        found = by_name.get(name, by_name.get(f"{name} music"))
+        if found is None:
+            unmapped.append(label)
+        columns.append(found)
+    if unmapped:
+        raise DataError(f"zero-shot needs an AudioSet class for every label; none matches "
+                        f"{', '.join(map(repr, unmapped))} (train a run on these labels instead: genrelib run --data)")
+    return columns
+
+
+def zero_shot(paths: Iterable[str | os.PathLike], *, backend: Any = None, on_error: str = "raise",
+              labels=GENRES) -> pd.DataFrame:
     """Genre of audio files without training: YAMNet's AudioSet scores of the ten genre classes.
 
     Notebook: 05_evaluation. CLI: ``genrelib predict --zero-shot FILE...``.
@@ -371,22 +407,26 @@ def zero_shot(paths: Iterable[str | os.PathLike], *, backend: Any = None, on_err
         Default: ``get_backend("yamnet")``.
     on_error : {"raise", "report"}
         As for :func:`predict_files`.
+    labels : sequence of str
+        The labels to choose from (default GTZAN's ten); each needs an AudioSet class
+        (:func:`zero_shot_classes`, which names those that have none).
 
     Returns
     -------
     pd.DataFrame
         The columns of :func:`predict_files`: ``path``, ``genre``, ``probability`` (its mean score),
-        ``p_<genre>``, ``error``.
+        ``p_<label>``, ``error``.
     """
-    from . import audio, yamnet
+    from . import audio
     from .embed import get_backend
 
     one_of(on_error, ("raise", "report"), "on_error")
     paths = [Path(p) for p in paths]
     if not paths:
         raise DataError("no audio files given")
+    labels = tuple(labels)
+    columns = zero_shot_classes(labels)  # before the model loads: an unmapped label costs nothing
     backend = backend or get_backend("yamnet")
-    columns = [yamnet.CLASS_NAMES.index(ZERO_SHOT_CLASSES[genre]) for genre in GENRES]
     rows = []
     for path in paths:
         try:
@@ -396,11 +436,11 @@ def zero_shot(paths: Iterable[str | os.PathLike], *, backend: Any = None, on_err
             if on_error == "raise":
                 raise
             rows.append({"path": str(path), "genre": None, "probability": np.nan,
-                         **{f"p_{g}": np.nan for g in GENRES}, "error": str(exc)})
+                         **{f"p_{g}": np.nan for g in labels}, "error": str(exc)})
             continue
         best = int(np.argmax(scores))
-        rows.append({"path": str(path), "genre": GENRES[best], "probability": float(scores[best]),
-                     **{f"p_{g}": float(p) for g, p in zip(GENRES, scores)}, "error": None})
+        rows.append({"path": str(path), "genre": labels[best], "probability": float(scores[best]),
+                     **{f"p_{g}": float(p) for g, p in zip(labels, scores)}, "error": None})
     return pd.DataFrame(rows)
 
 

@@ -34,6 +34,7 @@ import pandas as pd
 
 from . import data as gdata
 from .checks import one_of, positive_int
+from .collection import labels_of
 from .config import GENRES, PROTOCOLS, Config
 from .errors import DataError, GenrelibError, GenrelibWarning, ParameterError, TrainingError
 from .storage import atomic_path, atomic_write_csv, atomic_write_json, file_digest, output_dir, params_key
@@ -167,7 +168,7 @@ def fit_model(model, x, y=None, *, callbacks: list, **fit_options):
 
 
 def fit_classifier(x_train, y_train, *, x_valid=None, y_valid=None, config: Config = Config(), seed: int = 0,
-                   run_dir: str | os.PathLike | None = None, progress: bool = False):
+                   run_dir: str | os.PathLike | None = None, progress: bool = False, n_classes: int | None = None):
     """Train the paper's CNN on arrays of clips.
 
     Notebook: 04_cnn_training.
@@ -177,8 +178,8 @@ def fit_classifier(x_train, y_train, *, x_valid=None, y_valid=None, config: Conf
     x_train : np.ndarray [shape=(n, n_patches, d)]
         Training clips (already cropped / padded, see :func:`genrelib.model.stack_patches`).
     y_train : np.ndarray [shape=(n,)], int
-        Genre indices into :data:`genrelib.config.GENRES` (one-hot encoding happens here, for the
-        categorical cross-entropy of Table 1).
+        Label indices into the run's labels (:data:`genrelib.config.GENRES` for GTZAN; one-hot encoding
+        happens here, for the categorical cross-entropy of Table 1).
     x_valid, y_valid : optional
         Validation clips: their loss and accuracy are logged each epoch and pick the ``"best"`` checkpoint.
     config : Config
@@ -191,6 +192,8 @@ def fit_classifier(x_train, y_train, *, x_valid=None, y_valid=None, config: Conf
         Write ``history.csv`` each epoch, ``best.keras`` on each improvement and ``last.keras`` at the end.
     progress : bool
         An epoch progress bar.
+    n_classes : int >= 2, optional
+        The network's outputs: how many labels (default ``len(GENRES)``, GTZAN's ten).
 
     Returns
     -------
@@ -217,9 +220,9 @@ def fit_classifier(x_train, y_train, *, x_valid=None, y_valid=None, config: Conf
                              "or set train.checkpoint='last'")
     epochs, batch_size = positive_int(train.epochs, "epochs"), positive_int(train.batch_size, "batch_size")
     one_of(train.loss, ("categorical_crossentropy",), "loss")
-    n_classes = len(GENRES)
+    n_classes = len(GENRES) if n_classes is None else positive_int(n_classes, "n_classes")
     if y_train.min() < 0 or max(y_train.max(), y_valid.max() if has_valid else 0) >= n_classes:
-        raise ParameterError(f"labels must lie in [0, {n_classes - 1}] (indices into GENRES)")
+        raise ParameterError(f"labels must lie in [0, {n_classes - 1}] (indices into the run's labels)")
     run_dir = Path(run_dir) if run_dir is not None else None
 
     set_determinism(seed)
@@ -245,7 +248,11 @@ def fit_classifier(x_train, y_train, *, x_valid=None, y_valid=None, config: Conf
 def _n_folds(index: pd.DataFrame, folds: int) -> int:
     if folds:
         return positive_int(folds, "folds")
-    return 10 if index["genre"].value_counts().min() >= 50 else 5
+    k = 10 if index["genre"].value_counts().min() >= 50 else 5
+    groups = gdata.split_groups(index)
+    if groups is not None:  # a small collection: as many folds as its smallest label can test, at least 2
+        k = max(2, min(k, int(pd.Series(groups).groupby(index["genre"].to_numpy()).nunique().min())))
+    return k
 
 
 def make_splits(index: pd.DataFrame, *, protocol: str, seed: int = 0, config: Config = Config()) -> list[gdata.Split]:
@@ -263,7 +270,8 @@ def make_splits(index: pd.DataFrame, *, protocol: str, seed: int = 0, config: Co
         same for every seed: seeds then vary only the network); ``"kfold"``: stratified k-fold
         (``config.train.folds``; 10, or 5 on a set with fewer than 50 tracks per genre); ``"artist"``: as
         many folds, artist-disjoint, at most the smallest testable genre's tracks
-        (:func:`genrelib.data.split_by_artist`).
+        (:func:`genrelib.data.split_by_artist`). On a collection (an index with ``group``) every split is
+        by group; ``fault_filtered`` (GTZAN's own lists) is refused, and ``artist`` needs manifest groups.
     seed : int
         Seeds the random splits.
 
@@ -274,6 +282,14 @@ def make_splits(index: pd.DataFrame, *, protocol: str, seed: int = 0, config: Co
     """
     one_of(protocol, PROTOCOLS, "protocol")
     train = config.train
+    collection = gdata.split_groups(index) is not None
+    if collection and protocol == "fault_filtered":
+        raise DataError("protocol 'fault_filtered' is Kereliuk et al.'s lists of GTZAN tracks: it exists only for "
+                        "GTZAN; use paper, kfold or (with groups in a manifest) artist on this collection")
+    if collection and protocol == "artist" and not index["artist"].notna().any():
+        raise DataError("protocol 'artist' needs the artist of each track: give the collection as a CSV manifest "
+                        "with a group column (artist or album); paper and kfold already keep each track's "
+                        "excerpts together")
     if protocol == "paper":
         return [gdata.split_random(index, test_size=train.test_size, valid_size=train.valid_size, seed=seed)]
     if protocol == "fault_filtered":
@@ -433,22 +449,23 @@ def _is_complete(run_dir: Path) -> bool:
     return meta.get("status") == "complete" and meta.get("kind", "train") == "train"
 
 
-def _arrays(clips: pd.DataFrame, *, n_patches: int, pad_mode: str) -> tuple[np.ndarray, np.ndarray]:
+def _arrays(clips: pd.DataFrame, *, n_patches: int, pad_mode: str,
+            labels: tuple[str, ...] = GENRES) -> tuple[np.ndarray, np.ndarray]:
     from .embed import load_embeddings
     from .model import stack_patches
 
-    unknown = sorted(set(clips["genre"]) - set(GENRES))
+    unknown = sorted(set(clips["genre"]) - set(labels))
     if unknown:
-        raise DataError(f"unknown genre(s) {', '.join(unknown)}; expected {', '.join(GENRES)}")
+        raise DataError(f"unknown label(s) {', '.join(unknown)}; expected {', '.join(labels)}")
     x = stack_patches(load_embeddings(clips), n_patches=n_patches, pad_mode=pad_mode)
-    y = np.array([GENRES.index(g) for g in clips["genre"]], dtype=np.int64)
+    y = np.array([labels.index(g) for g in clips["genre"]], dtype=np.int64)
     return x, y
 
 
 def train_split(split: gdata.Split, tracks: pd.DataFrame, *, run_dir: str | os.PathLike,
                 augmented: pd.DataFrame | None = None, config: Config = Config(), seed: int = 0,
                 backend: Any = "auto", data: dict | None = None, overwrite: bool = False,
-                progress: bool = False) -> Path:
+                progress: bool = False, labels=None) -> Path:
     """Train on one split and store everything about the run in ``run_dir``.
 
     Notebook: 04_cnn_training.
@@ -471,6 +488,9 @@ def train_split(split: gdata.Split, tracks: pd.DataFrame, *, run_dir: str | os.P
     data : dict, optional
         Facts about the data recorded in ``meta.json``, e.g. ``{"root": ..., "source": ...,
         "checksum": ...}``; the checksum is computed when absent.
+    labels : sequence of str, optional
+        The network's outputs, in order, stored as ``meta["genres"]``; default
+        :func:`genrelib.collection.labels_of` the tracks (GTZAN's ten for GTZAN).
 
     Returns
     -------
@@ -489,9 +509,10 @@ def train_split(split: gdata.Split, tracks: pd.DataFrame, *, run_dir: str | os.P
     # The median length of the training originals: a typical clip passes intact, others are cropped/padded.
     n_patches = int(np.median(tracks.set_index("track_id").loc[list(split.train), "n_patches"]))
     pad_mode = config.model.pad_mode
-    x_train, y_train = _arrays(training, n_patches=n_patches, pad_mode=pad_mode)
+    labels = labels_of(tracks["genre"], labels)
+    x_train, y_train = _arrays(training, n_patches=n_patches, pad_mode=pad_mode, labels=labels)
     evaluated = clips[clips["side"].isin(["valid", "test"])]
-    x_eval, y_eval = _arrays(evaluated, n_patches=n_patches, pad_mode=pad_mode)
+    x_eval, y_eval = _arrays(evaluated, n_patches=n_patches, pad_mode=pad_mode, labels=labels)
     is_valid = (evaluated["side"] == "valid").to_numpy()
 
     # An unfinished or overwritten run starts afresh: no file of an earlier attempt may survive beside the
@@ -503,7 +524,7 @@ def train_split(split: gdata.Split, tracks: pd.DataFrame, *, run_dir: str | os.P
         "status": "running", "kind": "train", "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "seed": int(seed),
         "protocol": split.protocol, "split_seed": split.seed, "fold": split.fold,
         "backend": _backend_info(backend), "n_patches": n_patches, "embedding_dim": int(x_train.shape[2]),
-        "genres": list(GENRES), "augmented": bool(config.augment_training),
+        "genres": list(labels), "augmented": bool(config.augment_training),
         "clips": {side: int((clips["side"] == side).sum()) for side in _SIDES},
         "augmented_clips": int((training["method"] != "original").sum()),
         "data": {**(data or {}), "checksum": (data or {}).get("checksum") or data_checksum(tracks)},
@@ -516,7 +537,7 @@ def train_split(split: gdata.Split, tracks: pd.DataFrame, *, run_dir: str | os.P
     started = time.perf_counter()
     model, history = fit_classifier(x_train, y_train, x_valid=x_eval[is_valid] if is_valid.any() else None,
                                     y_valid=y_eval[is_valid] if is_valid.any() else None, config=config,
-                                    seed=seed, run_dir=run_dir, progress=progress)
+                                    seed=seed, run_dir=run_dir, progress=progress, n_classes=len(labels))
     from .quiet import filtered_native_stderr
 
     with filtered_native_stderr():  # the same harmless tf.data NodeDef line as in fit_classifier
@@ -525,8 +546,8 @@ def train_split(split: gdata.Split, tracks: pd.DataFrame, *, run_dir: str | os.P
         raise TrainingError(f"{run_dir}: the trained network gives non-finite probabilities; the run is left "
                             f"unfinished and is never used")
     predictions = evaluated[["item_id", "track_id", "genre", "side"]].reset_index(drop=True)
-    predictions["predicted"] = [GENRES[i] for i in probabilities.argmax(axis=1)]
-    predictions[[f"p_{g}" for g in GENRES]] = probabilities
+    predictions["predicted"] = [labels[i] for i in probabilities.argmax(axis=1)]
+    predictions[[f"p_{g}" for g in labels]] = probabilities
     atomic_write_csv(run_dir / "predictions.csv", predictions)
     meta.update(status="complete", best_epoch=int(history.attrs["best_epoch"]),
                 train_seconds=round(time.perf_counter() - started, 2))
@@ -537,7 +558,7 @@ def train_split(split: gdata.Split, tracks: pd.DataFrame, *, run_dir: str | os.P
 def run_protocol(tracks: pd.DataFrame, *, config: Config = Config(), backend: Any = "auto",
                  augmented_for: Callable[[gdata.Split], pd.DataFrame] | None = None,
                  runs_dir: str | os.PathLike | None = None, data: dict | None = None, overwrite: bool = False,
-                 progress: bool = True) -> list[Path]:
+                 progress: bool = True, labels=None) -> list[Path]:
     """Train every split of ``config.protocol`` for ``config.train.n_seeds`` seeds.
 
     Notebook: 04_cnn_training.
@@ -556,6 +577,8 @@ def run_protocol(tracks: pd.DataFrame, *, config: Config = Config(), backend: An
         ``genrelib.augment.augment_split`` and :func:`genrelib.embed.embed_dataset`.
     runs_dir : path, optional
         Parent of the protocol's folder; default ``output_dir("runs")``.
+    labels : sequence of str, optional
+        As for :func:`train_split` (default: those of ``tracks``).
 
     Returns
     -------
@@ -592,7 +615,7 @@ def run_protocol(tracks: pd.DataFrame, *, config: Config = Config(), backend: An
             with nested():  # one bar over the runs stays; each run's augment, embed and epoch bars vanish when done
                 augmented = augmented_for(split) if config.augment_training else None
                 train_split(split, tracks, run_dir=run_dir, augmented=augmented, config=config.replace(seed=seed),
-                            seed=seed, backend=backend_info, data=data, overwrite=overwrite)
+                            seed=seed, backend=backend_info, data=data, overwrite=overwrite, labels=labels)
         run_dirs.append(run_dir)
     return run_dirs
 

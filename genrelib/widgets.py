@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from .checks import positive_int, positive_number
-from .config import GENRES, AugmentConfig
+from .collection import labels_of
+from .config import AugmentConfig
 from .errors import ParameterError
 
 __all__ = ["SLIDERS", "AugmentationPanel", "ComparisonFigure", "UploadPanel", "augmentation_panel", "mel_power",
@@ -197,7 +198,7 @@ class AugmentationPanel:
         self._view = ComparisonFigure(sr=sr)
         self.figure = self._view.figure
         self._original_player = (None, None)  # ((track, gain), Audio): re-encoded only when either changes
-        genres = [g for g in GENRES if g in set(index["genre"])]
+        genres = [g for g in labels_of(index["genre"], index.attrs.get("labels")) if g in set(index["genre"])]
         self.genre = widgets.Dropdown(options=genres, value=genres[0], description="genre")
         self.track = widgets.Dropdown(options=self._tracks(genres[0]), description="track")
         self.method = widgets.Dropdown(options=list(SLIDERS), value=list(SLIDERS)[0], description="method")
@@ -391,7 +392,7 @@ class UploadPanel:
     """An upload button for any audio file; shows its genre probabilities and each patch's over time.
 
     Notebook: 05_evaluation. Build with :func:`upload_panel`. After an upload (or :meth:`show`) the attributes hold
-    ``probabilities`` (np.ndarray [shape=(10,)], GENRES order) and ``timeline`` (:func:`genrelib.predict.
+    ``probabilities`` (np.ndarray [shape=(n_labels,)], ``classifier.labels`` order) and ``timeline`` (:func:`genrelib.predict.
     patch_timeline`'s frame), ``image`` the figure (:func:`genrelib.plots.prediction_figure`) as PNG, ``message`` one
     line: the predicted genre, or why the upload cannot be used (no traceback). A failed upload clears the previous
     result, so nothing on screen belongs to another file.
@@ -438,7 +439,8 @@ class UploadPanel:
         plt.close(figure)  # shown through self.image only
         self.image.value = buffer.getvalue()
         best = int(np.argmax(self.probabilities))
-        self.message.value = (f"<b>{html.escape(name)}</b>: <b>{GENRES[best]}</b> (p = {self.probabilities[best]:.2f}; "
+        label = html.escape(self.classifier.labels[best])
+        self.message.value = (f"<b>{html.escape(name)}</b>: <b>{label}</b> (p = {self.probabilities[best]:.2f}; "
                               f"{len(self.timeline)} patches, model {html.escape(self.classifier.run_dir.name)})")
 
     def _ipython_display_(self) -> None:

@@ -59,12 +59,15 @@ def clips_to_embed(args: argparse.Namespace):
     return index
 
 
-def add_data_argument(parser: argparse.ArgumentParser, *, on_error: bool = True) -> None:
-    """``--data`` and (``on_error``) ``--on-error``, for every verb that reads the GTZAN tracks."""
+def add_data_argument(parser: argparse.ArgumentParser, *, on_error: bool = True, collection: bool = False) -> None:
+    """``--data`` and (``on_error``) ``--on-error``, for every verb that reads the GTZAN tracks (``collection``:
+    or any folder-per-label collection, :func:`genrelib.collection.load_collection`)."""
     parser.add_argument(
         "--data", default=None,
         help="GTZAN root: the folder holding genres/ (original archive), the unzipped Kaggle folder, its Data/ or "
-             "its genres_original/; default: $GENRELIB_DATA, then ./data/gtzan",
+             "its genres_original/; default: $GENRELIB_DATA, then ./data/gtzan" +
+             ("; or your own collection: a folder of label folders (DIR/<label>/<file>) or a CSV manifest with "
+              "path,label[,group] columns" if collection else ""),
     )
     if on_error:
         parser.add_argument(

@@ -1,4 +1,5 @@
-"""``genrelib run``: the whole pipeline (data -> augment -> embed -> train -> evaluate -> figures)."""
+"""``genrelib run``: the whole pipeline (data -> augment -> embed -> train -> evaluate -> figures), on GTZAN or on
+any folder-per-label collection (``--data DIR``; :func:`genrelib.collection.load_collection`)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                                                "write the results tables and Figs 1-6. Every stage is cached: a "
                                                "re-run recomputes nothing. --figures-only redraws the figures "
                                                "from stored runs without training.")
-    add_data_argument(parser)
+    add_data_argument(parser, collection=True)
     add_config_arguments(parser)
     add_training_arguments(parser)
     parser.add_argument("--protocols", nargs="+", choices=PROTOCOLS, default=None,

@@ -1,7 +1,10 @@
-"""``genrelib predict FILE... [--model RUN_DIR | --zero-shot] [--plot OUT.png]``: genre and probabilities of files.
+"""``genrelib predict FILE... [--model RUN_DIR | --zero-shot [--labels A,B]] [--plot OUT.png]``: label and
+probabilities of audio files.
 
-``--zero-shot`` needs no trained run: YAMNet's AudioSet scores of the ten genre classes decide. ``--plot`` also
-writes one file's figure: its genre probabilities beside those of each patch over time.
+A trained run answers with its own labels (GTZAN's genres, or the collection it was trained on).
+``--zero-shot`` needs no trained run: YAMNet's AudioSet scores of the ten genre classes (or of ``--labels``,
+each of which needs an AudioSet class) decide. ``--plot`` also writes one file's figure: its label probabilities
+beside those of each patch over time.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--plot", default=None, metavar="OUT.png",
                         help="also write the figure of the (one) FILE: each genre's probability and each patch's "
                              "over time (.png, .pdf or .svg)")
+    parser.add_argument("--labels", default=None, metavar="A,B,...",
+                        help="with --zero-shot: choose among these labels instead of GTZAN's ten genres; each "
+                             "needs an AudioSet class of the same name (or '<label> music')")
     return parser
 
 
@@ -36,6 +42,8 @@ def _usage_error(args: argparse.Namespace) -> str | None:
 
     if args.zero_shot and args.model is not None:
         return "--zero-shot uses no trained run; drop --model"
+    if args.labels is not None and not args.zero_shot:
+        return "--labels is for --zero-shot; a trained run answers with its own labels"
     if args.plot is not None:
         if args.zero_shot:
             return "--plot draws a trained run's per-patch probabilities; drop --zero-shot"
@@ -47,7 +55,7 @@ def _usage_error(args: argparse.Namespace) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import GENRES
+    from ..evaluate import prediction_labels
     from ..predict import load_classifier, predict_files
 
     from .. import audio
@@ -66,22 +74,28 @@ def run(args: argparse.Namespace) -> int:
     if not usable:
         return 1
     if args.zero_shot:
+        from ..config import GENRES
         from ..predict import zero_shot
 
-        table = zero_shot(usable, on_error="report")
-        print("model: zero-shot YAMNet (AudioSet class scores of the ten genres)")
+        labels = tuple(x.strip() for x in args.labels.split(",") if x.strip()) if args.labels else GENRES
+        table = zero_shot(usable, on_error="report", labels=labels)
+        chosen = "the ten genres" if labels == GENRES else ", ".join(labels)
+        print(f"model: zero-shot YAMNet (AudioSet class scores of {chosen})")
     else:
         classifier = load_classifier(args.model)
         table = predict_files(usable, classifier=classifier, on_error="report")
-        print(f"model: {classifier.run_dir} ({classifier.meta['backend']['name']} embeddings)")
+        print(f"model: {classifier.run_dir} ({classifier.meta['backend']['name']} embeddings; labels "
+              f"{', '.join(classifier.labels)})")
     failed = table["error"].notna()
-    for row, error in zip(table.itertuples(), failed):
+    labels = prediction_labels(table)
+    # Rows as dicts: a label may hold spaces or non-ASCII letters, which itertuples cannot name.
+    for row, error in zip(table.to_dict("records"), failed):
         if error:
-            print(f"genrelib predict: error: {row.error}", file=sys.stderr)
+            print(f"genrelib predict: error: {row['error']}", file=sys.stderr)
             continue
-        ranked = sorted(GENRES, key=lambda genre: -getattr(row, f"p_{genre}"))
-        probabilities = "  ".join(f"{genre} {getattr(row, f'p_{genre}'):.3f}" for genre in ranked)
-        print(f"{row.path}: {row.genre} ({row.probability:.3f})  |  {probabilities}")
+        ranked = sorted(labels, key=lambda label: -row[f"p_{label}"])
+        probabilities = "  ".join(f"{label} {row[f'p_{label}']:.3f}" for label in ranked)
+        print(f"{row['path']}: {row['genre']} ({row['probability']:.3f})  |  {probabilities}")
     if args.plot is not None and not failed.any():
         from ..predict import explain_file, write_prediction_figure
 

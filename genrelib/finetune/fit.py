@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 
 from ..checks import one_of
-from ..config import GENRES
 from ..storage import atomic_path, atomic_write_csv
 from ..train import build_optimizer, fit_model
 from .cache import predict
@@ -188,10 +187,11 @@ def fit_stage(model, *, stage: str, train: tuple, valid: tuple | None, epochs: i
     if not final.exists():
         folder.mkdir(parents=True, exist_ok=True)
         x_train, y_train = train
-        batches = _epoch_batches(x_train, keras.utils.to_categorical(y_train, len(GENRES)), batch_size=batch_size,
+        n_classes = int(model.outputs[0].shape[-1])  # GTZAN's ten genres, or a collection's labels
+        batches = _epoch_batches(x_train, keras.utils.to_categorical(y_train, n_classes), batch_size=batch_size,
                                  seed=seed, stage=stage)
         validation = None if valid is None else \
-            (valid[0] if len(valid[0]) > 1 else valid[0][0], keras.utils.to_categorical(valid[1], len(GENRES)))
+            (valid[0] if len(valid[0]) > 1 else valid[0][0], keras.utils.to_categorical(valid[1], n_classes))
         fit_model(model, batches, validation_data=validation, epochs=epochs, shuffle=False,
                   callbacks=stage_callbacks(folder=folder, rows=rows, batches=batches, stage=stage, seed=seed,
                                             epochs=epochs, keep_best=keep_best, progress=progress))

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..checks import one_of, positive_int, positive_number
+from ..collection import labels_of
 from ..config import GENRES, Config
 from ..errors import DataError, ParameterError
 from ..storage import atomic_path, atomic_write_csv, atomic_write_json, file_digest, output_dir, params_key
@@ -72,22 +73,24 @@ def _with_digests(table: pd.DataFrame, backbone: Backbone, bottom) -> pd.DataFra
     return table
 
 
-def _side_arrays(table: pd.DataFrame, paths: list, keys: list[str], *, n_patches: int, pad_mode: str) -> dict:
+def _side_arrays(table: pd.DataFrame, paths: list, keys: list[str], *, n_patches: int, pad_mode: str,
+                 labels: tuple[str, ...] = GENRES) -> dict:
     """Inputs and labels per side: ``{side: (list of arrays [shape=(n, n_patches, ...)], labels)}``."""
     arrays = {}
     for side in SIDES:
         rows = np.flatnonzero((table["side"] == side).to_numpy())
         if len(rows):
-            labels = np.array([GENRES.index(g) for g in table["genre"].iloc[rows]], dtype=np.int64)
-            arrays[side] = (stack_clips([paths[i] for i in rows], keys, n_patches=n_patches, pad_mode=pad_mode), labels)
+            y = np.array([labels.index(g) for g in table["genre"].iloc[rows]], dtype=np.int64)
+            arrays[side] = (stack_clips([paths[i] for i in rows], keys, n_patches=n_patches, pad_mode=pad_mode), y)
     return arrays
 
 
-def _prediction_rows(table: pd.DataFrame, probabilities: np.ndarray, stage: str) -> pd.DataFrame:
+def _prediction_rows(table: pd.DataFrame, probabilities: np.ndarray, stage: str,
+                     labels: tuple[str, ...] = GENRES) -> pd.DataFrame:
     frame = table.loc[table["side"].isin(["valid", "test"]), ["item_id", "track_id", "genre", "side"]]
     frame = frame.reset_index(drop=True).assign(stage=stage)
-    frame["predicted"] = [GENRES[i] for i in probabilities.argmax(axis=1)]
-    frame[[f"p_{g}" for g in GENRES]] = probabilities
+    frame["predicted"] = [labels[i] for i in probabilities.argmax(axis=1)]
+    frame[[f"p_{g}" for g in labels]] = probabilities
     return frame
 
 
@@ -247,7 +250,9 @@ def _train_stages(table: pd.DataFrame, backbone: Backbone, bottom, top, *, confi
         keys = [f"cut_{i}" for i in range(len(cut_description(bottom)))]
     originals = table[(table["side"] == "train") & (table["method"] == "original")]
     n_patches = int(np.median(originals["n_patches"]))
-    data = _side_arrays(table, paths, keys, n_patches=n_patches, pad_mode=config.model.pad_mode)
+    # The network's outputs: GTZAN's ten, or a collection's labels (every one has training tracks in a split).
+    labels = labels_of(table["genre"], table.attrs.get("labels"))
+    data = _side_arrays(table, paths, keys, n_patches=n_patches, pad_mode=config.model.pad_mode, labels=labels)
     timing = {"prepare_seconds": round(time.perf_counter() - clock, 1)}
     # Stage 1 input: what the frozen backbone makes of each clip, computed once (top(bottom(x)) == backbone(x)).
     embedded = {side: ([cache.embed_clips(top, x) if top is not None else x[0]], y) for side, (x, y) in data.items()}
@@ -267,24 +272,26 @@ def _train_stages(table: pd.DataFrame, backbone: Backbone, bottom, top, *, confi
 
     set_determinism(seed)
     head = build_classifier(n_patches=n_patches, embedding_dim=backbone.embedding_dim, config=config.model,
-                            normalization_data=embedded["train"][0][0])
+                            normalization_data=embedded["train"][0][0], n_classes=len(labels))
     # Each stage compiles its own wrapper, so the head itself carries no optimizer into the saved weights.
     head_only = keras.Model(head.inputs, head.outputs, name="head_only")
     frozen, frozen_probabilities = run_stage(head_only, "frozen", embedded, epochs[0], config.train.learning_rate)
-    predictions = _prediction_rows(table, frozen_probabilities, "frozen")
+    predictions = _prediction_rows(table, frozen_probabilities, "frozen", labels)
     stage_two = keras.Model(head.inputs, head.outputs, name="head_continued") if top is None else \
         clip_model(top, head, n_patches=n_patches, name="finetune")
     pretrained = {layer.name: [np.array(w.numpy()) for w in layer.trainable_weights]
                   for layer in backbone.model.layers if layer.trainable_weights}
     finetuned, probabilities = run_stage(stage_two, "finetuned", embedded if top is None else data, epochs[1],
                                          learning_rate)
-    predictions = pd.concat([predictions, _prediction_rows(table, probabilities, "finetuned")], ignore_index=True)
+    predictions = pd.concat([predictions, _prediction_rows(table, probabilities, "finetuned", labels)],
+                            ignore_index=True)
     atomic_write_csv(run_dir / "predictions.csv", predictions)
     history = pd.DataFrame(frozen["history"] + finetuned["history"])
     atomic_write_csv(run_dir / "history.csv", history)
     with atomic_path(run_dir / "finetuned.weights.h5") as tmp:
         build_end_to_end(backbone, head).save_weights(tmp)
-    return {"n_patches": n_patches, "test_accuracy": _test_accuracy(predictions), "timing": timing,
+    return {"n_patches": n_patches, "genres": list(labels), "test_accuracy": _test_accuracy(predictions),
+            "timing": timing,
             "best_epoch": {"frozen": frozen["best_epoch"], "finetuned": finetuned["best_epoch"]},
             "weight_change": {name: _relative_change(before, backbone.model.get_layer(name).trainable_weights)
                               for name, before in pretrained.items()}}
