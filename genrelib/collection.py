@@ -26,7 +26,7 @@ from .checks import one_of, positive_number
 from .config import GENRES
 from .errors import AudioError, DataError, GenrelibWarning
 
-__all__ = ["load_collection", "load_data", "is_gtzan", "labels_of", "EXCERPT_SECONDS", "MIN_EXCERPT_SECONDS"]
+__all__ = ["load_collection", "load_data", "is_gtzan", "gtzan_only", "labels_of", "EXCERPT_SECONDS", "MIN_EXCERPT_SECONDS"]
 
 #: Length of the excerpts a long track is cut into [s]: a GTZAN clip's length, what the method was made for.
 EXCERPT_SECONDS = 30.0
@@ -68,6 +68,31 @@ def is_gtzan(root: str | os.PathLike) -> bool:
         return False
     folders = [p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")]
     return {_canonical_genre(p.name) for p in folders} <= set(GENRES)
+
+
+def gtzan_only(root: str | os.PathLike, *, reason: str) -> bool:
+    """Whether a step that exists only for GTZAN runs on ``root``; if not, say so in one printed line.
+
+    Notebooks 01-07 guard their GTZAN-only cells (checksums, Sturm's artist index, the fault-filtered
+    lists, the paper's numbers) with it, so that they run on any collection :func:`load_data` reads.
+
+    Parameters
+    ----------
+    root : path
+        The data folder (or manifest) in use.
+    reason : str
+        Why the step needs GTZAN, printed as ``skipped on this collection: <reason>`` when ``root`` is not
+        GTZAN (:func:`is_gtzan`).
+
+    Returns
+    -------
+    bool
+        True for GTZAN (nothing printed), else False.
+    """
+    if is_gtzan(root):
+        return True
+    print(f"skipped on this collection: {reason}")
+    return False
 
 
 def load_data(root: str | os.PathLike, *, labels=None, on_error: str = "raise") -> pd.DataFrame:

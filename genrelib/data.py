@@ -51,6 +51,8 @@ __all__ = [
     "split_groups",
     "load_collection",
     "load_data",
+    "is_gtzan",
+    "gtzan_only",
     "artists_per_genre",
     "single_artist_genres",
     "fault_filtered_exclusions",
@@ -1068,4 +1070,4 @@ def synthetic_gtzan(dest: str | os.PathLike, *, per_genre: int = 4, seconds: flo
 
 
 # A collection of any labels (not GTZAN) is read by its own module; its loaders are offered here too.
-from .collection import load_collection, load_data  # noqa: E402
+from .collection import gtzan_only, is_gtzan, load_collection, load_data  # noqa: E402

@@ -20,8 +20,8 @@ from .errors import DataError, ParameterError
 from .plots import write_figures_readme
 from .storage import output_dir
 
-__all__ = ["load_tracks", "make_augmenter", "evaluate_runs", "run_pipeline", "latest_group", "regenerate_figures",
-           "write_figures_readme"]
+__all__ = ["load_tracks", "protocols_for", "make_augmenter", "evaluate_runs", "run_pipeline", "latest_group",
+           "regenerate_figures", "write_figures_readme"]
 
 
 def load_tracks(root: str | os.PathLike | None = None, *, backend: Any = "auto", per_genre: int | None = None,
@@ -73,6 +73,37 @@ def load_tracks(root: str | os.PathLike | None = None, *, backend: Any = "auto",
     if skipped:
         facts["skipped"] = skipped
     return tracks, facts, model
+
+
+def protocols_for(tracks: pd.DataFrame, *, quick: bool = False) -> list[str]:
+    """The evaluation protocols that fit some data, in the order notebook 05 runs them.
+
+    Notebook: 05_evaluation.
+
+    GTZAN: ``paper``, ``kfold`` and ``artist`` (Sturm's artist index), and ``fault_filtered`` on the full set
+    (1000 tracks; its lists keep only 4 test tracks of the mini set). A collection (an index with ``group``,
+    :func:`genrelib.collection.load_collection`): ``paper`` and ``kfold``, as ``genrelib run`` allows, and
+    ``artist`` only when its manifest gives groups; ``fault_filtered`` is GTZAN's own lists and never fits.
+
+    Parameters
+    ----------
+    tracks : pd.DataFrame
+        The index in use (:func:`load_tracks`).
+    quick : bool
+        Quick mode (CI): ``paper`` and, where it fits, ``artist`` only (a few tracks per label are too few
+        for k folds).
+
+    Returns
+    -------
+    list of str
+    """
+    collection = "group" in tracks.columns
+    with_artists = not collection or bool(tracks["artist"].notna().any())
+    protocols = ["paper"] if quick else ["paper", "kfold"]
+    protocols += ["artist"] if with_artists else []
+    if not quick and not collection and len(tracks) == 1000:
+        protocols.append("fault_filtered")
+    return protocols
 
 
 def make_augmenter(index: pd.DataFrame, *, config: Config = Config(), backend: Any = "auto",

@@ -271,3 +271,24 @@ def test_fault_filtered_on_a_collection_is_one_line(done_when_run, capsys):
     assert main(["run", "--data", str(root), "--backend", "mfcc", "--protocols", "fault_filtered", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("genrelib run: error: ") and "exists only for GTZAN" in err and "\n" not in err
+
+
+# ------------------------------------------------------------------------------------------ notebooks
+
+def test_gtzan_only_says_why_a_step_is_skipped_on_a_collection(tmp_path, mini_root, capsys):
+    root = make_collection(tmp_path / "c", mini_root, per_label=1)
+    assert data.gtzan_only(mini_root, reason="GTZAN's checksums") and capsys.readouterr().out == ""
+    assert not data.gtzan_only(root, reason="GTZAN's checksums")
+    assert capsys.readouterr().out == "skipped on this collection: GTZAN's checksums\n"
+
+
+def test_protocols_for_mirrors_what_run_allows(tmp_path, mini_root):
+    from genrelib.pipeline import protocols_for
+
+    gtzan = data.load_data(mini_root)
+    assert protocols_for(gtzan) == ["paper", "kfold", "artist"]
+    assert protocols_for(gtzan, quick=True) == ["paper", "artist"]
+    folder = data.load_data(make_collection(tmp_path / "c", mini_root, per_label=2))
+    assert protocols_for(folder) == ["paper", "kfold"] and protocols_for(folder, quick=True) == ["paper"]
+    grouped = folder.assign(artist=folder["track_id"].str[:4])  # as a manifest's group column gives it
+    assert protocols_for(grouped) == ["paper", "kfold", "artist"]
