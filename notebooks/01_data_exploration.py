@@ -19,7 +19,8 @@
 # Everything here calls `genrelib.data`, `genrelib.audio` and `genrelib.plots`; the notebook holds no logic of
 # its own. By default it runs on the **GTZAN mini set** (100 real clips, 10 per genre: ids 00000–00009 of each genre,
 # except jazz, which holds 00011 and 00012 in place of two of them), which is what this repository's figures were made
-# with.
+# with. Point `GENRELIB_DATA` at a collection of your own (one folder per label, any file names) and every cell runs
+# on it; the few that only make sense for GTZAN say in one line why they are skipped.
 
 # %%
 import warnings
@@ -49,12 +50,14 @@ print(f"data: {ROOT} (found via {SOURCE})")
 # %% [markdown]
 # ## The index
 #
-# `load_gtzan` accepts the layouts people actually have (`genres/<genre>/`, `Data/genres_original/<genre>/`, the
-# `hip-hop` spelling) and returns one row per track, with header facts that are cheap to read.
+# `load_data` reads GTZAN with `load_gtzan`, which accepts the layouts people actually have (`genres/<genre>/`,
+# `Data/genres_original/<genre>/`, the `hip-hop` spelling), and any other collection with `load_collection`
+# (`<label>/<file>` folders or a CSV manifest; the label plays the genre's part). Either way it returns one row per
+# track, with header facts that are cheap to read, and the label set in `index.attrs["labels"]`.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-index = data.load_gtzan(ROOT)
+index = data.load_data(ROOT)
 print(f"{len(index)} tracks, {index['genre'].nunique()} genres")
 print(index.groupby("genre").size().to_string())
 
@@ -64,22 +67,23 @@ plots.class_balance(index);
 # %% [markdown]
 # ## Is every file intact?
 #
-# `validate` decodes every file and compares checksums with the published ones: the MD5 of every original WAV
+# On GTZAN, `validate` decodes every file and compares checksums with the published ones: the MD5 of every original WAV
 # (shipped with genrelib) or, for the mini set's Ogg copies, their SHA-256. A file in another encoding gets
 # "unknown" — not "corrupt". Known fault: `jazz.00054` cannot be read in a widespread copy of GTZAN; `validate`
 # reports it and `load_gtzan(..., on_error="skip")` leaves it out with a warning.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-report = data.validate(ROOT)
-print(f"{len(report)} tracks checked, {int(report['ok'].sum())} ok")
-print("checksums:", report["checksum"].value_counts().to_dict())
+if data.gtzan_only(ROOT, reason="checksums are published only for GTZAN's files (every track above was decoded)"):
+    report = data.validate(ROOT)
+    print(f"{len(report)} tracks checked, {int(report['ok'].sum())} ok")
+    print("checksums:", report["checksum"].value_counts().to_dict())
 
 # %% [markdown]
 # ## Listening: one clip per genre
 #
-# The first seconds of the first track of each genre. Much of what a classifier must learn is audible at once
-# (distorted guitars in metal, the absence of drums in classical); some pairs (rock and country, disco and pop)
+# The first seconds of the first track of each genre. On GTZAN much of what a classifier must learn is audible at
+# once (distorted guitars in metal, the absence of drums in classical); some pairs (rock and country, disco and pop)
 # are close even for people — the paper's weakest F1 scores are rock (.53) and pop (.59).
 
 # %%
@@ -91,7 +95,7 @@ for _, track in examples.iterrows():
 # %% [markdown]
 # ## Fig 1 · one waveform per genre
 #
-# The waveform shows loudness over time. In these clips some genres are a dense, steady wall (country, metal,
+# The waveform shows loudness over time. In the mini set's clips some genres are a dense, steady wall (country, metal,
 # rock), some pulse with the beat (disco, hiphop, pop, reggae), and classical and jazz stay quiet and breathe.
 # Loudness alone says little about timbre or pitch, and one clip per genre proves nothing about a genre — which is
 # why the paper moves on to spectrograms and learned features.
@@ -105,12 +109,13 @@ plots.save_figure(fig, "fig1_waveforms");
 # ## Fig 3 · a mel-spectrogram
 #
 # A mel-spectrogram shows energy over time and frequency on a perceptual (mel) frequency axis, in decibels. This
-# is the kind of picture the VGGish network sees (notebook 03 builds its exact 96 × 64 log-mel patches).
+# is the kind of picture the VGGish network sees (notebook 03 builds its exact 96 × 64 log-mel patches). The paper's
+# Fig 3 shows a disco track; a collection without disco shows its first label's first track.
 
 # %%
-disco = examples.set_index("genre").loc["disco"]
-ax = plots.fig3_mel_spectrogram(waveforms["disco"], sr=SAMPLE_RATE,
-                                title=f"Fig 3 - mel-spectrogram of {disco['track_id']}")
+shown = examples.set_index("genre").loc["disco" if "disco" in waveforms else index.attrs["labels"][0]]
+ax = plots.fig3_mel_spectrogram(waveforms[shown.name], sr=SAMPLE_RATE,
+                                title=f"Fig 3 - mel-spectrogram of {shown['track_id']}")
 plots.save_figure(ax.figure, "fig3_mel_spectrogram");
 
 # %% [markdown]
@@ -127,17 +132,21 @@ plots.save_figure(ax.figure, "fig3_mel_spectrogram");
 #   split, but its per-genre recalls fit about 25 test tracks per genre (.52 = 13/25, .96 = 24/25), i.e. a
 #   stratified 75/25 split of the full set.
 # * `fault_filtered` — the artist-disjoint split of Kereliuk, Sturm & Larsen (2015), 443/197/290 tracks,
-#   with GTZAN's repeated and mislabelled clips removed: the honest benchmark on the full set.
+#   with GTZAN's repeated and mislabelled clips removed: the honest benchmark on the full set (GTZAN only).
 # * `kfold` — stratified k-fold by track (10 folds on the full set, 5 on the mini set), for mean ± std.
-# * `artist` — k-fold by *artist*: no artist has tracks on both sides of a fold (next section says why).
+# * `artist` — k-fold by *artist*: no artist has tracks on both sides of a fold (next section says why). On GTZAN the
+#   artists come from Sturm's index; a collection needs them in a CSV manifest's `group` column.
+#
+# On a collection every split keeps a track's excerpts (a long track is cut into 30 s pieces) on one side.
 
 # %%
 # NBVAL_CHECK_OUTPUT
 paper = data.split_random(index, test_size=0.25, valid_size=0.1, seed=SEED)
 print(paper.summary().sum().to_dict(), "tracks (paper protocol, seed", SEED, ")")
-filtered = data.split_fault_filtered(index)
-print({"train": len(filtered.train), "valid": len(filtered.valid), "test": len(filtered.test)},
-      "tracks of this set in the fault-filtered split")
+if data.gtzan_only(ROOT, reason="the fault-filtered split is Kereliuk et al.'s lists of GTZAN tracks"):
+    filtered = data.split_fault_filtered(index)
+    print({"train": len(filtered.train), "valid": len(filtered.valid), "test": len(filtered.test)},
+          "tracks of this set in the fault-filtered split")
 
 # %% [markdown]
 # On the mini set the fault-filtered split is lopsided (only 4 test tracks): its lists were made for the full
@@ -153,11 +162,11 @@ print([len(fold.test) for fold in folds], "test tracks per fold; every track is 
 #
 # A split by track keeps each *recording* on one side, but not each *artist*. Sturm's index of GTZAN (Sturm 2012,
 # shipped with genrelib as `data.artist_index()`) names the artist of almost every track, and `load_gtzan` adds it to
-# the index. Count the artists per genre of the data in use:
+# the index. Count the artists per genre of the data in use (GTZAN only: a folder collection names no artists):
 
 # %%
 # NBVAL_CHECK_OUTPUT
-data.artists_per_genre(index)
+data.artists_per_genre(index) if data.gtzan_only(ROOT, reason="artists come from Sturm's index of GTZAN") else None
 
 # %% [markdown]
 # On the mini set four genres are a single artist each (`single_artist_genres` below), and in pop and jazz one artist
@@ -174,10 +183,11 @@ data.artists_per_genre(index)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print("one artist only:", data.single_artist_genres(index))
-artist_folds = data.split_by_artist(index, k=5, seed=SEED)
-print([len(fold.test) for fold in artist_folds], "test tracks per artist-disjoint fold")
-print(artist_folds[0].notes)
+if data.gtzan_only(ROOT, reason="artists come from Sturm's index of GTZAN"):
+    print("one artist only:", data.single_artist_genres(index))
+    artist_folds = data.split_by_artist(index, k=5, seed=SEED)
+    print([len(fold.test) for fold in artist_folds], "test tracks per artist-disjoint fold")
+    print(artist_folds[0].notes)
 
 # %% [markdown]
 # ### The tracks the fault filter leaves out
@@ -189,12 +199,13 @@ print(artist_folds[0].notes)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-exclusions = data.fault_filtered_exclusions(index)
+exclusions = data.fault_filtered_exclusions(index) if data.gtzan_only(
+    ROOT, reason="the fault-filtered lists and Sturm's index are GTZAN's") else None
 exclusions
 
 # %%
 by_id = index.set_index("track_id")
-for row in exclusions.itertuples():
+for row in () if exclusions is None else exclusions.itertuples():
     clip = audio.load(by_id.at[row.track_id, "path"], sr=SAMPLE_RATE)[: LISTEN_SECONDS * SAMPLE_RATE]
     display(Markdown(f"`{row.track_id}` · {row.artist} – *{row.title}* (same song: {row.same_song_as or 'none'})"),
             Audio(clip, rate=SAMPLE_RATE))
@@ -202,8 +213,9 @@ for row in exclusions.itertuples():
 # %% [markdown]
 # ## What we learned
 #
-# * The mini set holds 100 intact clips, 10 per genre; every checksum matches its published value.
-# * Four of its genres are one artist each: its random and k-fold numbers partly measure artist recognition. The
+# * On the GTZAN mini set (the default data): it holds 100 intact clips, 10 per genre; every checksum matches its
+#   published value.
+# * Four of the mini set's genres are one artist each: its random and k-fold numbers partly measure artist recognition. The
 #   `artist` protocol keeps artists apart, and on the full GTZAN the `fault_filtered` split does.
 # * Genres differ audibly, and visibly in the mel-spectrogram more than in the waveform.
 # * Splits are made on track ids, stored with their seed, before augmentation or feature extraction touches the
@@ -215,7 +227,8 @@ for row in exclusions.itertuples():
 # Each solution is folded away: try first, then unfold the cell below the exercise (in JupyterLab, click the
 # collapsed cell; in the book, "Show code").
 #
-# 1. Which genres of the data in use would a network learn mostly from one artist (at least half the tracks)?
+# 1. Which genres of the data in use would a network learn mostly from one artist (at least half the tracks)? (On a
+#    folder collection without artists each track counts as its own artist.)
 # 2. Make a `paper` split with seed 1. How many of its test tracks have their artist on the training side too?
 # 3. Check the artist protocol yourself: for each fold of `split_by_artist(index, k=5, seed=1)`, is any artist on
 #    both sides?
@@ -243,5 +256,5 @@ for fold in data.split_by_artist(index, k=5, seed=1):
 
 # %% [markdown] tags=["solution"]
 # *Answer to 4.* Dropped, they would shrink the task to fewer genres, and the network could never mistake a test
-# track for one of them. Trained on, the network still chooses among all ten genres, so a pop track mistaken for
+# track for one of them. Trained on, the network still chooses among all the genres (GTZAN's ten), so a pop track mistaken for
 # rock still counts as a mistake; only the accuracy is measured on the genres that can be tested on unseen artists.
