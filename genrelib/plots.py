@@ -257,7 +257,7 @@ def vggish_patches(patches: dict[str, np.ndarray], *, axes=None):
     return fig
 
 
-def embedding_projection(points: np.ndarray, genres, *, title: str = "", ax=None):
+def embedding_projection(points: np.ndarray, genres, *, title: str = "", labels=None, ax=None):
     """Clips as points in a 2-D projection of their embeddings, one colour per genre.
 
     Notebook: 03_vggish_features.
@@ -267,8 +267,12 @@ def embedding_projection(points: np.ndarray, genres, *, title: str = "", ax=None
     points : np.ndarray [shape=(n_clips, 2)]
         From ``genrelib.embed.project_clips``.
     genres : sequence of str [length n_clips]
+        The genre (a collection's label) of each clip.
     title : str
         Say which backend, data and projection produced the points.
+    labels : sequence of str, optional
+        The label set, in legend and colour order; default GTZAN's ten when every genre is one of them, else
+        the labels present, sorted (:func:`genrelib.collection.labels_of`).
 
     Returns
     -------
@@ -276,8 +280,10 @@ def embedding_projection(points: np.ndarray, genres, *, title: str = "", ax=None
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 6))
+    from .collection import labels_of
+
     genres = np.asarray(genres)
-    for genre, color in genre_colors().items():
+    for genre, color in genre_colors(labels_of(genres, labels)).items():
         mask = genres == genre
         if mask.any():
             ax.scatter(points[mask, 0], points[mask, 1], color=color, label=genre, s=30, alpha=0.85)

@@ -292,3 +292,14 @@ def test_protocols_for_mirrors_what_run_allows(tmp_path, mini_root):
     assert protocols_for(folder) == ["paper", "kfold"] and protocols_for(folder, quick=True) == ["paper"]
     grouped = folder.assign(artist=folder["track_id"].str[:4])  # as a manifest's group column gives it
     assert protocols_for(grouped) == ["paper", "kfold", "artist"]
+
+
+def test_embedding_projection_draws_every_label_of_a_collection():
+    from genrelib import plots
+
+    points = np.arange(12.0).reshape(6, 2)
+    ax = plots.embedding_projection(points, ["loud", "calm", "loud", "dance", "calm", "dance"])
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == ["calm", "dance", "loud"]
+    assert sum(len(drawn.get_offsets()) for drawn in ax.collections) == 6
+    ax = plots.embedding_projection(points[:2], ["rock", "blues"])  # GTZAN genres keep GTZAN's order and colours
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == ["blues", "rock"]
