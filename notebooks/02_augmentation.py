@@ -51,7 +51,7 @@ TRACK_STEP = 3 if QUICK else 1
 
 # %%
 ROOT, SOURCE = genrelib.data.resolve_root(allow_download=True, allow_synthetic=True)
-index = genrelib.data.load_gtzan(ROOT)
+index = genrelib.data.load_data(ROOT)  # GTZAN, or your own collection
 split = genrelib.data.split_random(index, seed=SEED)
 
 # %%

@@ -41,12 +41,12 @@ np.random.seed(SEED)
 
 # %% [markdown]
 # ## Data
-# GTZAN from `$GENRELIB_DATA`, `./data/gtzan`, a download of the 100-clip mini set, or - loudly - a
-# synthetic stand-in. The source is printed so every number below says what it was computed on.
+# GTZAN (or a collection of your own) from `$GENRELIB_DATA`, `./data/gtzan`, a download of the 100-clip mini set,
+# or - loudly - a synthetic stand-in. The source is printed so every number below says what it was computed on.
 
 # %%
 ROOT, SOURCE = genrelib.data.resolve_root(allow_download=True, allow_synthetic=True)
-INDEX = genrelib.data.load_gtzan(ROOT)
+INDEX = genrelib.data.load_data(ROOT)
 print(f"{len(INDEX)} clips from {ROOT} ({SOURCE})")
 
 # %% [markdown]
@@ -55,7 +55,8 @@ print(f"{len(INDEX)} clips from {ROOT} ({SOURCE})")
 # every 10 ms (160 samples) - short enough that a note's spectrum is steady within a frame - multiplies each
 # by a periodic Hann window to soften the frame edges, and keeps the magnitude of a 512-point FFT: 257
 # frequency bins from 0 to 8 kHz, 31.25 Hz apart. No padding: n samples give 1 + (n - 400) // 160 frames, 2998 for
-# exactly 30 s (480 000 samples); GTZAN's clips run a few milliseconds longer, so the clip below has one frame more.
+# exactly 30 s (480 000 samples); GTZAN's clips run a few milliseconds longer, so on GTZAN the clip below has one frame
+# more.
 
 # %%
 EXAMPLE = INDEX.iloc[0]
@@ -96,7 +97,7 @@ print(f"numpy and tf.signal front ends agree within 1e-3: {difference <= 1e-3}")
 # %% [markdown]
 # ## 3. One patch per genre
 # What the network sees: one 0.96 s patch from each genre's first clip (the 11th patch, past most intros).
-# Classical tends to show smooth, tonal bands; metal and rock fill the upper bands with broadband energy;
+# On GTZAN, classical tends to show smooth, tonal bands; metal and rock fill the upper bands with broadband energy;
 # hip-hop and reggae put strong, regular beats into the lowest bands.
 
 # %%
@@ -186,8 +187,8 @@ print(f"YAMNet: {yamnet_model.count_params():,} parameters, {genrelib.yamnet.EMB
 # AudioSet's ontology has genre classes of its own ("Blues", "Classical music", "Heavy metal", ...), so YAMNet
 # can name a genre with no training at all: `genrelib predict --zero-shot FILE` and, over a whole data set
 # through the results tables, `genrelib evaluate --zero-shot`. When the official weights are at hand (the
-# TF-Lite file is converted on first use), here are the example clip's top AudioSet classes. Read zero-shot
-# numbers on GTZAN with care: AudioSet is YouTube clips, GTZAN songs from CDs and radio of 2000-2001, and no
+# TF-Lite file is converted on first use), here are the example clip's top AudioSet classes (any audio has them, so this
+# runs on any collection). Read zero-shot numbers on GTZAN with care: AudioSet is YouTube clips, GTZAN songs from CDs and radio of 2000-2001, and no
 # audit of their overlap is known to us - the same commercial songs may be on YouTube.
 
 # %%
@@ -202,7 +203,7 @@ else:
 # - VGGish's input is a fixed, simple pipeline: 25 ms / 10 ms frames, a 512-point magnitude spectrum, 64
 #   HTK mel bands between 125 and 7500 Hz, log(x + 0.01), and 0.96 s patches. A 30 s clip gives 31 patches,
 #   so each GTZAN clip becomes a 31 × 128 embedding sequence - the input of the CNN in notebook 04.
-# - Genres already look different at the input: tonal bands (classical, jazz) against broadband energy
+# - On GTZAN, genres already look different at the input: tonal bands (classical, jazz) against broadband energy
 #   (metal, rock) and strong low-frequency beats (hip-hop, reggae).
 # - In the projection, clips of a genre tend to lie near each other although the projection itself used no
 #   genre label. The network behind it did learn from labels: musicnn was trained on the Million Song Dataset's
