@@ -589,3 +589,18 @@ def test_yamnet_fine_tune_run(clips, tmp_path, yamnet_weights):
     x = finetune.load_patches(table, n_patches=model.input.shape[1])
     assert x.shape == (len(test), 6, 96, 64)
     np.testing.assert_allclose(model.predict(x, verbose=0), test[[f"p_{g}" for g in GENRES]], atol=1e-4)
+
+
+def test_a_collection_run_loads_with_its_own_labels(clips, tmp_path):
+    """A run on a collection's three labels loads as a three-output model (it was built with GTZAN's ten)."""
+    from genrelib import data
+
+    index, _ = clips
+    names = {"blues": "calm", "jazz": "dance", "rock": "loud"}
+    three = index[index["genre"].isin(list(names))].assign(genre=lambda frame: frame["genre"].map(names))
+    three.attrs["labels"] = ("calm", "dance", "loud")
+    split = data.kfold(three, k=3, seed=0, valid_size=0.5)[0]
+    run_dir = finetune.fine_tune(split, three, run_dir=tmp_path / "run", **RUN)
+    assert finetune.load_run(run_dir)["meta"]["genres"] == ["calm", "dance", "loud"]
+    model, _ = finetune.load_finetuned(run_dir)
+    assert model.output.shape[-1] == 3

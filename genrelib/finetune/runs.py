@@ -438,7 +438,8 @@ def load_finetuned(run_dir: str | os.PathLike):
     Returns
     -------
     model : keras.Model
-        Log-mel patches [shape=(batch, n_patches, *patch_shape)] -> genre probabilities [shape=(batch, 10)].
+        Log-mel patches [shape=(batch, n_patches, *patch_shape)] -> genre probabilities [shape=(batch, n_labels)]
+        (GTZAN's ten, or the collection's labels the run was trained on: ``meta["genres"]``).
     backbone : Backbone
     """
     from ..model import build_classifier
@@ -450,7 +451,7 @@ def load_finetuned(run_dir: str | os.PathLike):
         raise DataError(f"{run_dir}: fine-tuned from weights {meta['weights_checksum'][:16]}..., but "
                         f"{meta['backbone']} now loads {backbone.weights_checksum[:16]}...")
     head = build_classifier(n_patches=meta["n_patches"], embedding_dim=backbone.embedding_dim,
-                            config=run["config"].model)
+                            n_classes=len(meta.get("genres") or GENRES), config=run["config"].model)
     model = build_end_to_end(backbone, head)
     model.load_weights(Path(run_dir) / "finetuned.weights.h5")
     return model, backbone
