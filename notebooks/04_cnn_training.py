@@ -48,7 +48,8 @@ print(CONFIG.train)
 # %% [markdown]
 # ## Data and embeddings
 #
-# The same data search as notebook 01 (the mini set by default). `load_tracks` indexes it and embeds every track
+# The same data search as notebook 01 (the mini set by default, or your own collection: `load_tracks` reads either,
+# and the network gets one output per label). `load_tracks` indexes it and embeds every track
 # with the backend (cached on disk from notebook 03, keyed by the audio's checksum and the weights); `DATA`
 # describes the data for every run record, checksum included.
 

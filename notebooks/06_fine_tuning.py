@@ -94,13 +94,13 @@ print("layers run every epoch:", [layer.name for layer in top.layers if layer.we
 # %% [markdown]
 # ## Data
 #
-# The data search of notebook 01 (the mini set by default). The splits are the classifier's (`kfold`, stratified by
+# The data search of notebook 01 (the mini set by default, or your own collection). The splits are the classifier's (`kfold`, stratified by
 # genre, validation tracks carved from each fold's training tracks), so frozen and fine-tuned models see the same
 # tracks.
 
 # %%
 ROOT, SOURCE = data.resolve_root(allow_download=True, allow_synthetic=True)
-index = data.load_gtzan(ROOT)
+index = data.load_data(ROOT)
 if PER_GENRE:
     index = data.example_tracks(index, per_genre=PER_GENRE)
 print(f"data: {ROOT} (via {SOURCE}), {len(index)} tracks")
@@ -171,7 +171,7 @@ model, backbone = finetune.load_finetuned(runs[0])
 test_track = finetune.load_run(runs[0])["split"].test[0]
 patches = finetune.patch_dataset(index[index["track_id"] == test_track], backbone=backbone, progress=False)
 probabilities = model.predict(finetune.load_patches(patches, n_patches=model.input.shape[1]), verbose=0)[0]
-print(test_track, "->", genrelib.GENRES[probabilities.argmax()], f"({probabilities.max():.2f})")
+print(test_track, "->", index.attrs["labels"][probabilities.argmax()], f"({probabilities.max():.2f})")
 
 # %% [markdown]
 # ## The measurement: 5 folds × 3 seeds on the mini set
