@@ -46,13 +46,13 @@ warnings.simplefilter("always", genrelib.GenrelibWarning)
 # %% [markdown]
 # ## The data
 #
-# The mini set (100 real GTZAN clips) unless `GENRELIB_DATA` points elsewhere. In quick mode the first clips of
-# a few genres stand in for it.
+# The mini set (100 real GTZAN clips) unless `GENRELIB_DATA` points elsewhere (any collection `load_data` reads). In
+# quick mode the first clips of a few genres stand in for it.
 
 # %%
 ROOT, SOURCE = data.resolve_root(allow_download=True, allow_synthetic=True)
-index = data.load_gtzan(ROOT)
-clips = data.example_tracks(index, per_genre=-(-N_CLIPS // 10)).head(N_CLIPS)
+index = data.load_data(ROOT)
+clips = data.example_tracks(index, per_genre=-(-N_CLIPS // len(index.attrs["labels"]))).head(N_CLIPS)
 BACKEND_NAME = embed.resolve_backend(BACKEND)
 print(f"data: {ROOT} (found via {SOURCE}); {len(clips)} of {len(index)} clips; backend {BACKEND_NAME}")
 
