@@ -82,8 +82,6 @@ def load_classifier(run_dir: str | os.PathLike | None = None, *, backend: Any = 
     WeightsError
         The checkpoint is missing or unreadable, or the backend's weights differ from the run's.
     """
-    import keras
-
     from .embed import get_backend
     from .train import load_run
 
@@ -96,6 +94,8 @@ def load_classifier(run_dir: str | os.PathLike | None = None, *, backend: Any = 
     if not checkpoint.exists():
         raise WeightsError(f"{run_dir}: damaged run folder: no saved network (best.keras or last.keras) - train it "
                            f"again (`genrelib train --overwrite`)")
+    import keras  # after the checks: a wrong run folder is answered before seconds of TensorFlow import
+
     try:
         model = keras.models.load_model(checkpoint)
     except (OSError, ValueError) as exc:
