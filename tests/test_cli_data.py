@@ -54,6 +54,7 @@ def test_errors_are_one_line_and_nonzero(tmp_path, capsys):
 
 
 def test_program_ends_at_once_after_a_tensorflow_verb_unless_something_needs_a_shutdown(monkeypatch, capsys):
+    import logging
     import multiprocessing
     import os
     import sys
@@ -62,6 +63,7 @@ def test_program_ends_at_once_after_a_tensorflow_verb_unless_something_needs_a_s
 
     exits = []
     monkeypatch.setattr(os, "_exit", exits.append)
+    monkeypatch.setattr(logging, "shutdown", lambda: None)  # the real one would close pytest's own handlers
     monkeypatch.delitem(sys.modules, "ray", raising=False)
     monkeypatch.setattr(multiprocessing, "active_children", lambda: [])
     monkeypatch.setattr(sys, "argv", ["genrelib", "data", "info", "--data", "/nonexistent/genrelib-data"])
