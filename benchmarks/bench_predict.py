@@ -29,6 +29,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from provenance import commit  # noqa: E402
 
 #: Times each step of ``genrelib predict`` in a fresh process; prints one JSON object.
 PHASES_SCRIPT = r"""
@@ -60,18 +63,6 @@ print(json.dumps(marks))
 """
 
 FLOOR_SCRIPT = "import tensorflow, keras"
-
-
-def commit() -> str:
-    """The checkout's commit (``+dirty`` with uncommitted changes to tracked files), or ``"unknown"``."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
 
 
 def wall_of(command: list[str]) -> tuple[float, str]:
