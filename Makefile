@@ -37,10 +37,11 @@ $(STAMP): pyproject.toml requirements/lock.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps musicnn==0.1.0 2>&1 | $(PIP_QUIET_FILTER)
 	touch $(STAMP)
 
-# Full run: executes every notebook in order (writing the executed .ipynb beside its .py source),
+# Full run: executes every notebook in order (writing the executed .ipynb beside its .py source; the seconds of
+# every cell go to build/demo_timings.json and the ten slowest are printed),
 # regenerates figures/ and results/.
 demo: venv
-	GENRELIB_QUICK=0 GENRELIB_OUTPUT=$(abspath .) $(BIN)/python tools/run_notebooks.py --execute $(NOTEBOOKS)
+	GENRELIB_QUICK=0 GENRELIB_OUTPUT=$(abspath .) $(BIN)/python tools/run_notebooks.py --execute --timings build/demo_timings.json $(NOTEBOOKS)
 	$(BIN)/python tools/write_findings.py
 
 # The README's and results/README.md's generated blocks, from results/*.json.

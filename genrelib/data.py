@@ -767,13 +767,16 @@ def split_fault_filtered(index: pd.DataFrame | None = None) -> Split:
 
     With ``index``, keep only tracks present in it (on the mini set: 40 train, 49 valid, 4 test; 7
     tracks are excluded by the filter); ``notes`` then says how many of the lists' tracks are absent, and
-    which (the first ten).
+    which (the first ten). A collection's index (:func:`load_collection`) raises :class:`ParameterError`.
     """
     sides = {}
     for side in ("train", "valid", "test"):
         text = _resource(f"splits/{side}_filtered.txt").read_text()
         sides[side] = [Path(line.strip()).stem for line in text.splitlines() if line.strip()]
     notes = "Kereliuk et al. 2015 fault-filtered artist-disjoint split"
+    if index is not None and split_groups(index) is not None:
+        raise ParameterError("protocol 'fault_filtered' is a split of GTZAN's own tracks (Kereliuk et al.); for "
+                             "your own collection use 'paper' or 'kfold'")
     if index is not None:
         present = set(_ids_and_genres(index)[0])
         absent = sorted(t for ids in sides.values() for t in ids if t not in present)

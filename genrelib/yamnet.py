@@ -274,7 +274,10 @@ def official_layers() -> dict[str, list[tuple[int, ...]]]:
 def _conv_block(x, official: str, relu: str, layers, max_value, **conv):
     """Convolution (no bias) -> batch norm -> ReLU (ReLU6 when ``max_value`` is 6): one half of the
     official _conv / _separable_conv."""
-    kind = layers.DepthwiseConv2D if official.endswith("depthwise_conv") else layers.Conv2D
+    from . import pointwise  # Conv2D's outputs; for 1x1 kernels its gradients as matrix products (fine-tuning)
+
+    kind = layers.DepthwiseConv2D if official.endswith("depthwise_conv") else \
+        pointwise.Conv2D if official.endswith("pointwise_conv") else layers.Conv2D
     x = kind(padding="same", use_bias=False, name=keras_layer_name(official), **conv)(x)
     x = layers.BatchNormalization(center=True, scale=False, epsilon=BN_EPSILON,
                                   name=keras_layer_name(f"{official}/bn"))(x)

@@ -51,3 +51,26 @@ def test_errors_are_one_line_and_nonzero(tmp_path, capsys):
     assert cli.main(["data", "info", "--data", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("genrelib data info: error:") and "nowhere" in err and "Traceback" not in err
+
+
+def test_program_ends_at_once_after_a_tensorflow_verb_unless_something_needs_a_shutdown(monkeypatch, capsys):
+    import logging
+    import multiprocessing
+    import os
+    import sys
+
+    import tensorflow  # noqa: F401 - the condition: TensorFlow loaded by the verb
+
+    exits = []
+    monkeypatch.setattr(os, "_exit", exits.append)
+    monkeypatch.setattr(logging, "shutdown", lambda: None)  # the real one would close pytest's own handlers
+    monkeypatch.delitem(sys.modules, "ray", raising=False)
+    monkeypatch.setattr(multiprocessing, "active_children", lambda: [])
+    monkeypatch.setattr(sys, "argv", ["genrelib", "data", "info", "--data", "/nonexistent/genrelib-data"])
+    code = cli.main()
+    assert exits == [code] and code != 0  # the program's exit status, after the verb's one error line
+    assert "genrelib data info: error:" in capsys.readouterr().err
+    assert cli.main(["data", "info", "--data", "/nonexistent/genrelib-data"]) == code and exits == [code]  # argv given: returns
+    monkeypatch.setitem(sys.modules, "ray", object())
+    monkeypatch.setattr(sys, "argv", ["genrelib", "data", "info", "--data", "/nonexistent/genrelib-data"])
+    assert cli.main() == code and exits == [code]  # Ray's shutdown runs at exit: the normal way out

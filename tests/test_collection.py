@@ -16,7 +16,7 @@ import soundfile as sf
 from genrelib import collection, data, train
 from genrelib.cli import main
 from genrelib.config import GENRES, AugmentConfig, Config
-from genrelib.errors import DataError, GenrelibWarning
+from genrelib.errors import DataError, GenrelibWarning, ParameterError
 
 #: The done-when collection: label -> the GTZAN genre whose clips stand in for it.
 DONE_WHEN = {"calm": "classical", "loud": "metal", "dance": "disco"}
@@ -271,6 +271,26 @@ def test_fault_filtered_on_a_collection_is_one_line(done_when_run, capsys):
     assert main(["run", "--data", str(root), "--backend", "mfcc", "--protocols", "fault_filtered", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("genrelib run: error: ") and "exists only for GTZAN" in err and "\n" not in err
+
+
+def test_data_verbs_read_a_collection_and_refuse_gtzan_only_protocols(tmp_path, mini_root, capsys):
+    root = make_collection(tmp_path / "c", mini_root, per_label=4)
+    assert main(["data", "info", "--data", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "12 tracks, 3 labels" in out and "calm" in out and "classical" not in out
+    target = tmp_path / "split.json"
+    assert main(["data", "split", "--data", str(root), "--protocol", "paper", "--seed", "0",
+                 "--test-size", "0.25", "--output", str(target)]) == 0
+    written = json.loads(target.read_text())
+    sides = written[0] if isinstance(written, list) else written
+    assert sorted(sides["train"] + sides["valid"] + sides["test"]) == sorted(data.load_data(root)["track_id"])
+    capsys.readouterr()
+    assert main(["data", "split", "--data", str(root), "--protocol", "fault_filtered",
+                 "--output", str(tmp_path / "ff.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'fault_filtered' is a split of GTZAN's own tracks" in err[0]
+    with pytest.raises(ParameterError, match="fault_filtered"):
+        data.split_fault_filtered(data.load_data(root))
 
 
 # ------------------------------------------------------------------------------------------ notebooks

@@ -110,3 +110,15 @@ def test_widget_progress_bars_frozen_at_their_first_frame_are_dropped_and_text_b
     kinds = [(o["output_type"], o.get("name")) for o in notebook.cells[0]["outputs"]]
     assert kinds == [("stream", "stderr"), ("display_data", None), ("stream", "stdout")]
     assert run_notebooks.drop_frozen_progress_bars(notebook) == 0  # stable
+
+
+def test_cell_seconds_from_nbclient_timestamps():
+    from nbformat.v4 import new_markdown_cell
+
+    timed = new_code_cell("# a comment first\nindex = data.load_data(ROOT)")
+    timed.metadata["execution"] = {"iopub.execute_input": "2026-12-02T10:00:01.250000Z",
+                                   "shell.execute_reply": "2026-12-02T10:00:04.000000Z"}
+    never_run = new_code_cell("print(1)")
+    notebook = new_notebook(cells=[new_markdown_cell("# Title"), timed, never_run])
+    assert run_notebooks.cell_seconds(notebook) == [{"cell": 1, "seconds": 2.75,
+                                                     "source": "index = data.load_data(ROOT)"}]

@@ -502,6 +502,15 @@ def test_random_backend_batches_like_one_forward_pass(random_model, test_patches
         backend.embed_patches(np.zeros((2, 64, 96), np.float32))
 
 
+def test_xla_backend_traces_once_for_every_remainder(test_patches):
+    backend = vggish.VGGishBackend(weights="random", seed=0, batch_size=8, jit_compile=True)
+    plain = vggish.VGGishBackend(weights="random", seed=0, batch_size=8, jit_compile=False)
+    patches = np.concatenate([test_patches] * 10)
+    for n in (1, 3, 8, 13, 20):  # remainders 1, 3, 0, 5, 4: each would be a new input shape unpadded
+        np.testing.assert_allclose(backend.embed_patches(patches[:n]), plain.embed_patches(patches[:n]), atol=1e-4)
+    assert backend._forward.experimental_get_tracing_count() == 1
+
+
 # -------------------------------------------------------------------------------------------- CLI
 
 def test_cli_weights_vggish_and_check(tmp_path, slim_checkpoint, official_values, monkeypatch, capsys):

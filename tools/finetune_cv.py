@@ -147,8 +147,8 @@ def _other_markdown(report: dict, main: list[dict], rows: list[dict]) -> list[st
                               ((run["seed"], run["fold"]) for run in rows[0]["runs"])) +
         f" of stratified {rows[0].get('folds', report['folds'])}-fold CV, {n_runs} run(s)" +
         (f" - **a subset** of the {report['n_runs']} runs of the table above (the same splits and seeds for "
-         f"those runs), chosen to fit the CPU time available; wall, CPU and peak RSS are what these runs recorded (their own "
-         f"process; the frozen layers' outputs were partly cached by an interrupted earlier call)"
+         f"those runs), chosen to fit the CPU time available; wall, CPU and peak RSS are what these runs recorded in their "
+         f"own process (augmented clips and frozen-layer outputs already in the cache are not recomputed)"
          if subset else "") + ".",
         "",
         *_table_lines(rows),

@@ -136,13 +136,31 @@ def clean(notebook: nbformat.NotebookNode, stem: str | None) -> int:
     return removed
 
 
-def execute(source: Path, *, timeout: int) -> Path:
+def cell_seconds(notebook: nbformat.NotebookNode) -> list[dict]:
+    """Seconds each code cell ran (nbclient's ``execution`` timestamps), with the cell's first source line."""
+    from datetime import datetime
+
+    rows = []
+    for number, cell in enumerate(notebook.cells):
+        stamps = cell.get("metadata", {}).get("execution", {})
+        if cell.cell_type != "code" or "iopub.execute_input" not in stamps or "shell.execute_reply" not in stamps:
+            continue
+        start, end = (datetime.fromisoformat(stamps[key].replace("Z", "+00:00"))
+                      for key in ("iopub.execute_input", "shell.execute_reply"))
+        first = next((line for line in cell.source.splitlines() if line.strip() and not line.startswith("#")), "")
+        rows.append({"cell": number, "seconds": round((end - start).total_seconds(), 2), "source": first[:100]})
+    return rows
+
+
+def execute(source: Path, *, timeout: int, timings: list | None = None) -> Path:
     notebook = jupytext.read(source)
     notebook.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3 (ipykernel)",
                                                 "language": "python"})
     started = time.time()
-    NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+    NotebookClient(notebook, timeout=timeout, kernel_name="python3", record_timing=True,
                    resources={"metadata": {"path": str(source.parent)}}).execute()
+    if timings is not None:
+        timings.extend({"notebook": source.name, **row} for row in cell_seconds(notebook))
     removed = clean(notebook, source.stem)
     target = source.with_suffix(".ipynb")
     jupytext.write(notebook, target, fmt="ipynb")
@@ -156,9 +174,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("notebooks", nargs="+", type=Path)
     parser.add_argument("--execute", action="store_true", help="execute (the only mode; kept for clarity)")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
+    parser.add_argument("--timings", type=Path, default=None, metavar="FILE.json",
+                        help="write the seconds of every code cell (where `make demo` spends its time) and print "
+                             "the ten slowest")
     args = parser.parse_args(argv)
+    timings: list | None = [] if args.timings else None
     for source in args.notebooks:
-        execute(source, timeout=args.timeout)
+        execute(source, timeout=args.timeout, timings=timings)
+    if timings is not None:
+        import json
+
+        args.timings.parent.mkdir(parents=True, exist_ok=True)
+        args.timings.write_text(json.dumps({"total_seconds": round(sum(r["seconds"] for r in timings), 1),
+                                            "cells": timings}, indent=1) + "\n")
+        for row in sorted(timings, key=lambda r: -r["seconds"])[:10]:
+            print(f"{row['seconds']:8.1f} s  {row['notebook']} cell {row['cell']}: {row['source']}")
+        print(f"timings: {args.timings}")
     return 0
 
 

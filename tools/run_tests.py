@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     code = 0
     if not args.notebooks_only:
-        code = pytest(["tests", *args.pytest_args], env, "unit tests") or code
+        # The 15 slowest tests end the log: where CI's minutes go.
+        code = pytest(["tests", "--durations=15", *args.pytest_args], env, "unit tests") or code
     if not args.unit_only:
         notebooks = build_test_notebooks()
         if notebooks:

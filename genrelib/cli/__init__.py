@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 import warnings
@@ -59,16 +60,45 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script and of ``python -m genrelib``."""
+    """Entry point of the console script and of ``python -m genrelib``.
+
+    Called as the program (``argv`` None), a verb that leaves nothing behind ends the process as soon as its
+    output is flushed (:func:`_exit_when_done`); called with ``argv`` (tests, other code) it returns.
+    """
     args = parse_args(sys.argv[1:] if argv is None else argv)
     with warnings.catch_warnings():
         warnings.simplefilter("default", GenrelibWarning)
         shown = warnings.showwarning
         warnings.showwarning = _one_line_warnings(_label(args), shown)
         try:
-            return _run(args)
+            code = _run(args)
         finally:
             warnings.showwarning = shown
+    if argv is None:
+        _exit_when_done(code)
+    return code
+
+
+def _exit_when_done(code: int) -> None:
+    """End the process now when TensorFlow is loaded and nothing else needs a clean shutdown.
+
+    Python's own teardown of TensorFlow and Keras takes about 2 s on 2 cores - a sixth of a cold ``genrelib
+    predict`` (benchmarks/bench_predict.py) - and does nothing for the user: every file genrelib writes is complete
+    and atomically renamed before a verb returns. Not taken while Ray or worker processes are alive, whose
+    shutdown runs at exit.
+    """
+    import logging
+    import multiprocessing
+
+    if "tensorflow" not in sys.modules or "ray" in sys.modules or multiprocessing.active_children():
+        return
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (``| head``): nothing more can reach it anyway
+            pass
+    os._exit(code)
 
 
 def _one_line_warnings(verb: str, fallback):

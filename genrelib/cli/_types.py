@@ -45,14 +45,14 @@ def fraction(text: str) -> float:
 
 
 def clips_to_embed(args: argparse.Namespace):
-    """``args.files`` as a list, else every clip of the GTZAN root of ``--data`` (an index; says where it was
+    """``args.files`` as a list, else every clip of ``--data`` (GTZAN or a collection: an index; says where it was
     found unless ``--quiet``): what ``genrelib embed`` embeds on either engine."""
     if args.files:
         return list(args.files)
     from .. import data
 
     root, found_via = data.resolve_root(args.data)
-    index = data.load_gtzan(root, on_error=getattr(args, "on_error", None) or "raise")
+    index = data.load_data(root, on_error=getattr(args, "on_error", None) or "raise")
     if not args.quiet:
         skipped = data.skipped_tracks(index)
         print(f"data: {root} ({found_via}), {len(index)} clips{'; skipped: ' + skipped if skipped else ''}")

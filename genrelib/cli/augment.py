@@ -40,7 +40,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--n-jobs", type=positive_int, default=2, help="worker processes (default: %(default)s)")
     parser.add_argument("--cache-dir", default=None,
                         help="audio cache root (default: $GENRELIB_CACHE/augment)")
-    add_data_argument(parser)
+    add_data_argument(parser, collection=True)
     add_output_arguments(parser, default_help="$GENRELIB_OUTPUT/results, else ./results")
     add_engine_arguments(parser, workers=False)  # --engine ray: one Ray task per source track (genrelib.scale)
     return parser
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if target.exists() and not args.overwrite:
         print(f"genrelib augment: nothing to do: {target} exists (pass --overwrite to recompute)")
         return 1
-    index = data.load_gtzan(args.data, on_error=args.on_error or "raise")
+    index = data.load_data(data.resolve_root(args.data)[0], on_error=args.on_error or "raise")
     split = data.split_random(index, seed=args.seed) if args.split == "paper" else data.split_fault_filtered(index)
     config = AugmentConfig(methods=tuple(dict.fromkeys(args.methods)), copies_per_method=args.copies)
     if args.engine == "ray":

@@ -34,10 +34,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     validate.add_argument("--report", default=None, help="write the per-track report to this CSV file")
 
     info = actions.add_parser("info", help="tracks per genre, durations, sample rates")
-    add_data_argument(info)
+    add_data_argument(info, collection=True)
 
     split = actions.add_parser("split", help="write a track split (JSON, with its seed)")
-    add_data_argument(split)
+    add_data_argument(split, collection=True)
     split.add_argument("--protocol", choices=PROTOCOLS, default="paper")
     split.add_argument("--seed", type=non_negative_int, default=0)
     split.add_argument("--test-size", type=fraction, default=0.25, help="fraction of tracks in (0, 1)")
@@ -98,9 +98,10 @@ def writable_file(path: str) -> None:
 def _info(args) -> int:
     from .. import data
 
-    index = data.load_gtzan(args.data, on_error=args.on_error or "raise")
+    index = data.load_data(data.resolve_root(args.data)[0], on_error=args.on_error or "raise")
     skipped = data.skipped_tracks(index)
-    print(f"{len(index)} tracks{'; skipped: ' + skipped if skipped else ''}, {index['genre'].nunique()} genres, "
+    kind = "labels" if data.split_groups(index) is not None else "genres"
+    print(f"{len(index)} tracks{'; skipped: ' + skipped if skipped else ''}, {index['genre'].nunique()} {kind}, "
           f"{index['duration'].sum() / 3600:.2f} h of audio")
     print(index.groupby("genre").agg(tracks=("track_id", "size"), mean_duration_s=("duration", "mean"),
                                      samplerates=("samplerate", lambda s: sorted(set(s)))).to_string())
@@ -112,7 +113,7 @@ def _split(args) -> int:
 
     from .. import data
 
-    index = data.load_gtzan(args.data, on_error=args.on_error or "raise")
+    index = data.load_data(data.resolve_root(args.data)[0], on_error=args.on_error or "raise")
     if args.protocol == "paper":
         splits = [data.split_random(index, test_size=args.test_size, valid_size=args.valid_size, seed=args.seed)]
     elif args.protocol == "fault_filtered":

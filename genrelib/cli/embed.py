@@ -26,7 +26,7 @@ def add_parser(subparsers):
                              "musicnn-msd, musicnn-mtt, vgg-msd, vgg-mtt or mfcc (default: auto)")
     parser.add_argument("--batch-size", type=positive_int, default=None,
                         help="patches per forward pass (default: the backend's, 64 for VGGish)")
-    add_data_argument(parser)
+    add_data_argument(parser, collection=True)
     add_output_arguments(parser, default_help="$GENRELIB_CACHE/embeddings; --engine ray: $GENRELIB_CACHE/catalogue")
     add_engine_arguments(parser)
     return parser

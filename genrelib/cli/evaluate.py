@@ -24,7 +24,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--zero-shot", action="store_true",
                         help="no runs: score every track with YAMNet's AudioSet genre classes, add protocol "
                              "'zero-shot' rows to the results tables and draw figures/zero_shot_vs_trained.png")
-    add_data_argument(parser)
+    add_data_argument(parser, collection=True)
     parser.add_argument("--no-baseline", dest="baseline", action="store_false",
                         help="skip the clip-mean + logistic-regression baseline")
     parser.add_argument("--results-dir", default=None, help="default: $GENRELIB_OUTPUT/results or ./results")

@@ -34,7 +34,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Stage 1 trains the CNN head on the frozen backbone (Table 1); stage 2 unfreezes the top "
                     "--unfreeze blocks at --finetune-learning-rate. Prints the plan and a time estimate first, "
                     "then frozen and fine-tuned test accuracy per run and their mean ± std. Runs resume.")
-    add_data_argument(parser)
+    add_data_argument(parser, collection=True)
     add_config_arguments(parser)
     group = parser.add_argument_group("fine-tuning")
     group.add_argument("--backbone", choices=BACKBONES, default="musicnn-msd",
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     root, _ = data.resolve_root(args.data)
-    index = data.load_gtzan(root, on_error=config.data.on_error)
+    index = data.load_data(root, labels=config.data.labels or None, on_error=config.data.on_error)
     if args.per_genre is not None:
         index = data.example_tracks(index, per_genre=args.per_genre)
     run_dirs = finetune.run_protocol(

@@ -60,7 +60,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(VERB, help="train the CNN (protocol x seeds) into run directories",
                                    description="Embed the data (cached), augment the training tracks of each "
                                                "split, train the CNN and store a run directory per split and seed.")
-    add_data_argument(parser)
+    add_data_argument(parser, collection=True)
     add_config_arguments(parser)
     add_training_arguments(parser)
     add_output_arguments(parser, default_help="$GENRELIB_OUTPUT/runs or ./runs")

@@ -63,7 +63,6 @@ class VGGishBackend:
     patch_seconds = PATCH_FRAMES * HOP_SAMPLES / SAMPLE_RATE
     patch_hop_seconds = patch_seconds
     front_end_version = FRONT_END_TF_VERSION
-    _bucket = 16
 
     def __init__(self, *, weights: str | os.PathLike = "cached", postprocess: bool = False, batch_size: int = 64,
                  jit_compile: bool | None = None, seed: int = 0, folder: str | os.PathLike | None = None):
@@ -127,7 +126,9 @@ class VGGishBackend:
             self._forward = tf.function(lambda x: model(x, training=False), jit_compile=self.jit_compile,
                                         input_signature=None if shape is None else [tf.TensorSpec(shape)],
                                         autograph=False)  # straight-line code: nothing to convert
-        size = min(self.batch_size, -(-len(chunk) // self._bucket) * self._bucket) if self.jit_compile else len(chunk)
+        # XLA: every chunk padded to one full batch, so one program is compiled and traced once (a remainder of
+        # another size would compile again and make TensorFlow warn about retracing).
+        size = self.batch_size if self.jit_compile else len(chunk)
         padded = np.zeros((size, PATCH_FRAMES, N_MELS, 1), np.float32)
         padded[: len(chunk), :, :, 0] = chunk
         return self._forward(tf.constant(padded)).numpy()[: len(chunk)]
