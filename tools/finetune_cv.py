@@ -186,6 +186,7 @@ def _main_markdown(report: dict) -> str:
     lines = [
         "# Fine-tuning musicnn-msd: frozen features vs fine-tuned",
         "",
+        *([f"> {report['note']}", ""] if report.get("note") else []),  # e.g. measured with older code
         f"Data: {report['data']['n_clips']} GTZAN clips (`{report['data']['root']}`, found via "
         f"{report['data']['source']}). Protocol: stratified {report['folds']}-fold CV x {report['seeds']} seeds "
         f"(`genrelib.train.make_splits`, protocol `kfold`, 10 % of each fold's training tracks for validation); "
