@@ -102,6 +102,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from genrelib.data import load_gtzan
+    from genrelib.storage import neutral_paths
 
     index = load_gtzan(args.data)
     files = [Path(p) for p in index.groupby("genre")["path"].first()][: args.repeats + 1]
@@ -124,7 +125,7 @@ def main(argv=None) -> int:
         "commit": commit(),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    args.output.write_text(neutral_paths(json.dumps(result, indent=2) + "\n"))  # no folder of this machine
     print(f"cold: median {result['cold_median_s']:.2f} s ({', '.join(f'{s:.2f}' for s in cold_seconds)}); "
           f"TensorFlow + Keras import alone {result['tensorflow_keras_import_median_s']:.2f} s")
     print("  phases: " + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items()))
