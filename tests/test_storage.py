@@ -140,3 +140,13 @@ def test_a_kernel_started_in_the_notebooks_folder_writes_to_the_projects_folders
         other.mkdir(exist_ok=True)
         monkeypatch.chdir(other)
         assert storage.output_dir("results", create=False) == other / "results"
+
+
+def test_committed_results_name_no_folder_of_this_machine():
+    root = Path(__file__).resolve().parents[1]
+    places = [path for path in storage.machine_paths(root) if len(path) > 1]  # "/" would match everything
+    for path in sorted((root / "results").rglob("*")):
+        if path.suffix in {".json", ".md", ".csv", ".txt"}:
+            text = path.read_text(encoding="utf-8")
+            named = [place for place in places if place in text]
+            assert not named, f"{path.relative_to(root)} names {named[0]}: write it through storage.neutral_paths"
