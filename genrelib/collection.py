@@ -190,7 +190,8 @@ def _folder_entries(root: Path) -> list[dict]:
         raise DataError(f"{root}: no such folder (a collection is a folder of label folders, or a .csv manifest)")
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
-        raise DataError(f"{root}: no label folders (expected {root}/<label>/<file>.<audio extension>)")
+        raise DataError(f"{root}: no GTZAN layout found and no label folders (expected genres/<genre>/ for GTZAN, "
+                        f"or <label>/<file>.<audio extension> folders for your own collection)")
     entries, ignored = [], []
     for folder in folders:
         label = _check_label(folder.name, folder)
