@@ -95,13 +95,15 @@ def gtzan_only(root: str | os.PathLike, *, reason: str) -> bool:
     return False
 
 
-def load_data(root: str | os.PathLike, *, labels=None, on_error: str = "raise") -> pd.DataFrame:
+def load_data(root: str | os.PathLike | None = None, *, labels=None, on_error: str = "raise") -> pd.DataFrame:
     """:func:`genrelib.data.load_gtzan` for a GTZAN folder, else :func:`load_collection`.
 
+    ``root`` defaults to :func:`genrelib.data.resolve_root`, as for :func:`~genrelib.data.load_gtzan`.
     ``index.attrs["labels"]`` holds the label set in output order either way (GTZAN: :data:`GENRES`).
     """
-    from .data import load_gtzan
+    from .data import load_gtzan, resolve_root
 
+    root = resolve_root(root)[0]  # an explicit folder is returned as given
     if is_gtzan(root) and not labels:
         index = load_gtzan(root, on_error=on_error)
         index.attrs["labels"] = GENRES

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if target.exists() and not args.overwrite:
         print(f"genrelib augment: nothing to do: {target} exists (pass --overwrite to recompute)")
         return 1
-    index = data.load_data(data.resolve_root(args.data)[0], on_error=args.on_error or "raise")
+    index = data.load_data(args.data, on_error=args.on_error or "raise")
     split = data.split_random(index, seed=args.seed) if args.split == "paper" else data.split_fault_filtered(index)
     config = AugmentConfig(methods=tuple(dict.fromkeys(args.methods)), copies_per_method=args.copies)
     if args.engine == "ray":

@@ -98,7 +98,7 @@ def writable_file(path: str) -> None:
 def _info(args) -> int:
     from .. import data
 
-    index = data.load_data(data.resolve_root(args.data)[0], on_error=args.on_error or "raise")
+    index = data.load_data(args.data, on_error=args.on_error or "raise")
     skipped = data.skipped_tracks(index)
     kind = "labels" if data.split_groups(index) is not None else "genres"
     print(f"{len(index)} tracks{'; skipped: ' + skipped if skipped else ''}, {index['genre'].nunique()} {kind}, "
@@ -113,7 +113,7 @@ def _split(args) -> int:
 
     from .. import data
 
-    index = data.load_data(data.resolve_root(args.data)[0], on_error=args.on_error or "raise")
+    index = data.load_data(args.data, on_error=args.on_error or "raise")
     if args.protocol == "paper":
         splits = [data.split_random(index, test_size=args.test_size, valid_size=args.valid_size, seed=args.seed)]
     elif args.protocol == "fault_filtered":
