@@ -7,6 +7,7 @@ Most tests use musicnn-msd (792 k weights, real pretrained checkpoints) on a syn
 from __future__ import annotations
 
 from contextlib import nullcontext
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -480,6 +481,51 @@ def test_run_protocol_max_runs_takes_the_first_runs_of_the_same_group(clips, tmp
     assert [(seed, fold) for _, seed, fold in first] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
     with pytest.raises(ParameterError):
         finetune.run_protocol(index, config=config, runs_dir=tmp_path, progress=False, max_runs=0)
+    calls.clear()
+    rest = finetune.run_protocol(index, config=config, runs_dir=tmp_path, progress=False, skip_runs=4)
+    assert rest == every[4:] and calls == first[4:]  # seed 1's last two folds, in the same group folder
+    with pytest.raises(ParameterError, match="leaves none of the 6"):
+        finetune.run_protocol(index, config=config, runs_dir=tmp_path, progress=False, skip_runs=6)
+
+
+def _finetune_cv_tool():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("finetune_cv", Path(__file__).parents[1] / "tools" / "finetune_cv.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_finetune_cv_join_runs_summarises_both_calls_runs_as_summarize_does():
+    tool = _finetune_cv_tool()
+    rng = np.random.default_rng(3)
+
+    def run(seed, fold):
+        frozen, finetuned = rng.choice([0.7, 0.75, 0.8, 0.85], size=2)
+        return {"seed": seed, "fold": fold, "frozen": frozen, "finetuned": finetuned,
+                "difference": finetuned - frozen, "weight_change": 0.001}
+
+    def row(runs, wall, peak, command):
+        return {"setting": "default", "runs": runs, "summary": {}, "wall_seconds": wall, "cpu_seconds": wall / 2,
+                "peak_rss_mb": peak, "peak_rss_children_mb": 0, "command": command, "max_runs": 4,
+                "protocol": f"kfold x seeds {sorted({r['seed'] for r in runs})}, {len(runs)} runs; backbone yamnet"}
+
+    earlier = row([run(0, 0), run(0, 1), run(1, 0), run(1, 1)], 100.0, 900, "first")
+    later = row([run(2, 0), run(2, 1)], 60.0, 1200, "second")
+    joined = tool.join_runs(earlier, later)
+    frame = pd.DataFrame(earlier["runs"] + later["runs"])
+    assert [(r["seed"], r["fold"]) for r in joined["runs"]] == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)]
+    for stage in ("frozen", "finetuned", "difference"):
+        assert joined["summary"][stage]["mean"] == pytest.approx(frame[stage].mean(), abs=1e-4)
+        assert joined["summary"][stage]["std"] == pytest.approx(frame[stage].std(ddof=0), abs=1e-4)
+        assert joined["summary"][stage]["n_runs"] == 6
+    assert joined["wall_seconds"] == 160.0 and joined["peak_rss_mb"] == 1200 and joined["max_runs"] is None
+    assert joined["command"] == "first; then second"
+    assert joined["protocol"].startswith("kfold x seeds [0, 1, 2], 6 runs;")
+    # A run both calls trained counts once, the later call's.
+    again = tool.join_runs(earlier, row([{**earlier["runs"][0], "frozen": 0.1}], 1.0, 1, "third"))
+    assert len(again["runs"]) == 4 and again["runs"][0]["frozen"] == 0.1
 
 
 # ------------------------------------------------------------------------------------------ YAMNet

@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import resource
 import shlex
 import subprocess
@@ -52,7 +53,7 @@ BACKBONE = "musicnn-msd"
 
 
 def run_setting(name: str, *, data: str | None, folds: int, seeds: int, runs_dir: str,
-                backbone: str = BACKBONE, max_runs: int | None = None) -> dict:
+                backbone: str = BACKBONE, max_runs: int | None = None, skip_runs: int = 0) -> dict:
     """In a child process: one setting's protocol, its summary and its costs."""
     sys.path.insert(0, str(ROOT))
     from genrelib import data as gdata
@@ -64,7 +65,8 @@ def run_setting(name: str, *, data: str | None, folds: int, seeds: int, runs_dir
     index = gdata.load_gtzan(root)
     config = Config().replace(protocol="kfold", **{"train.folds": folds, "train.n_seeds": seeds})
     run_dirs = finetune.run_protocol(index, backbone=backbone, config=config, finetune_epochs=FINETUNE_EPOCHS,
-                                     runs_dir=runs_dir, progress=False, max_runs=max_runs, **SETTINGS[name])
+                                     runs_dir=runs_dir, progress=False, max_runs=max_runs,
+                                     skip_runs=skip_runs, **SETTINGS[name])
     runs, table = finetune.summarize(run_dirs)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     meta = finetune.load_run(run_dirs[0])["meta"]
@@ -87,6 +89,32 @@ def run_setting(name: str, *, data: str | None, folds: int, seeds: int, runs_dir
         "runs_cpu_seconds": round(sum(m.get("cpu_seconds", 0.0) for m in metas), 1),
         "runs_peak_rss_mb": max(m.get("peak_rss_mb", 0) for m in metas),
     }
+
+
+def join_runs(earlier: dict, later: dict) -> dict:
+    """One row from two calls that trained different runs of the same setting (``--skip-runs``): the runs of
+    both (the later call's wins a run both trained), the summary recomputed over them exactly as
+    :func:`genrelib.finetune.summarize` does (mean, std with ddof 0, min, max), costs added up, both commands."""
+    import numpy as np
+
+    later_keys = {(run["seed"], run["fold"]) for run in later["runs"]}
+    runs = sorted([run for run in earlier["runs"] if (run["seed"], run["fold"]) not in later_keys] + later["runs"],
+                  key=lambda run: (run["seed"], run["fold"]))
+    summary = {}
+    for stage in ("frozen", "finetuned", "difference"):
+        values = np.array([run[stage] for run in runs], dtype=float)
+        summary[stage] = {"mean": round(float(values.mean()), 4), "std": round(float(values.std()), 4),
+                          "min": round(float(values.min()), 4), "max": round(float(values.max()), 4),
+                          "n_runs": float(len(runs))}
+    seeds = sorted({run["seed"] for run in runs})
+    protocol = re.sub(r"x seeds \[[^]]*\], \d+ runs", f"x seeds {seeds}, {len(runs)} runs", later["protocol"])
+    joined = {**later, "runs": runs, "summary": summary, "max_runs": None, "protocol": protocol,
+              "command": f"{earlier.get('command', '')}; then {later['command']}"}
+    for key in ("wall_seconds", "cpu_seconds", "runs_wall_seconds", "runs_cpu_seconds"):
+        joined[key] = round(earlier.get(key, 0.0) + later.get(key, 0.0), 1)
+    for key in ("peak_rss_mb", "peak_rss_children_mb", "runs_peak_rss_mb"):
+        joined[key] = max(earlier.get(key, 0), later.get(key, 0))
+    return joined
 
 
 def _table_lines(results: list[dict]) -> list[str]:
@@ -267,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the existing finetune.json's header and the rows this call does not rerun")
     parser.add_argument("--max-runs", type=int, default=None,
                         help="only the first N runs of the folds x seeds (seed 0's folds first): a labelled subset")
+    parser.add_argument("--skip-runs", type=int, default=0,
+                        help="leave out the first K runs; with --merge, this call's runs join the existing row's "
+                             "(e.g. --skip-runs 10 adds seed 2 to a row of seeds 0-1)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
@@ -279,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     runs_dir = str(Path(args.cache or tempfile.mkdtemp(prefix="finetune_cv-")) / "runs")
     if args.child:
         print(json.dumps(run_setting(args.child, data=args.data, folds=args.folds, seeds=args.seeds,
-                                     runs_dir=runs_dir, backbone=args.backbone, max_runs=args.max_runs)))
+                                     runs_dir=runs_dir, backbone=args.backbone, max_runs=args.max_runs,
+                                     skip_runs=args.skip_runs)))
         return 0
     cache = args.cache or str(Path(runs_dir).parent)
     env = {**os.environ, "GENRELIB_CACHE": cache, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -287,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.settings:
         command = [sys.executable, __file__, "--child", name, "--folds", str(args.folds), "--seeds", str(args.seeds),
                    "--cache", cache, "--backbone", args.backbone, *(["--data", args.data] if args.data else []),
-                   *(["--max-runs", str(args.max_runs)] if args.max_runs else [])]
+                   *(["--max-runs", str(args.max_runs)] if args.max_runs else []),
+                   *(["--skip-runs", str(args.skip_runs)] if args.skip_runs else [])]
         output = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
         results.append(json.loads(output.strip().splitlines()[-1]))
         s = results[-1]["summary"]
@@ -305,6 +338,11 @@ def main(argv: list[str] | None = None) -> int:
         rerun = {(args.backbone, row["setting"]) for row in results}
         for row in results:
             row.update(command=command, folds=args.folds, seeds=args.seeds, max_runs=args.max_runs)
+        if args.skip_runs:
+            earlier = {row["setting"]: row for row in report["results"]
+                       if row.get("backbone", report["backbone"]) == args.backbone}
+            results = [join_runs(earlier[row["setting"]], row) if row["setting"] in earlier else row
+                       for row in results]
         report["results"] = [row for row in report["results"]
                              if (row.get("backbone", report["backbone"]), row["setting"]) not in rerun] + results
         (output_dir / "finetune.json").write_text(neutral_paths(json.dumps(report, indent=1) + "\n"))

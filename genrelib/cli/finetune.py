@@ -50,6 +50,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     group.add_argument("--max-runs", type=positive_int, default=None, metavar="N",
                        help="only the first N runs of the seeds x folds (seed 0's folds first); a later call "
                             "with more resumes the same group")
+    group.add_argument("--skip-runs", type=positive_int, default=0, metavar="K",
+                       help="leave out the first K of those runs (trained by another call or machine)")
     group.add_argument("--per-genre", type=positive_int, default=None, metavar="N",
                        help="only the first N tracks of each genre (a quick look)")
     split = parser.add_argument_group("protocol and Table 1 (default: the configuration)")
@@ -79,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         index, backbone=args.backbone, unfreeze=args.unfreeze, config=config, head_epochs=args.head_epochs,
         finetune_epochs=args.finetune_epochs, finetune_learning_rate=args.finetune_learning_rate,
         weights=args.weights, runs_dir=args.output_dir, overwrite=args.overwrite, progress=not args.quiet,
-        max_runs=args.max_runs)
+        max_runs=args.max_runs, skip_runs=args.skip_runs)
     runs, table = finetune.summarize(run_dirs)
     print(f"{len(run_dirs)} run(s) in {run_dirs[0].parent} (data: {root})")
     print(runs[["seed", "fold", "n_test", "frozen", "finetuned", "difference"]].to_string(index=False))

@@ -315,7 +315,7 @@ def run_protocol(index: pd.DataFrame, *, backbone: str = "musicnn-msd", unfreeze
                  config: Config = Config(), head_epochs: int | None = None, finetune_epochs: int = 10,
                  finetune_learning_rate: float = 1e-5, weights: str | os.PathLike | None = None,
                  runs_dir: str | os.PathLike | None = None, overwrite: bool = False,
-                 progress: bool = True, max_runs: int | None = None) -> list[Path]:
+                 progress: bool = True, max_runs: int | None = None, skip_runs: int = 0) -> list[Path]:
     """:func:`fine_tune` on every split of ``config.protocol`` for ``config.train.n_seeds`` seeds.
 
     Notebook: 06_fine_tuning. CLI: ``genrelib finetune``.
@@ -326,7 +326,9 @@ def run_protocol(index: pd.DataFrame, *, backbone: str = "musicnn-msd", unfreeze
 
     ``max_runs`` runs only the first ``max_runs`` (seed, split) pairs, in order (seed 0's folds first): a subset
     that fits the time at hand. The group folder does not depend on it, so a later call with more runs (or
-    none) reuses the finished ones and adds the rest.
+    none) reuses the finished ones and adds the rest. ``skip_runs`` leaves out the first ``skip_runs`` of them
+    (after ``max_runs``): the runs another call (or another machine) trains, e.g. ``skip_runs=10`` for seed 2 of
+    5 folds x 3 seeds.
 
     Returns
     -------
@@ -340,6 +342,10 @@ def run_protocol(index: pd.DataFrame, *, backbone: str = "musicnn-msd", unfreeze
             for split in make_splits(index, protocol=config.protocol, seed=seed, config=config)]
     if max_runs is not None:
         jobs = jobs[:positive_int(max_runs, "max_runs")]
+    if skip_runs:
+        if positive_int(skip_runs, "skip_runs") >= len(jobs):
+            raise ParameterError(f"skip_runs={skip_runs} leaves none of the {len(jobs)} (seed, split) runs")
+        jobs = jobs[skip_runs:]
     settings = {"config": config.keyed_settings(), "weights": weights,
                 "epochs": [head_epochs, finetune_epochs], "finetune_learning_rate": finetune_learning_rate,
                 "code": {"finetune": cache.FINETUNE_VERSION, "fit": fit.FIT_VERSION, **package_versions()}}
