@@ -150,7 +150,8 @@ def evaluate_runs(run_dirs: list[Path], tracks: pd.DataFrame, *, baseline: bool 
 
 def run_pipeline(config: Config = Config(), *, root: str | os.PathLike | None = None,
                  protocols: Iterable[str] | None = None, runs_dir: str | os.PathLike | None = None,
-                 allow_download: bool = True, allow_synthetic: bool = False, progress: bool = True) -> dict:
+                 allow_download: bool = True, allow_synthetic: bool = False, progress: bool = True,
+                 figures: bool = True) -> dict:
     """Run every stage for each protocol; write results tables and Figs 1-6.
 
     Notebook: 05_evaluation. CLI: ``genrelib run``.
@@ -165,12 +166,16 @@ def run_pipeline(config: Config = Config(), *, root: str | os.PathLike | None = 
         Default: ``[config.protocol]``.
     runs_dir : path, optional
         Default ``output_dir("runs")``.
+    figures : bool
+        False leaves ``figures/`` as it is (e.g. rows of a second backend, whose runs the committed figures do
+        not show).
 
     Returns
     -------
     dict
         ``protocol -> {"runs": [...], "summaries": [...]}`` and ``"figures"``: the written figure files
-        (none when ``config.protocol``, the protocol the figures show, is not among ``protocols``).
+        (none when ``figures`` is False or ``config.protocol``, the protocol the figures show, is not among
+        ``protocols``).
     """
     from .train import PROTOCOLS, run_protocol
 
@@ -194,7 +199,7 @@ def run_pipeline(config: Config = Config(), *, root: str | os.PathLike | None = 
                             labels=facts["labels"])
         outcome[protocol] = {"runs": runs, "summaries": evaluate_runs(runs, tracks)}
     # Figs 4-6 show the configured protocol; drawing them from another would overwrite them with the wrong runs.
-    drawn = config.protocol in protocols
+    drawn = figures and config.protocol in protocols
     outcome["figures"] = regenerate_figures(config, root=root, runs_dir=runs_dir) if drawn else []
     outcome["data"] = facts
     return outcome

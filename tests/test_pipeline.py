@@ -60,6 +60,17 @@ def test_run_of_another_protocol_than_the_configured_one_leaves_the_figures(pipe
     assert {p: p.stat().st_mtime_ns for p in (output / "figures").glob("*.png")} == stamps
 
 
+def test_no_figures_trains_and_leaves_the_figures(pipeline_run, capsys, tmp_path):
+    _, output, arguments = pipeline_run
+    stamps = {p: p.stat().st_mtime_ns for p in (output / "figures").glob("*.png")}
+    before = (output / "results" / "table3_accuracy.json").stat().st_mtime_ns
+    # A second seed, in a runs folder of its own (the figure tests below count the fixture's runs): a new row.
+    assert main(["run", "--no-figures", "--seeds", "2", "--runs-dir", str(tmp_path / "runs"), *arguments]) == 0
+    assert "figures: not redrawn (--no-figures)" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in (output / "figures").glob("*.png")} == stamps
+    assert (output / "results" / "table3_accuracy.json").stat().st_mtime_ns > before
+
+
 def test_figures_only_redraws_without_training(pipeline_run, capsys):
     code, output, arguments = pipeline_run
     runs = sorted((output / "runs").rglob("meta.json"))

@@ -26,6 +26,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--figures-only", action="store_true",
                         help="redraw Figs 1-6 from the data and the newest stored runs of the configured "
                              "protocol and backend; train nothing")
+    parser.add_argument("--no-figures", action="store_true",
+                        help="train and write the results tables, leave figures/ as it is")
     parser.add_argument("--runs-dir", default=None, help="default: $GENRELIB_OUTPUT/runs or ./runs")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
@@ -42,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(written)} figure file(s) written to {written[-1].parent}")
         return 0
     outcome = pipeline.run_pipeline(config, root=args.data, protocols=args.protocols, runs_dir=args.runs_dir,
-                                    progress=not args.quiet)
+                                    progress=not args.quiet, figures=not args.no_figures)
     for protocol, result in outcome.items():
         if protocol in ("figures", "data"):
             continue
@@ -52,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
                   f"{summary['accuracy']['std']:.4f} ({facts['backend']}, {facts['data']}, {facts['runs']} runs)")
     if outcome["figures"]:
         print(f"figures: {outcome['figures'][-1].parent}")
+    elif args.no_figures:
+        print("figures: not redrawn (--no-figures)")
     else:
         print(f"figures: not redrawn (they show the configured protocol {config.protocol!r}, which this run left "
               f"out; add it to --protocols)")
