@@ -14,10 +14,11 @@ export GENRELIB_CACHE ?= $(abspath .cache/genrelib)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONPATH := $(abspath .):$(PYTHONPATH)
 
-.PHONY: help venv demo test unit notebooks-test figures bench clean lock check-results findings book book-test lab lab-test nbfilter
+.PHONY: help venv demo yamnet-results test unit notebooks-test figures bench clean lock check-results findings book book-test lab lab-test nbfilter
 
 help:
 	@echo "make demo   - create the venv, run the notebook series on the default data, write figures/ and results/"
+	@echo "make yamnet-results - the YAMNet rows of results/ (part of make demo when its TF-Lite file is found; DEMO_YAMNET=0 skips)"
 	@echo "make check-results - regenerate the committed result rows from an empty cache and compare"
 	@echo "make test   - unit tests + every notebook under nbval (quick mode)"
 	@echo "make book   - the executed notebooks as a static site in build/book/html (nothing re-executed)"
@@ -40,9 +41,23 @@ $(STAMP): pyproject.toml requirements/lock.txt
 # Full run: executes every notebook in order (writing the executed .ipynb beside its .py source; the seconds of
 # every cell go to build/demo_timings.json and the ten slowest are printed),
 # regenerates figures/ and results/.
+# YAMNet's rows (linear probe, paper CNN with and without augmentation, zero-shot) need its weights: the TF-Lite
+# file beside the checkout (genrelib converts it on first use) or `genrelib weights yamnet ...`. DEMO_YAMNET=0 leaves
+# them out (they add about 20 min of CPU on 2 cores, most of it embedding the augmented copies).
+YAMNET_TFLITE := $(wildcard ../shared/models/yamnet/yamnet_classification.tflite)
+DEMO_YAMNET ?= $(if $(YAMNET_TFLITE),1,0)
+
 demo: venv
 	GENRELIB_QUICK=0 GENRELIB_OUTPUT=$(abspath .) $(BIN)/python tools/run_notebooks.py --execute --timings build/demo_timings.json $(NOTEBOOKS)
+	if [ "$(DEMO_YAMNET)" = 1 ]; then $(MAKE) --no-print-directory yamnet-results; fi
 	$(BIN)/python tools/write_findings.py
+
+# The committed YAMNet rows of results/ (see results/README.md, "YAMNet"); figures/ stays musicnn-msd's.
+yamnet-results: venv
+	$(BIN)/python tools/backend_cv.py --only yamnet
+	GENRELIB_OUTPUT=$(abspath .) $(BIN)/python -m genrelib run --backend yamnet --protocols paper kfold --no-augment --seeds 3 --no-figures --quiet
+	GENRELIB_OUTPUT=$(abspath .) $(BIN)/python -m genrelib run --backend yamnet --protocols paper kfold --seeds 3 --no-figures --quiet
+	GENRELIB_OUTPUT=$(abspath .) $(BIN)/python -m genrelib evaluate --zero-shot
 
 # The README's and results/README.md's generated blocks, from results/*.json.
 findings: venv
