@@ -123,11 +123,15 @@ def _recorder(run_dir: Path | None, *, progress: bool, epochs: int):
 
         def on_epoch_end(self, epoch, logs=None):
             self.rows.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
-            if not np.isfinite(self.rows[-1].get("loss", 0.0)):
+            loss = self.rows[-1].get("loss", 0.0)
+            # The cross-entropy clips probabilities, so weights gone to inf or NaN can still report a finite
+            # loss on some CPUs: both count as diverged.
+            weights_finite = all(np.all(np.isfinite(w)) for w in self.model.get_weights())
+            if not (np.isfinite(loss) and weights_finite):
                 self.bar.close()
-                raise TrainingError(f"training diverged: epoch {epoch + 1} ended with loss "
-                                    f"{self.rows[-1]['loss']} (lower train.learning_rate); the run is left "
-                                    f"unfinished and is never used")
+                what = f"loss {loss}" if not np.isfinite(loss) else f"non-finite weights (loss {loss:.4g})"
+                raise TrainingError(f"training diverged: epoch {epoch + 1} ended with {what} "
+                                    f"(lower train.learning_rate); the run is left unfinished and is never used")
             self.bar.update(1)
             self.bar.set_postfix({k: f"{v:.3f}" for k, v in self.rows[-1].items() if k != "epoch"})
             val_loss = self.rows[-1].get("val_loss", np.nan)
