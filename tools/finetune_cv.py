@@ -77,7 +77,7 @@ def run_setting(name: str, *, data: str | None, folds: int, seeds: int, runs_dir
         "data": {"root": str(root), "source": source, "n_clips": len(index)},
         "protocol": table.attrs["protocol"],
         "runs": runs.round(6).to_dict(orient="records"),
-        "summary": {stage: {k: round(float(v), 4) for k, v in table.loc[stage].items()} for stage in table.index},
+        "summary": summary_record(table),
         "augmented_clips_per_run": meta["augmented_clips"],
         "stage_seconds_first_run": meta["timing"],
         "wall_seconds": round(time.perf_counter() - started, 1),
@@ -91,21 +91,25 @@ def run_setting(name: str, *, data: str | None, folds: int, seeds: int, runs_dir
     }
 
 
+def summary_record(table) -> dict:
+    """:func:`genrelib.finetune.summarize`'s table as the JSON record: stage -> statistic -> value (4 decimals)."""
+    return {stage: {k: round(float(v), 4) for k, v in table.loc[stage].items()} for stage in table.index}
+
+
 def join_runs(earlier: dict, later: dict) -> dict:
     """One row from two calls that trained different runs of the same setting (``--skip-runs``): the runs of
-    both (the later call's wins a run both trained), the summary recomputed over them exactly as
-    :func:`genrelib.finetune.summarize` does (mean, std with ddof 0, min, max), costs added up, both commands."""
-    import numpy as np
+    both (the later call's wins a run both trained), the summary recomputed over them by
+    :func:`genrelib.finetune.summary_statistics`, as :func:`genrelib.finetune.summarize` does, costs added up,
+    both commands."""
+    import pandas as pd
+
+    sys.path.insert(0, str(ROOT))
+    from genrelib.finetune import summary_statistics
 
     later_keys = {(run["seed"], run["fold"]) for run in later["runs"]}
     runs = sorted([run for run in earlier["runs"] if (run["seed"], run["fold"]) not in later_keys] + later["runs"],
                   key=lambda run: (run["seed"], run["fold"]))
-    summary = {}
-    for stage in ("frozen", "finetuned", "difference"):
-        values = np.array([run[stage] for run in runs], dtype=float)
-        summary[stage] = {"mean": round(float(values.mean()), 4), "std": round(float(values.std()), 4),
-                          "min": round(float(values.min()), 4), "max": round(float(values.max()), 4),
-                          "n_runs": float(len(runs))}
+    summary = summary_record(summary_statistics(pd.DataFrame(runs)))
     seeds = sorted({run["seed"] for run in runs})
     protocol = re.sub(r"x seeds \[[^]]*\], \d+ runs", f"x seeds {seeds}, {len(runs)} runs", later["protocol"])
     joined = {**later, "runs": runs, "summary": summary, "max_runs": None, "protocol": protocol,

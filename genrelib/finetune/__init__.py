@@ -43,7 +43,7 @@ from .backbones import BACKBONES, Backbone, block_table, load_backbone, unfreeze
 from .cache import BOTTOM_BATCH, FINETUNE_VERSION, item_table, load_patches, patch_dataset
 from .cut import build_end_to_end, clip_model, split_backbone
 from .fit import FIT_VERSION, STAGES
-from .runs import RUN_FILES, fine_tune, load_finetuned, load_run, run_protocol, summarize
+from .runs import RUN_FILES, fine_tune, load_finetuned, load_run, run_protocol, summarize, summary_statistics
 
 __all__ = [
     "BACKBONES",
@@ -62,4 +62,5 @@ __all__ = [
     "load_finetuned",
     "load_run",
     "summarize",
+    "summary_statistics",
 ]

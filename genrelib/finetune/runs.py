@@ -30,7 +30,7 @@ from .cache import SIDES, bottom_features, features_folder, item_table, patch_da
 from .cut import build_end_to_end, clip_model, cut_description, split_backbone
 from .estimate import describe_plan, estimate_seconds
 
-__all__ = ["fine_tune", "run_protocol", "load_run", "summarize", "load_finetuned"]
+__all__ = ["fine_tune", "run_protocol", "load_run", "summarize", "summary_statistics", "load_finetuned"]
 
 #: Files a run directory may hold beside its stage folders (only these are removed when a run starts afresh;
 #: ``checkpoint_<stage>.npz`` are the stage checkpoints of the hand-written loop before FIT_VERSION).
@@ -392,6 +392,14 @@ def load_run(run_dir: str | os.PathLike) -> dict:
             "predictions": pd.read_csv(run_dir / "predictions.csv")}
 
 
+def summary_statistics(runs: pd.DataFrame) -> pd.DataFrame:
+    """Rows ``frozen``, ``finetuned``, ``difference`` of ``runs`` (one row per run, as :func:`summarize` gives):
+    ``mean``, ``std`` (ddof=0), ``min``, ``max``, ``n_runs``."""
+    columns = ["frozen", "finetuned", "difference"]
+    return pd.DataFrame({"mean": runs[columns].mean(), "std": runs[columns].std(ddof=0),
+                         "min": runs[columns].min(), "max": runs[columns].max(), "n_runs": len(runs)})
+
+
 def summarize(run_dirs: Sequence[str | os.PathLike]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Test accuracy of each run before and after fine-tuning, and their mean and spread.
 
@@ -423,9 +431,7 @@ def summarize(run_dirs: Sequence[str | os.PathLike]) -> tuple[pd.DataFrame, pd.D
                      "best_epoch_finetuned": meta["best_epoch"]["finetuned"],
                      "weight_change": max(meta["weight_change"].values(), default=0.0)})
     runs = pd.DataFrame(rows)
-    columns = ["frozen", "finetuned", "difference"]
-    table = pd.DataFrame({"mean": runs[columns].mean(), "std": runs[columns].std(ddof=0),
-                          "min": runs[columns].min(), "max": runs[columns].max(), "n_runs": len(runs)})
+    table = summary_statistics(runs)
     first = load_run(run_dirs[0])["meta"]
     trained = ", ".join(first["trained_layers"]) or "head only"
     table.attrs["protocol"] = (f"{first['protocol']} x seeds {sorted(set(runs['seed']))}, {len(runs)} runs; backbone "
