@@ -66,8 +66,9 @@ findings: venv
 # Regenerates committed result rows from an empty cache and compares them with results/ (exit 1 on a difference).
 CHECK_PROTOCOLS ?= paper kfold
 CHECK_AUGMENTATION ?= both
+CHECK_ARGS ?=
 check-results: venv
-	$(BIN)/python tools/check_results.py --protocols $(CHECK_PROTOCOLS) --augmentation $(CHECK_AUGMENTATION)
+	$(BIN)/python tools/check_results.py --protocols $(CHECK_PROTOCOLS) --augmentation $(CHECK_AUGMENTATION) $(CHECK_ARGS)
 
 test: venv
 	$(BIN)/python tools/run_tests.py
