@@ -32,7 +32,8 @@ NOISE = re.compile(
     r"|[IW]\d{4} [\d:. ]+\d+ \S+\.cc:\d+\]"  # absl INFO and WARNING lines
     r"|E\d{4} [\d:. ]+\d+ cuda_(platform|executor|diagnostics)\.cc:\d+\] .*(cuInit|CUDA|cuda)"
     r"|E\d{4} [\d:. ]+\d+ node_def_util\.cc:\d+\] NodeDef mentions attribute use_unbounded_threadpool"
-    r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\.)"
+    r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\."
+    r"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.)"  # the TF-Lite interpreter's first allocation
 )
 
 

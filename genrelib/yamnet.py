@@ -43,6 +43,7 @@ import numpy as np
 
 from .audio import resample
 from .checks import positive_int, valid_audio
+from .quiet import filtered_native_stderr
 from .errors import ParameterError, WeightsError
 from .storage import atomic_path, cache_dir, file_digest
 
@@ -465,14 +466,14 @@ def _save_converted(values, *, source: str, source_sha256: str, source_kind: str
 
 
 def _tflite_interpreter(path: Path, *, preserve_all_tensors: bool = False):
-    """``tf.lite.Interpreter`` without its deprecation warning (it still works in TF 2.21)."""
-    with warnings.catch_warnings():
+    """``tf.lite.Interpreter`` without its deprecation warning (it still works in TF 2.21) or its native INFO line."""
+    with warnings.catch_warnings(), filtered_native_stderr():  # its "Created ... XNNPACK delegate" INFO line
         warnings.simplefilter("ignore")
         import tensorflow as tf
 
         interpreter = tf.lite.Interpreter(model_path=str(path),
                                           experimental_preserve_all_tensors=preserve_all_tensors)
-    interpreter.allocate_tensors()
+        interpreter.allocate_tensors()
     return interpreter
 
 

@@ -339,6 +339,19 @@ def test_bad_input_errors(tmp_path, monkeypatch):
 
 
 @needs_models
+def test_reading_the_tflite_file_prints_no_native_info_line():
+    """TF-Lite's interpreter writes "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." on its first allocation
+    (seen in `check_results.py --backend yamnet`'s output); genrelib's conversion and parity checks drop it."""
+    from genrelib.quiet import NOISE
+
+    assert NOISE.match("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.")
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "GENRELIB_TF_LOG")}
+    code = f"from pathlib import Path; from genrelib import yamnet; yamnet._tflite_interpreter(Path({str(TFLITE)!r}))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+
+
+@needs_models
 def test_cli_embed_with_yamnet(weights_dir, mini_root, tmp_path):
     cache = tmp_path / "cache"
     (cache / "weights").mkdir(parents=True)
