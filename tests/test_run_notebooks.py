@@ -122,3 +122,14 @@ def test_cell_seconds_from_nbclient_timestamps():
     notebook = new_notebook(cells=[new_markdown_cell("# Title"), timed, never_run])
     assert run_notebooks.cell_seconds(notebook) == [{"cell": 1, "seconds": 2.75,
                                                      "source": "index = data.load_data(ROOT)"}]
+
+
+def test_execute_runs_the_kernel_over_ipc_with_no_warning_on_the_console(tmp_path, capfd):
+    source = tmp_path / "tiny.py"
+    source.write_text("# %%\nprint(6 * 7)\n")
+    target = run_notebooks.execute(source, timeout=120)
+    cell = nbformat.read(target, as_version=4).cells[0]
+    assert cell.outputs[0]["text"] == "42\n"
+    console = capfd.readouterr()
+    assert "without encryption" not in console.err, console.err  # ipykernel's warning for a TCP kernel
+    assert console.out.startswith("tiny.py: executed in")

@@ -11,11 +11,13 @@ import argparse
 import os
 import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import jupytext
 import nbformat
+from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
 from genrelib.storage import machine_paths, neutral_paths
@@ -157,8 +159,12 @@ def execute(source: Path, *, timeout: int, timings: list | None = None) -> Path:
     notebook.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3 (ipykernel)",
                                                 "language": "python"})
     started = time.time()
-    NotebookClient(notebook, timeout=timeout, kernel_name="python3", record_timing=True,
-                   resources={"metadata": {"path": str(source.parent)}}).execute()
+    # Over IPC (a local socket file) rather than TCP: the kernel then has no "running over TCP without encryption"
+    # warning to print into make demo's output, and nothing listens on a port.
+    with tempfile.TemporaryDirectory(prefix="nbk-") as sockets:  # absolute: the kernel runs in another folder
+        kernel = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "kernel"))
+        NotebookClient(notebook, km=kernel, timeout=timeout, kernel_name="python3", record_timing=True,
+                       resources={"metadata": {"path": str(source.parent)}}).execute()
     if timings is not None:
         timings.extend({"notebook": source.name, **row} for row in cell_seconds(notebook))
     removed = clean(notebook, source.stem)
