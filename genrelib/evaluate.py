@@ -398,14 +398,15 @@ def table2(summaries: Iterable[dict]) -> pd.DataFrame:
 
 def _merge(path: Path, new: pd.DataFrame, key: list[str]) -> pd.DataFrame:
     """Rows already in ``path`` (JSON) whose key is not in ``new``, then ``new``: reruns replace, other
-    protocols' rows stay. Sorted by protocol, then model and augmentation (stable: genres keep their order)."""
+    protocols' rows stay. Sorted by protocol, then model, augmentation and backend (stable: genres and runs keep
+    their order), so a rerun of one backend's rows leaves the file as it was when its numbers are the same."""
     merged = new
     if path.exists():
         old = pd.DataFrame(json.loads(path.read_text())["rows"])
         if not old.empty:
             stale = old[key].apply(tuple, axis=1).isin(set(new[key].apply(tuple, axis=1)))
             merged = pd.concat([old[~stale], new], ignore_index=True)
-    return merged.sort_values(["protocol", "model", "augmentation"], ascending=[False, False, True],
+    return merged.sort_values(["protocol", "model", "augmentation", "backend"], ascending=[False, False, True, True],
                               kind="stable").reset_index(drop=True)
 
 

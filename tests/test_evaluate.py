@@ -152,6 +152,20 @@ def test_results_files_keep_the_paper_apart_and_merge_groups(tmp_path):
     assert len(json.loads((out / "per_run.json").read_text())["rows"]) == 3
 
 
+def test_rerunning_one_backend_leaves_the_files_byte_identical(tmp_path):
+    """make demo reruns musicnn-msd's rows after make yamnet-results wrote YAMNet's: same numbers, same files."""
+    out = tmp_path / "results"
+    groups = {backend: evaluate.summarize_runs(group(tmp_path, backend, [0.5, 0.7], backend=backend))
+              for backend in ("musicnn-msd", "yamnet")}
+    evaluate.write_results([groups["musicnn-msd"]], output_dir_=out)
+    evaluate.write_results([groups["yamnet"]], output_dir_=out)
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    evaluate.write_results([groups["musicnn-msd"]], output_dir_=out)
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+    rows = json.loads((out / "table3_accuracy.json").read_text())["rows"]
+    assert [r["backend"] for r in rows] == ["musicnn-msd", "yamnet"]
+
+
 def test_baseline_rows_have_no_paper_numbers(tmp_path):
     runs = group(tmp_path, "g", [1.0])
     for run in runs:
