@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from contextlib import nullcontext
 from pathlib import Path
@@ -623,3 +624,23 @@ def test_measure_throughput_counts_the_same_work_per_engine(clips, tmp_path):
     assert table.attrs["repeats"] == 1 and len(table.attrs["load_average"]) == 2
     assert table.attrs["ray_start_seconds"] is None and table.attrs["job_overhead_seconds"] > 0
     assert table.attrs["cluster_cpus"] == 2
+
+
+QUIET_JOB = """
+import sys
+from genrelib import scale
+scale.init_ray(num_cpus=2)
+result = scale.embed_catalogue(sys.argv[1:-1], backend="mfcc", output=sys.argv[-1], num_workers=1, progress=False)
+print(result.attrs["n_new"], result.attrs["n_errors"])
+"""
+
+
+def test_a_ray_job_prints_only_its_answer(clips, tmp_path):
+    """In notebook 07 a student saw Ray 2.60's token-authentication notice and a core_worker.cc line about actor
+    constructor arguments; a fresh process running one job on a new local cluster prints neither."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE")}
+    done = subprocess.run([sys.executable, "-c", QUIET_JOB, *map(str, clips[:2]), str(tmp_path / "out")],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["2", "0"]
+    assert "Token authentication is enabled" not in done.stderr and "core_worker.cc" not in done.stderr, done.stderr

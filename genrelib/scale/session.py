@@ -9,12 +9,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
 from ..checks import positive_int
 from ..errors import GenrelibError
+from ..quiet import NOISE, filtered_native_stderr
 
 __all__ = ["INSTALL_HINT", "require_ray", "init_ray", "ray_job"]
 
@@ -87,7 +89,8 @@ def init_ray(address: str | None = None, *, num_cpus: int = 2, log_to_driver: bo
     else:
         options.update(num_cpus=num_cpus, runtime_env={"env_vars": _local_worker_environment()})
     try:
-        ray.init(**options)
+        with _without_token_notice():
+            ray.init(**options)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address!r}" if address else "a local Ray cluster"
         raise GenrelibError(f"cannot start or reach {where}: {exc}") from exc
@@ -96,6 +99,21 @@ def init_ray(address: str | None = None, *, num_cpus: int = 2, log_to_driver: bo
         _LOCAL_CLUSTER.add(ray.get_runtime_context().get_node_id())
         _wait_until_idle(ray)
     return ray
+
+
+@contextlib.contextmanager
+def _without_token_notice() -> Iterator[None]:
+    """Ray 2.60 turns token authentication on for every new local cluster and says so in a WARNING on each start
+    (a notice, not a problem: the token stays in ``~/.ray/auth_token``); a user who set ``RAY_AUTH_MODE`` gets
+    no notice from Ray anyway."""
+    logger = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    notice = logging.Filter()
+    notice.filter = lambda record: "Token authentication is enabled" not in record.getMessage()
+    logger.addFilter(notice)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notice)
 
 
 def _local_worker_environment() -> dict[str, str]:
@@ -132,15 +150,25 @@ def _wait_until_idle(ray, timeout: float = 10.0) -> None:
         time.sleep(0.2)
 
 
+#: Native lines of Ray 2.60's driver during a job that no genrelib user can act on: Ray Data always passes an actor
+#: pool's constructor arguments (here a backend name and its options) through the object store, and the core worker
+#: then says that a restart would fail if they were lost; they live as long as the job does.
+RAY_NOISE = re.compile(r"\[[^\]]*\] core_worker\.cc:\d+: Actor with class name: .* has constructor arguments in "
+                       r"the object store and max_restarts > 0")
+_JOB_NOISE = re.compile(f"{NOISE.pattern}|{RAY_NOISE.pattern}")
+
+
 @contextlib.contextmanager
 def ray_job(ray, *, progress: bool, what_survives: str) -> Iterator[None]:
-    """Run the Ray Data job inside with its progress bars on or off; a failed job becomes one
-    :class:`GenrelibError` saying what survives it (``what_survives``: finished batches, cached items)."""
+    """Run the Ray Data job inside with its progress bars on or off and Ray's native ``RAY_NOISE`` dropped; a failed
+    job becomes one :class:`GenrelibError` saying what survives it (``what_survives``: finished batches, cached
+    items)."""
     context = ray.data.DataContext.get_current()
     saved = context.enable_progress_bars
     context.enable_progress_bars = progress
     try:
-        yield
+        with filtered_native_stderr(_JOB_NOISE):
+            yield
     except ray.exceptions.RayError as exc:
         reason = str(exc).strip().splitlines()[0][:500]
         raise GenrelibError(f"the Ray job failed ({type(exc).__name__}: {reason}); {what_survives}") from exc
