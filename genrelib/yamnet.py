@@ -43,8 +43,8 @@ import numpy as np
 
 from .audio import resample
 from .checks import positive_int, valid_audio
-from .quiet import filtered_native_stderr
 from .errors import ParameterError, WeightsError
+from .quiet import filtered_native_stderr
 from .storage import atomic_path, cache_dir, file_digest
 
 __all__ = [

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import os
+import re
 import sys
 import tempfile
 import time
@@ -104,15 +104,21 @@ LOSS_FIELDS = ("loss", "loss_mean", "loss_std")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
+def _loss_gaps(new: dict, old: dict) -> dict[str, float]:
+    """|regenerated - committed| of each loss field that both rows hold as a number."""
+    return {name: abs(new[name] - old[name]) for name in LOSS_FIELDS
+            if isinstance(new.get(name), (int, float)) and isinstance(old.get(name), (int, float))}
+
+
 def _row_problems(new: dict, old: dict | None) -> list[str]:
     """Why a regenerated JSON row is not the committed one: missing, a field not equal, or a loss too far."""
     if old is None:
         return ["not committed"]
-    problems = []
+    gaps, problems = _loss_gaps(new, old), []
     for name in sorted(set(new) | set(old)):
         a, b = new.get(name), old.get(name)
-        if name in LOSS_FIELDS and isinstance(a, (int, float)) and isinstance(b, (int, float)):
-            if abs(a - b) > LOSS_TOLERANCE:
+        if name in gaps:
+            if gaps[name] > LOSS_TOLERANCE:
                 problems.append(f"{name} {a} vs {b} (more than {LOSS_TOLERANCE} apart)")
         elif a != b:
             problems.append(f"{name} {a!r} vs {b!r}")
@@ -166,8 +172,7 @@ def differences(regenerated: Path, committed: Path) -> tuple[list[str], float]:
             if problems:
                 found.append(f"{stem}.json {dict(zip(key_names, key))}: {'; '.join(problems)}")
             elif old_row is not None:
-                largest = max([largest] + [abs(row[f] - old_row[f]) for f in LOSS_FIELDS
-                                           if isinstance(row.get(f), (int, float))])
+                largest = max([largest, *_loss_gaps(row, old_row).values()])
         committed_rows = _markdown_rows((committed / f"{stem}.md").read_text())
         for row in _markdown_rows((regenerated / f"{stem}.md").read_text()):
             if not any(_same_markdown_row(row, old_row) for old_row in committed_rows):

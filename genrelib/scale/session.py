@@ -106,14 +106,15 @@ def _without_token_notice() -> Iterator[None]:
     """Ray 2.60 turns token authentication on for every new local cluster and says so in a WARNING on each start
     (a notice, not a problem: the token stays in ``~/.ray/auth_token``); a user who set ``RAY_AUTH_MODE`` gets
     no notice from Ray anyway."""
+    def not_the_notice(record: logging.LogRecord) -> bool:
+        return "Token authentication is enabled" not in record.getMessage()
+
     logger = logging.getLogger("ray._private.authentication.authentication_token_setup")
-    notice = logging.Filter()
-    notice.filter = lambda record: "Token authentication is enabled" not in record.getMessage()
-    logger.addFilter(notice)
+    logger.addFilter(not_the_notice)
     try:
         yield
     finally:
-        logger.removeFilter(notice)
+        logger.removeFilter(not_the_notice)
 
 
 def _local_worker_environment() -> dict[str, str]:
