@@ -312,6 +312,26 @@ def test_overwrite_redoes_every_clip_and_the_new_rows_win(clips, tmp_path):
 
 # --------------------------------------------------------------------------------------------- Ray engine
 
+def test_the_local_cluster_hashes_in_this_process(with_corrupt, monkeypatch):
+    """On init_ray's own cluster the driver hashes (no Ray job and its start); the keys are the files' sha256."""
+    import hashlib
+
+    def no_job(*args, **kwargs):
+        raise AssertionError("a Ray Data job was started to hash files on this machine's own cluster")
+
+    monkeypatch.setattr(ray.data, "from_arrow", no_job)
+    items = scale.catalogue_items(with_corrupt)
+    hashed = embed_job._hash_clips(ray, pd.concat([items] * 20, ignore_index=True), 4)  # 180 rows: several threads
+    assert hashed.num_rows == 20 * len(with_corrupt)
+    by_path = dict(zip(hashed.column("path").to_pylist(), hashed.column("source_checksum").to_pylist()))
+    assert by_path == {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in with_corrupt}
+    assert hashed.column("path").to_pylist()[:len(with_corrupt)] == [str(p) for p in with_corrupt]  # in order
+    assert set(hashed.column("error").to_pylist()) == {None}  # unreadable audio is decoding's error, not hashing's
+    monkeypatch.setattr(scale.session, "_LOCAL_CLUSTER", set())  # a cluster elsewhere: hashing goes to its CPUs
+    with pytest.raises(AssertionError, match="Ray Data job was started"):
+        embed_job._hash_clips(ray, items, 4)
+
+
 def test_pipeline_decodes_in_cpu_tasks_and_embeds_in_an_actor_pool(clips, capsys):
     plan = {"backend": "mfcc", "target": embed.BACKENDS["mfcc"], "options": {}, "run_id": "r", "sample_rate": 16000,
             "min_duration": 0.96, "batch_size": 4, "num_workers": 2, "num_gpus_per_worker": None,

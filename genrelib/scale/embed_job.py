@@ -10,6 +10,7 @@ import os
 import time
 import uuid
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable
 
 import pandas as pd
@@ -20,13 +21,16 @@ from ..errors import ParameterError
 from .catalogue import catalogue_items
 from .parquet import (KEY_COLUMNS, done_keys, hashed_schema, input_schema, key_frame, latest_rows, require_pyarrow,
                       resolve_output, write_atomically)
-from .session import init_ray, ray_job
+from .session import init_ray, on_local_cluster, ray_job
 from .stages import EmbedWorker, decode_batch, hash_batch, identity_columns
 
 __all__ = ["ENGINES", "embed_catalogue"]
 
 #: Where the work runs: ``"local"`` (this process, no Ray) or ``"ray"`` (a local or remote Ray cluster).
 ENGINES = ("local", "ray")
+
+#: Clips per hashing thread's share when the driver hashes for its own local cluster.
+DRIVER_HASH_ROWS = 64
 
 
 def embed_catalogue(
@@ -157,13 +161,18 @@ def _new_run_id() -> str:
 
 
 def _hash_clips(ray, items: pd.DataFrame, batch_size: int):
-    """:func:`~genrelib.scale.stages.hash_batch` over every clip: in Ray tasks (``ray`` given) or in this
-    process. Returns a pyarrow table of :func:`~genrelib.scale.parquet.hashed_schema`."""
+    """:func:`~genrelib.scale.stages.hash_batch` over every clip: in Ray tasks on a remote cluster, else in
+    this process. Returns a pyarrow table of :func:`~genrelib.scale.parquet.hashed_schema`."""
     import pyarrow as pa
 
     table = pa.Table.from_pandas(items, schema=input_schema(), preserve_index=False)
     if ray is None:
         return hash_batch(table)
+    if on_local_cluster(ray):
+        # Same machine, same files: a Ray job here only adds its start (10 s with cold task workers, 0.4 s
+        # warm, for 100 clips hashed in 0.04 s). Threads hash side by side (hashlib releases the GIL).
+        with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+            return pa.concat_tables(pool.map(hash_batch, _blocks(table, DRIVER_HASH_ROWS))).cast(hashed_schema())
     rows = _decode_rows(ray, len(items), batch_size)
     hashed = ray.data.from_arrow(_blocks(table, rows)).map_batches(hash_batch, batch_format="pyarrow",
                                                                     batch_size=rows, num_cpus=1)

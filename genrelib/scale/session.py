@@ -76,7 +76,7 @@ def init_ray(address: str | None = None, *, num_cpus: int = 2, log_to_driver: bo
     ray = require_ray()
     num_cpus = positive_int(num_cpus, "num_cpus")
     if ray.is_initialized():
-        if ray.get_runtime_context().get_node_id() in _LOCAL_CLUSTER:
+        if on_local_cluster(ray):
             # On our own small cluster, let a previous job's actors release their CPUs first (a shared
             # cluster is never idle, and its scheduler handles this).
             _wait_until_idle(ray)
@@ -99,6 +99,11 @@ def init_ray(address: str | None = None, *, num_cpus: int = 2, log_to_driver: bo
         _LOCAL_CLUSTER.add(ray.get_runtime_context().get_node_id())
         _wait_until_idle(ray)
     return ray
+
+
+def on_local_cluster(ray) -> bool:
+    """Whether this process drives the private cluster :func:`init_ray` started here (same machine, same files)."""
+    return ray.is_initialized() and ray.get_runtime_context().get_node_id() in _LOCAL_CLUSTER
 
 
 @contextlib.contextmanager
