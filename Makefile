@@ -36,6 +36,10 @@ $(STAMP): pyproject.toml requirements/lock.txt
 	# musicnn ships the only pretrained music checkpoints installable offline; its declared
 	# requirements (numpy<1.17, TF1) are obsolete, so only its files are installed.
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps musicnn==0.1.0 2>&1 | $(PIP_QUIET_FILTER)
+	# rfc3987-syntax (from JupyterLab's jsonschema[format-nongpl]) builds 38 grammars whenever jsonschema is
+	# imported: 1.8 s in every process that imports Ray (the driver, each worker and agent). Without it a cold
+	# one-clip Ray job takes half the time (benchmarks/bench_engines.py); jsonschema leaves "iri" formats unchecked.
+	$(BIN)/python -m pip uninstall --quiet --disable-pip-version-check -y rfc3987-syntax 2>&1 | { grep -v "as it is not installed" || true; }
 	touch $(STAMP)
 
 # Full run: executes every notebook in order (writing the executed .ipynb beside its .py source; the seconds of
