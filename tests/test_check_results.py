@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -100,16 +99,6 @@ def test_markdown_loss_cells_compare_each_number():
     assert not check_results._same_markdown_row(row, {**row, "loss (ours)": "0.1819"})
     assert not check_results._same_markdown_row(row, {**row, "loss (paper)": "0.7545"})
     assert not check_results._same_markdown_row(row, {**row, "accuracy (ours)": "0.9467 ± 0.0190"})
-
-
-def test_avx2_kernels_are_set_unless_the_user_set_them(monkeypatch):
-    for name in check_results.AVX2_KERNELS:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("OPENBLAS_CORETYPE", "Zen")
-    check_results.use_avx2_kernels()
-    assert os.environ["ONEDNN_MAX_CPU_ISA"] == "AVX2"
-    assert os.environ["OPENBLAS_CORETYPE"] == "Zen"
-    assert "X86_V4" in os.environ["NPY_DISABLE_CPU_FEATURES"].split()
 
 
 def test_perturb_embeddings_multiplies_by_seeded_noise_of_the_given_scale(tmp_path):
