@@ -187,7 +187,7 @@ def main(argv=None) -> int:
     print(f"  embeddings of {compared} clips: " + ("exactly equal" if equal else f"largest |difference| {largest:.3g}"))
     report = {
         "commit": provenance.commit(), "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"platform": platform.platform(), "cpus_visible": os.cpu_count(),
+        "machine": {"platform": platform.platform(), "cpu": provenance.cpu(), "cpus_visible": os.cpu_count(),
                     "load_average_after": os.getloadavg()[0]},
         "data": {"root": str(root), "source": source, "clips": len(clips)}, "backend": backend,
         "cluster": {"head_cpus": 0, "worker_nodes": args.nodes, "cpus_per_node": args.cpus_per_node,

@@ -114,7 +114,7 @@ def main(argv=None) -> int:
         "seconds_per_clip_beyond_fixed": {e: lines[e][1] for e in ENGINES},
         "ray_overhead_beyond_fixed": lines["ray"][1] / lines["local"][1] - 1,
         "clips_for_overhead_at_most_10_percent": needed,
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+        "machine": {"platform": platform.platform(), "cpu": provenance.cpu(), "cpus": os.cpu_count(),
                     "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]}},
         "commit": provenance.commit(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

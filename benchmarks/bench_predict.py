@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from provenance import commit  # noqa: E402
+from provenance import commit, cpu  # noqa: E402
 
 #: Times each step of ``genrelib predict`` in a fresh process; prints one JSON object.
 PHASES_SCRIPT = r"""
@@ -120,7 +120,7 @@ def main(argv=None) -> int:
         "warm_median_s": statistics.median(warm_seconds), "warm_s": warm_seconds,
         "cold_phases_s": phases,
         "tensorflow_keras_import_median_s": statistics.median(floor), "tensorflow_keras_import_s": floor,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+        "machine": {"cpus": os.cpu_count(), "cpu": cpu(), "platform": platform.platform(), "python": platform.python_version(),
                     "load_average_1min": loads},
         "commit": commit(),
     }

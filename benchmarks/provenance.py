@@ -18,3 +18,15 @@ def commit() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")
+
+
+
+def cpu() -> dict:
+    """The processor: its model name and whether it has AVX2 / AVX-512 (timings and float rounding depend on both)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return {"model": "unknown"}
+    fields = {key.strip(): value.strip() for key, _, value in (line.partition(":") for line in lines)}
+    flags = fields.get("flags", "").split()
+    return {"model": fields.get("model name", "unknown"), "avx2": "avx2" in flags, "avx512f": "avx512f" in flags}
