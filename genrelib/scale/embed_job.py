@@ -169,8 +169,9 @@ def _hash_clips(ray, items: pd.DataFrame, batch_size: int):
     if ray is None:
         return hash_batch(table)
     if on_local_cluster(ray):
-        # Same machine, same files: a Ray job here only adds its start (10 s with cold task workers, 0.4 s
-        # warm, for 100 clips hashed in 0.04 s). Threads hash side by side (hashlib releases the GIL).
+        # Same machine, same files: a Ray job here adds its own start (0.4 s with warm workers, for 100 clips
+        # hashed in 0.04 s; with cold workers its 8-12 s move to the decoding tasks, which start them anyway).
+        # Threads hash side by side (hashlib releases the GIL).
         with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
             return pa.concat_tables(pool.map(hash_batch, _blocks(table, DRIVER_HASH_ROWS))).cast(hashed_schema())
     rows = _decode_rows(ray, len(items), batch_size)
