@@ -15,8 +15,9 @@ For VGGish it prints
 wall-clock ratio it prints the same ratio per CPU-second (user + system time of this process), which
 other processes competing for the cores do not distort; and the model alone on ready-made patches,
 which shows what decoding and the front end cost. For the other backends (musicnn, YAMNet) the reference is
-the backend on one clip already decoded in memory (front end + model), and the ratio end to end / that. Real VGGish weights are not needed: random weights
-have the same FLOPs (the output says which weights were used). Peak RSS closes the report.
+the backend on one clip already decoded in memory (front end + model), and the ratio end to end / that. Real
+VGGish weights are not needed: random weights have the same FLOPs (the output says which weights were used).
+Peak RSS closes the report.
 """
 
 from __future__ import annotations

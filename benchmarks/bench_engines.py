@@ -122,8 +122,8 @@ def main(argv=None) -> int:
     output = args.output or ROOT / "results" / f"bench_engines_{args.backend}.json"
     atomic_write_bytes(output, (neutral_paths(json.dumps(result, indent=2)) + "\n").encode())
     print(f"{len(files)} clips, {args.backend}: one process {median['local']['all']:.1f} s, Ray "
-          f"{median['ray']['all']:.1f} s (overhead {result['ray_overhead']:+.0%}); fixed cost {lines['local'][0]:.1f} s "
-          f"vs {lines['ray'][0]:.1f} s; beyond it {lines['local'][1]:.3f} vs {lines['ray'][1]:.3f} s per clip "
+          f"{median['ray']['all']:.1f} s (overhead {result['ray_overhead']:+.0%}); fixed cost "
+          f"{lines['local'][0]:.1f} s vs {lines['ray'][0]:.1f} s; beyond it {lines['local'][1]:.3f} vs {lines['ray'][1]:.3f} s per clip "
           f"({result['ray_overhead_beyond_fixed']:+.0%}); Ray within 10 % from "
           + (f"{needed} clips" if needed else "no number of clips (its rate is over 10 % slower)"))
     print(f"written: {output}")

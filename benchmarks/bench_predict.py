@@ -120,7 +120,8 @@ def main(argv=None) -> int:
         "warm_median_s": statistics.median(warm_seconds), "warm_s": warm_seconds,
         "cold_phases_s": phases,
         "tensorflow_keras_import_median_s": statistics.median(floor), "tensorflow_keras_import_s": floor,
-        "machine": {"cpus": os.cpu_count(), "cpu": cpu(), "platform": platform.platform(), "python": platform.python_version(),
+        "machine": {"cpus": os.cpu_count(), "cpu": cpu(), "platform": platform.platform(),
+                    "python": platform.python_version(),
                     "load_average_1min": loads},
         "commit": commit(),
     }

@@ -20,7 +20,6 @@ def commit() -> str:
     return head + ("+dirty" if dirty else "")
 
 
-
 def cpu() -> dict:
     """The processor: its model name and whether it has AVX2 / AVX-512 (timings and float rounding depend on both)."""
     try:
