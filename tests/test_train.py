@@ -91,6 +91,23 @@ def test_best_checkpoint_is_the_epoch_of_lowest_validation_loss(tmp_path):
     assert not list(tmp_path.glob(".*tmp*"))  # atomic writes leave no temporary files
 
 
+def test_last_checkpoint_returns_the_last_epoch_and_still_saves_the_best(tmp_path):
+    x, y = separable(4, seed=3)
+    x_valid, y_valid = separable(2, seed=4)
+    y_valid = (y_valid + 1) % 10  # wrong labels: validation loss grows as the network learns, the best epoch is early
+    config = TINY.replace(**{"train.epochs": 8, "train.learning_rate": 0.003})
+    best_model, history = train.fit_classifier(x, y, x_valid=x_valid, y_valid=y_valid, config=config, seed=0,
+                                               run_dir=tmp_path / "best")
+    assert history.attrs["best_epoch"] < 8  # otherwise best and last are one epoch and nothing is tested
+    last_model, last_history = train.fit_classifier(x, y, x_valid=x_valid, y_valid=y_valid, seed=0,
+                                                    config=config.replace(**{"train.checkpoint": "last"}),
+                                                    run_dir=tmp_path / "last")
+    assert last_history.attrs["best_epoch"] == 8
+    assert weights_equal(last_model, keras.models.load_model(tmp_path / "last" / "last.keras"))
+    assert weights_equal(best_model, keras.models.load_model(tmp_path / "last" / "best.keras"))
+    assert not weights_equal(best_model, last_model)
+
+
 @pytest.mark.parametrize("change, context", [
     ({}, nullcontext()),
     ({"x_train": np.zeros((4, 3))}, pytest.raises(ParameterError, match="x_train")),
