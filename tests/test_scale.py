@@ -7,6 +7,7 @@ other processes) and can kill its own process once, to prove that Ray restarts t
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -664,3 +665,22 @@ def test_a_ray_job_prints_only_its_answer(clips, tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["2", "0"]
     assert "Token authentication is enabled" not in done.stderr and "core_worker.cc" not in done.stderr, done.stderr
+
+
+def test_describe_engine_benchmark_reads_the_committed_result(tmp_path):
+    result = {"backend": "mfcc", "clips": 50, "repeats": 3, "when": "2026-12-04T01:51:50Z",
+              "median_seconds": {"local": {"all": 20.0, "one": 4.0}, "ray": {"all": 30.0, "one": 12.0}},
+              "ray_overhead": 0.5, "fixed_seconds": {"local": 3.5, "ray": 11.25},
+              "ray_overhead_beyond_fixed": 0.0625, "clips_for_overhead_at_most_10_percent": None,
+              "machine": {"cpus": 2, "cpu": {"model": "Test CPU", "avx2": True, "avx512f": False}}}
+    path = tmp_path / "bench_engines_mfcc.json"
+    path.write_text(json.dumps(result))
+    text = scale.describe_engine_benchmark(path)
+    for part in ("2026-12-04", "Test CPU AVX2", "2 CPUs", "backend mfcc", "medians of 3", "50 clips took 20.0 s",
+                 "30.0 s on Ray (+50 %)", "4.0 s against 12.0 s", "Fixed cost 3.5 s against 11.2 s",
+                 "+6 % per clip", "from no number of clips on"):
+        assert part in text, part
+    result["clips_for_overhead_at_most_10_percent"] = 624
+    path.write_text(json.dumps(result))
+    assert scale.describe_engine_benchmark(path).endswith("from 624 clips on.")
+    assert "benchmarks/bench_engines.py" in scale.describe_engine_benchmark(tmp_path / "missing.json")

@@ -37,7 +37,8 @@ from .catalogue import catalogue_items
 from .embed_job import ENGINES, embed_catalogue
 from .parquet import load_catalogue
 from .session import init_ray, require_ray
-from .throughput import FMA_LARGE, measure_throughput, pipeline_stages, project_catalogue, stage_costs
+from .throughput import (FMA_LARGE, describe_engine_benchmark, measure_throughput, pipeline_stages, project_catalogue,
+                         stage_costs)
 
 __all__ = [
     "ENGINES",
@@ -53,6 +54,7 @@ __all__ = [
     "pipeline_stages",
     "measure_throughput",
     "project_catalogue",
+    "describe_engine_benchmark",
 ]
 
 

@@ -168,6 +168,41 @@ def _throughput_table(runs: dict) -> pd.DataFrame:
     return table
 
 
+def describe_engine_benchmark(path: str | os.PathLike) -> str:
+    """One paragraph on a committed ``benchmarks/bench_engines.py`` result: one process against Ray, end to end.
+
+    Parameters
+    ----------
+    path : path
+        ``results/bench_engines_<backend>.json``.
+
+    Returns
+    -------
+    str
+        Median seconds of each engine on all clips and on one clip, Ray's extra time, its fixed cost and its
+        extra cost per clip beyond it, from how many clips on Ray is within 10 %, and the machine; or, when the
+        file is missing, which command writes it.
+    """
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        return f"no engine benchmark at {path}: `python benchmarks/bench_engines.py` writes it"
+    result = json.loads(path.read_text())
+    median, fixed = result["median_seconds"], result["fixed_seconds"]
+    within = result["clips_for_overhead_at_most_10_percent"]
+    machine = result["machine"]
+    cpu = machine.get("cpu") or {}
+    isa = "AVX-512" if cpu.get("avx512f") else "AVX2" if cpu.get("avx2") else "no AVX2"
+    return (f"{path.name} ({result['when'][:10]}, {cpu.get('model', 'unknown CPU')} {isa}, {machine['cpus']} CPUs; "
+            f"backend {result['backend']}, medians of {result['repeats']} turns): {result['clips']} clips took "
+            f"{median['local']['all']:.1f} s in one process and {median['ray']['all']:.1f} s on Ray "
+            f"({result['ray_overhead'] * 100:+.0f} %); a one-clip job {median['local']['one']:.1f} s against "
+            f"{median['ray']['one']:.1f} s. Fixed cost {fixed['local']:.1f} s against {fixed['ray']:.1f} s; beyond "
+            f"it Ray costs {result['ray_overhead_beyond_fixed'] * 100:+.0f} % per clip, so it stays within 10 % of one "
+            f"process from " + (f"{within} clips on." if within is not None else "no number of clips on."))
+
+
 def project_catalogue(*, cpu_seconds_per_patch: float, decode_cpu_seconds_per_clip: float,
                       patches_per_clip: float, n_clips: int = FMA_LARGE["n_clips"],
                       nodes: Iterable[int] = (1, 4, 16, 64), cpus_per_node: int = 16,
