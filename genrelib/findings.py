@@ -339,7 +339,7 @@ def describe_run_time(runs: list[str | os.PathLike], *, seconds: float, started:
     -------
     str
         E.g. "This cell took 11.9 min on 2 CPU cores: 18 runs, 18 trained now, 0 reused (the networks' fitting
-        alone: 9.3 min)."
+        alone, added over runs that may have trained side by side: 9.3 min)."
     """
     metas = [json.loads((Path(run) / "meta.json").read_text()) for run in runs]
     trained = [meta for meta in metas if meta.get("started", "") >= started]
@@ -348,7 +348,8 @@ def describe_run_time(runs: list[str | os.PathLike], *, seconds: float, started:
     return (f"This cell took {_minutes(seconds)} on {cores} CPU core{'s' * (cores != 1)}: {len(metas)} "
             f"run{'s' * (len(metas) != 1)}, "
             f"{len(trained)} trained now, {len(metas) - len(trained)} reused from an earlier run"
-            + (f" (the networks' fitting alone: {_minutes(fitting)})." if trained else "."))
+            + (f" (the networks' fitting alone, added over runs that may have trained side by side: "
+               f"{_minutes(fitting)})." if trained else "."))
 
 
 def _minutes(seconds: float | None) -> str:

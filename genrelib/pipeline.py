@@ -151,7 +151,7 @@ def evaluate_runs(run_dirs: list[Path], tracks: pd.DataFrame, *, baseline: bool 
 def run_pipeline(config: Config = Config(), *, root: str | os.PathLike | None = None,
                  protocols: Iterable[str] | None = None, runs_dir: str | os.PathLike | None = None,
                  allow_download: bool = True, allow_synthetic: bool = False, progress: bool = True,
-                 figures: bool = True) -> dict:
+                 figures: bool = True, jobs: int | str = "auto") -> dict:
     """Run every stage for each protocol; write results tables and Figs 1-6.
 
     Notebook: 05_evaluation. CLI: ``genrelib run``.
@@ -169,6 +169,8 @@ def run_pipeline(config: Config = Config(), *, root: str | os.PathLike | None = 
     figures : bool
         False leaves ``figures/`` as it is (e.g. rows of a second backend, whose runs the committed figures do
         not show).
+    jobs : int >= 1 or "auto"
+        Runs trained side by side in worker processes (:func:`genrelib.train.run_protocol`); the same numbers.
 
     Returns
     -------
@@ -196,7 +198,7 @@ def run_pipeline(config: Config = Config(), *, root: str | os.PathLike | None = 
         variant = config.replace(protocol=protocol)
         runs = run_protocol(tracks, config=variant, backend=model, runs_dir=runs_dir, data=facts,
                             augmented_for=augmenter if variant.augment_training else None, progress=progress,
-                            labels=facts["labels"])
+                            labels=facts["labels"], jobs=jobs)
         outcome[protocol] = {"runs": runs, "summaries": evaluate_runs(runs, tracks)}
     # Figs 4-6 show the configured protocol; drawing them from another would overwrite them with the wrong runs.
     drawn = figures and config.protocol in protocols

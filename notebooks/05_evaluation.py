@@ -87,7 +87,7 @@ augmenter = pipeline.make_augmenter(tracks, config=CONFIG, backend=backend)
 groups = {}
 for protocol in PROTOCOLS:
     runs = train.run_protocol(tracks, config=CONFIG.replace(protocol=protocol), backend=backend,
-                              augmented_for=augmenter, data=DATA)
+                              augmented_for=augmenter, data=DATA, jobs="auto")
     groups[protocol] = (runs, pipeline.evaluate_runs(runs, tracks))
 print(findings.describe_run_time([run for runs, _ in groups.values() for run in runs],
                                  seconds=time.perf_counter() - clock, started=started))

@@ -112,6 +112,7 @@ def test_run_time_sentence_counts_runs_trained_now_and_reused(tmp_path):
         runs.append(tmp_path / name)
     text = findings.describe_run_time(runs, seconds=725.0, started="2031-05-01T09:59:59")
     assert text.startswith("This cell took 12.1 min on ")
-    assert "3 runs, 2 trained now, 1 reused from an earlier run (the networks' fitting alone: 3.0 min)." in text
+    assert ("3 runs, 2 trained now, 1 reused from an earlier run (the networks' fitting alone, added over runs that "
+            "may have trained side by side: 3.0 min).") in text
     assert findings.describe_run_time(runs[:1], seconds=3.0, started="2031-01-01T00:00:00").endswith(
         "1 run, 0 trained now, 1 reused from an earlier run.")

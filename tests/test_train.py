@@ -1,5 +1,6 @@
 """genrelib.train: Table 1, learning, determinism, checkpoints, protocols, run directories, the leakage guard."""
 
+import os
 from contextlib import nullcontext
 
 import keras
@@ -10,7 +11,7 @@ import pytest
 from genrelib import train
 from genrelib.config import GENRES, Config
 from genrelib.data import Split
-from genrelib.errors import DataError, LeakageError, ParameterError
+from genrelib.errors import DataError, LeakageError, ParameterError, TrainingError
 
 from tests.classifier_helpers import FAKE_BACKEND, TINY, fake_augmented, fake_tracks, separable
 from tests.classifier_helpers import isolated_outputs  # noqa: F401 (autouse)
@@ -212,6 +213,47 @@ def test_run_protocol_trains_every_fold_and_seed(protocol_runs, tracks):
         assert sorted(predictions["track_id"]) == sorted(split.valid + split.test)
         np.testing.assert_allclose(predictions[[f"p_{g}" for g in GENRES]].sum(axis=1), 1, rtol=1e-5)
         assert run["meta"]["clips"]["train"] == 2 * len(split.train)  # original + one augmented copy each
+
+
+def test_worker_processes_train_the_same_runs(protocol_runs, tracks, tmp_path, monkeypatch):
+    """jobs=2 trains each run in a worker process: the same folders, histories and predictions as one by one."""
+    runs, calls, config = protocol_runs
+    pools, in_workers = [], train._train_in_workers
+    monkeypatch.setattr(train, "_train_in_workers", lambda jobs, *, n_workers, on_done: (
+        pools.append(n_workers), in_workers(jobs, n_workers=n_workers, on_done=on_done)))
+    augmented = {split.fold + 10 * split.seed: fake_augmented(tmp_path / f"aug{i}", tracks, split.train, copies=1)
+                 for i, split in enumerate(calls)}
+    parallel = train.run_protocol(tracks, config=config, backend=FAKE_BACKEND, runs_dir=tmp_path / "runs", jobs=2,
+                                  augmented_for=lambda split: augmented[split.fold + 10 * split.seed],
+                                  data={"name": "fake", "n_tracks": len(tracks)}, progress=False)
+    assert pools == [2]
+    assert [r.name for r in parallel] == [r.name for r in runs]  # (group keys differ: another augmented_for)
+    for one, other in zip(runs, parallel):
+        alone, in_worker = train.load_run(one), train.load_run(other)
+        assert in_worker["meta"]["status"] == "complete"
+        pd.testing.assert_frame_equal(in_worker["history"], alone["history"])
+        pd.testing.assert_frame_equal(in_worker["predictions"], alone["predictions"])
+
+
+def test_a_failing_worker_raises_its_own_error(tracks, tmp_path):
+    diverging = TINY.replace(protocol="kfold", **{"train.n_seeds": 2, "train.epochs": 2, "train.learning_rate": 1e30})
+    with pytest.raises(TrainingError, match="training diverged"):
+        train.run_protocol(tracks, config=diverging, backend=FAKE_BACKEND, runs_dir=tmp_path, jobs=2, progress=False)
+
+
+@pytest.mark.parametrize("jobs, n_runs, cpus, expected", [
+    (1, 10, 2, 1), (2, 10, 2, 2), (4, 3, 2, 3), (2, 1, 2, 1), ("auto", 10, 2, 2), ("auto", 3, 2, 1),
+    ("auto", 10, 1, 1)])
+def test_how_many_workers(jobs, n_runs, cpus, expected, monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+    assert train._n_workers(jobs, n_runs) == expected
+
+
+@pytest.mark.parametrize("jobs", [0, -1, 1.5, True, "two"])
+def test_a_bad_number_of_jobs_is_refused_before_any_work(jobs, tracks, tmp_path):
+    with pytest.raises(ParameterError, match="jobs="):
+        train.run_protocol(tracks, config=TINY, backend=FAKE_BACKEND, runs_dir=tmp_path, jobs=jobs, progress=False)
+    assert not any(tmp_path.iterdir())
 
 
 def test_run_directory_records_provenance(protocol_runs, tracks):

@@ -67,7 +67,7 @@ def regenerate(protocols: list[str], *, seeds: int, workdir: Path, augmentation:
         for augment in augmentation:
             variant = config.replace(protocol=protocol, augment_training=augment)
             runs = train.run_protocol(tracks, config=variant, backend=model, runs_dir=workdir / "runs", data=facts,
-                                      augmented_for=augmenter if augment else None, progress=False)
+                                      augmented_for=augmenter if augment else None, progress=False, jobs="auto")
             pipeline.evaluate_runs(runs, tracks, results_dir=results)
     return results
 

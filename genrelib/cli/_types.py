@@ -23,6 +23,11 @@ def non_negative_int(text: str) -> int:
     return _integer_at_least(text, 0, "non-negative")
 
 
+def jobs_count(text: str) -> int | str:
+    """``auto`` or a positive integer (how many worker processes)."""
+    return "auto" if text == "auto" else _integer_at_least(text, 1, "positive")
+
+
 def positive_float(text: str) -> float:
     try:
         value = float(text)

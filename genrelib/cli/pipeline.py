@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(written)} figure file(s) written to {written[-1].parent}")
         return 0
     outcome = pipeline.run_pipeline(config, root=args.data, protocols=args.protocols, runs_dir=args.runs_dir,
-                                    progress=not args.quiet, figures=not args.no_figures)
+                                    progress=not args.quiet, figures=not args.no_figures, jobs=args.jobs)
     for protocol, result in outcome.items():
         if protocol in ("figures", "data"):
             continue

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ..config import PROTOCOLS  # noqa: F401 - cli.pipeline reads it here
-from ._types import add_data_argument, add_output_arguments, non_negative_int, positive_float, positive_int
+from ._types import (add_data_argument, add_output_arguments, jobs_count, non_negative_int, positive_float,
+                     positive_int)
 
 VERB = "train"
 ORDER = 40
@@ -33,6 +34,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--folds", type=positive_int, default=None, help="k of the kfold protocol")
     group.add_argument("--augment", dest="augment_training", action=argparse.BooleanOptionalAction, default=None,
                        help="train on augmented copies of the training tracks too")
+    group.add_argument("--jobs", type=jobs_count, default="auto", metavar="N",
+                       help="runs trained side by side in worker processes, or 'auto' (default: two workers when "
+                            "there are two CPUs and at least four runs to train); the same numbers either way")
 
 
 def config_from_args(args: argparse.Namespace):
@@ -77,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     augmenter = pipeline.make_augmenter(tracks, config=config, backend=model, progress=progress) \
         if config.augment_training else None
     runs = train.run_protocol(tracks, config=config, backend=model, augmented_for=augmenter,
-                              runs_dir=args.output_dir, data=facts, overwrite=args.overwrite, progress=progress)
+                              runs_dir=args.output_dir, data=facts, overwrite=args.overwrite, progress=progress,
+                              jobs=args.jobs)
     summary = evaluate.summarize_runs(runs)
     print(f"{len(runs)} run(s) in {runs[0].parent}")
     print(f"test accuracy {summary['accuracy']['mean']:.4f} ± {summary['accuracy']['std']:.4f}, "
