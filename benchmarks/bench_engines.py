@@ -16,9 +16,7 @@ Not a test: timings depend on the machine; run it on an otherwise idle one.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -33,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import provenance  # noqa: E402
 from benchmarks.bench_scale import pick_clips  # noqa: E402
 from genrelib import data  # noqa: E402
-from genrelib.storage import atomic_write_bytes, cache_dir, neutral_paths  # noqa: E402
+from genrelib.storage import cache_dir, neutral_paths  # noqa: E402
 
 ENGINES = ("local", "ray")
 OVERHEAD_TARGET = 0.10
@@ -114,13 +112,10 @@ def main(argv=None) -> int:
         "seconds_per_clip_beyond_fixed": {e: lines[e][1] for e in ENGINES},
         "ray_overhead_beyond_fixed": lines["ray"][1] / lines["local"][1] - 1,
         "clips_for_overhead_at_most_10_percent": needed,
-        "machine": {"platform": platform.platform(), "cpu": provenance.cpu(), "cpus": os.cpu_count(),
-                    "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]}},
-        "commit": provenance.commit(),
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **provenance.stamp(load_before=load_before),
     }
     output = args.output or ROOT / "results" / f"bench_engines_{args.backend}.json"
-    atomic_write_bytes(output, (neutral_paths(json.dumps(result, indent=2)) + "\n").encode())
+    provenance.write_json(output, result)
     print(f"{len(files)} clips, {args.backend}: one process {median['local']['all']:.1f} s, Ray "
           f"{median['ray']['all']:.1f} s (overhead {result['ray_overhead']:+.0%}); fixed cost "
           f"{lines['local'][0]:.1f} s vs {lines['ray'][0]:.1f} s; beyond it {lines['local'][1]:.3f} vs {lines['ray'][1]:.3f} s per clip "

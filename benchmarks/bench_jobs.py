@@ -15,9 +15,7 @@ Not a test: timings depend on the machine; run it on an otherwise idle one.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -29,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import provenance  # noqa: E402
-from genrelib.storage import atomic_write_bytes, neutral_paths  # noqa: E402
+from genrelib.storage import neutral_paths  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -82,13 +80,10 @@ def main(argv=None) -> int:
         "repeats": args.repeats, "seconds": seconds, "median_seconds": median,
         "speedup": {jobs: median[first] / median[jobs] for jobs in args.jobs},
         "predictions_equal": all(outputs[jobs] == outputs[first] for jobs in args.jobs),
-        "machine": {"platform": platform.platform(), "cpu": provenance.cpu(), "cpus": os.cpu_count(),
-                    "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]}},
-        "commit": provenance.commit(),
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **provenance.stamp(load_before=load_before),
     }
     output = args.output or ROOT / "results" / f"bench_jobs_{args.backend}.json"
-    atomic_write_bytes(output, (neutral_paths(json.dumps(result, indent=2)) + "\n").encode())
+    provenance.write_json(output, result)
     print(f"{len(runs)} runs of {args.protocol}, {args.backend}: "
           + ", ".join(f"{jobs} worker(s) {median[jobs]:.1f} s ({result['speedup'][jobs]:.2f}x)" for jobs in args.jobs)
           + f"; predictions equal: {result['predictions_equal']}")
