@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import platform
 import secrets
@@ -41,7 +40,7 @@ import numpy as np  # noqa: E402
 from benchmarks import provenance  # noqa: E402
 from benchmarks.bench_scale import pick_clips  # noqa: E402
 from genrelib import data, embed, scale  # noqa: E402
-from genrelib.storage import atomic_write_bytes, neutral_paths, output_dir  # noqa: E402
+from genrelib.storage import output_dir  # noqa: E402
 
 RAY = str(Path(sys.executable).with_name("ray"))
 
@@ -199,7 +198,7 @@ def main(argv=None) -> int:
         "embeddings": {"clips": compared, "exactly_equal": equal, "largest_abs_difference": largest},
     }
     path = output_dir("results") / f"bench_cluster_{backend}.json"
-    atomic_write_bytes(path, neutral_paths(json.dumps(report, indent=2) + "\n").encode())
+    provenance.write_json(path, report)
     print(f"written: {path}")
     return 0
 

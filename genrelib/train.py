@@ -596,9 +596,10 @@ def run_protocol(tracks: pd.DataFrame, *, config: Config = Config(), backend: An
         Runs trained side by side, each in a worker process of its own (``1``: here, one after the other).
         ``"auto"``: two workers when the machine has at least two CPUs and at least :data:`MIN_RUNS_FOR_WORKERS`
         runs are left to train, else one. A run of the paper's CNN on the mini set spends most of its seconds in
-        Keras' per-epoch bookkeeping on one core, so two workers train nearly twice as many runs per minute on
-        2 cores; each worker pays one TensorFlow import (about 5 s). Every run gives the numbers it gives alone
-        (seeds are per run; ``tests/test_train.py`` compares the predictions).
+        Keras' per-epoch bookkeeping, not in arithmetic, so two workers on 2 cores trained 15 k-fold runs 1.38x
+        (1.48x with augmentation) as fast as one (``benchmarks/bench_jobs.py``), each worker's TensorFlow import
+        (about 5 s) included. Every run gives the numbers it gives alone (seeds are per run;
+        ``tests/test_train.py`` compares the predictions).
 
     Returns
     -------
@@ -682,17 +683,19 @@ def _train_in_workers(jobs, *, n_workers: int, on_done: Callable[[], None]) -> N
     context = multiprocessing.get_context("forkserver")
     with ProcessPoolExecutor(max_workers=n_workers, mp_context=context, initializer=die_with_parent) as pool:
         running: set = set()
+
+        def collect(finished) -> None:
+            for future in finished:
+                future.result()  # a worker's exception is raised here
+                on_done()
+
         try:
             for kwargs in jobs:
                 if len(running) >= 2 * n_workers:
                     done, running = wait(running, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        future.result()
-                        on_done()
+                    collect(done)
                 running.add(pool.submit(_train_one, kwargs))
-            for future in as_completed(running):
-                future.result()
-                on_done()
+            collect(as_completed(running))
         except BrokenProcessPool as error:
             raise TrainingError(f"a training worker process died ({error}): out of memory, or a script that "
                                 f"calls this without `if __name__ == \"__main__\":`? Finished runs are kept; "
